@@ -1,0 +1,70 @@
+"""Passwords (argon2) and access tokens (JWT, HS256 only)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ALGORITHM = "HS256"
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# Verifying against a real hash keeps a login for an unknown email as slow as a wrong password.
+DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+
+
+class InvalidToken(Exception):
+    """The bearer token is malformed, forged or expired."""
+
+
+class TokenIssuer:
+    """Signs and checks access tokens; the algorithm list is fixed so ``alg: none`` never passes."""
+
+    def __init__(self, secret: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self.ttl_seconds = ttl_seconds
+
+    def issue(self, user_id: str, now: float | None = None) -> str:
+        issued = int(time.time() if now is None else now)
+        claims = {"sub": user_id, "iat": issued, "exp": issued + self.ttl_seconds, "typ": "access"}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def subject(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["sub", "exp", "iat"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        if claims.get("typ") != "access" or not isinstance(claims["sub"], str):
+            raise InvalidToken("not an access token")
+        return claims["sub"]
+
+
+def new_publish_token() -> tuple[str, str]:
+    """A stream's publish token and the hash we keep of it."""
+    token = secrets.token_urlsafe(32)
+    return token, hash_publish_token(token)
+
+
+def hash_publish_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

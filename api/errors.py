@@ -1,0 +1,104 @@
+"""The error contract: every failure is JSON ``{"error", "message", "details"}`` with its status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Codes for aiohttp's own HTTP exceptions, so routing and size errors read like ours.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """A refusal with a stable machine-readable code; raising it rolls the request back."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+        self.headers = dict(headers or {})
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def error_response(error: ApiError) -> web.Response:
+    body = {"error": error.code, "message": error.message, "details": error.details}
+    return web.json_response(body, status=error.status, headers=error.headers)
+
+
+def validation_error(exc: ValidationError) -> ApiError:
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+    first = problems[0]
+    where = f"{first['field']}: " if first["field"] else ""
+    return ApiError(422, "invalid", f"{where}{first['message']}", {"errors": problems})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc)
+    except ValidationError as exc:
+        return error_response(validation_error(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "error")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return error_response(ApiError(exc.status, code, exc.reason, headers=headers))
+    except (OperationalError, InterfaceError):
+        log.warning("database unavailable on %s %s", request.method, request.path, exc_info=True)
+        return error_response(
+            ApiError(
+                503,
+                "database_unavailable",
+                "The database is unreachable; retry shortly",
+                headers={"Retry-After": "2"},
+            )
+        )
+    except json.JSONDecodeError as exc:
+        return error_response(ApiError(400, "invalid_json", f"Body is not valid JSON: {exc.msg}"))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, "internal", "Internal server error"))

@@ -1,0 +1,72 @@
+"""A stream's lifecycle: the one place its status changes.
+
+created -> live -> (reconnecting -> live)* -> ended, or interrupted when its node died mid-show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.errors import ApiError, not_found
+from api.models import Stream, StreamStatus, utcnow
+
+S = StreamStatus
+
+TRANSITIONS: dict[StreamStatus, frozenset[StreamStatus]] = {
+    S.CREATED: frozenset({S.LIVE}),
+    S.LIVE: frozenset({S.RECONNECTING, S.ENDED, S.INTERRUPTED}),
+    S.RECONNECTING: frozenset({S.LIVE, S.ENDED, S.INTERRUPTED}),
+    S.ENDED: frozenset(),
+    S.INTERRUPTED: frozenset(),
+}
+FINISHED = frozenset({S.ENDED, S.INTERRUPTED})
+
+
+class InvalidTransition(ApiError):
+    def __init__(self, stream: Stream, target: StreamStatus) -> None:
+        super().__init__(
+            409,
+            "invalid_status",
+            f"A {stream.status} stream cannot become {target}",
+            {"status": stream.status, "requested": target.value},
+        )
+
+
+def transition(stream: Stream, target: StreamStatus, now: datetime | None = None) -> None:
+    """Move ``stream`` to ``target`` or raise 409 with its current status."""
+    if target not in TRANSITIONS[StreamStatus(stream.status)]:
+        raise InvalidTransition(stream, target)
+    now = now or utcnow()
+    stream.status = target
+    if target is S.LIVE and stream.started_at is None:
+        stream.started_at = now
+    if target in FINISHED:
+        stream.ended_at = now
+
+
+def ensure_not_finished(stream: Stream) -> None:
+    if stream.status in FINISHED:
+        raise ApiError(
+            409, "stream_finished", f"The stream is {stream.status}", {"status": stream.status}
+        )
+
+
+class StreamLifecycle:
+    """Status changes driven by the media plane (media arrived, publisher gone)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def media_started(self, stream_id: str) -> Stream:
+        async with self._sessions.begin() as session:
+            stream = await session.scalar(
+                select(Stream).where(Stream.id == stream_id).with_for_update()
+            )
+            if stream is None:
+                raise not_found("Stream")
+            if stream.status != S.LIVE:
+                transition(stream, S.LIVE)
+            return stream

@@ -1,0 +1,199 @@
+"""Database tables: accounts, the product catalogue and streams with their products."""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+ID_LENGTH = 22
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    """An unguessable id for URLs (128 bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that comes back timezone-aware (UTC) on every engine, SQLite included."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 (SQLAlchemy's hook)
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"
+    SELLER = "seller"
+    MODERATOR = "moderator"
+    ADMIN = "admin"
+
+
+class Audience(enum.StrEnum):
+    EVERYONE = "everyone"
+    FOLLOWERS = "followers"
+    NEIGHBORHOOD = "neighborhood"
+
+
+class StreamStatus(enum.StrEnum):
+    """created -> live -> (reconnecting -> live)* -> ended; interrupted after a crash."""
+
+    CREATED = "created"
+    LIVE = "live"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    INTERRUPTED = "interrupted"
+
+
+def _check_in(column: str, values: type[enum.StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_check_in("role", Role), name="role"),)
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
+    neighborhood: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Follow(Base):
+    __tablename__ = "follows"
+    __table_args__ = (CheckConstraint("follower_id <> seller_id", name="not_self"),)
+
+    follower_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seller_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("price_cents > 0", name="price_positive"),
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(Integer)
+    image_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Stream(Base):
+    __tablename__ = "streams"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", StreamStatus), name="status"),
+        CheckConstraint(_check_in("audience", Audience), name="audience"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=StreamStatus.CREATED, index=True)
+    audience: Mapped[str] = mapped_column(String(16), default=Audience.EVERYONE)
+    estimated_duration: Mapped[int | None] = mapped_column(Integer)
+    notify_followers: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify_neighborhood: Mapped[bool] = mapped_column(Boolean, default=False)
+    enable_chat: Mapped[bool] = mapped_column(Boolean, default=True)
+    enable_comments: Mapped[bool] = mapped_column(Boolean, default=True)
+    record_stream: Mapped[bool] = mapped_column(Boolean, default=True)
+    vod_url: Mapped[str | None] = mapped_column(String(1024))
+    thumbnail_url: Mapped[str | None] = mapped_column(String(1024))
+    scheduled_at: Mapped[datetime | None] = mapped_column()
+    started_at: Mapped[datetime | None] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column()
+    publish_token_hash: Mapped[str | None] = mapped_column(String(64))
+    peak_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    unique_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    total_likes: Mapped[int] = mapped_column(Integer, default=0)
+    chat_messages_count: Mapped[int] = mapped_column(Integer, default=0)
+    average_watch_time: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    owner: Mapped[User] = relationship(lazy="raise")
+    products: Mapped[list[StreamProduct]] = relationship(
+        lazy="raise",
+        order_by="StreamProduct.sort_order",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class StreamProduct(Base):
+    __tablename__ = "stream_products"
+    __table_args__ = (
+        UniqueConstraint("stream_id", "product_id"),
+        CheckConstraint("x IS NULL OR (x >= 0 AND x <= 1)", name="x_in_frame"),
+        CheckConstraint("y IS NULL OR (y >= 0 AND y <= 1)", name="y_in_frame"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    timestamp: Mapped[float | None] = mapped_column(Float)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    inquiries: Mapped[int] = mapped_column(Integer, default=0)
+    purchases: Mapped[int] = mapped_column(Integer, default=0)
+
+    product: Mapped[Product] = relationship(lazy="raise")

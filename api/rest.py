@@ -1,0 +1,13 @@
+"""The REST API as one collection of endpoints."""
+
+from __future__ import annotations
+
+from api import accounts, catalog, health, streams
+from api.routing import Api
+
+
+def rest_api() -> Api:
+    root = Api()
+    for module in (health, accounts, catalog, streams):
+        root.include(module.api)
+    return root

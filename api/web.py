@@ -1,0 +1,76 @@
+"""HTTP surface shared by every page and endpoint: security headers, CORS, pages, the spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp_cors
+from aiohttp import web
+
+from api.errors import Handler
+from api.openapi import build_spec
+from api.routing import Api
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# Pages load only our own scripts and styles; no inline script, nothing from third parties.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: https:; media-src 'self' blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    return response
+
+
+async def _hide_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall("Server", None)
+
+
+def _page(name: str) -> Handler:
+    path = STATIC_DIR / name
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        headers = {
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": PAGE_CSP,
+            "X-Frame-Options": "DENY",
+        }
+        return web.FileResponse(path, headers=headers)
+
+    return serve
+
+
+def mount(app: web.Application, api: Api, *, version: str, cors_origins: list[str]) -> None:
+    """Add the REST API, the OpenAPI document, the pages and CORS to ``app``."""
+    app.on_response_prepare.append(_hide_server)
+    app.add_routes(api.routes())
+    spec = json.dumps(build_spec(api, version=version)).encode()
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=spec, content_type="application/json")
+
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_get("/api/docs", _page("api-docs.html"))
+    app.router.add_get("/", _page("index.html"))
+    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=False,
+        allow_headers=("Authorization", "Content-Type", "If-Match", "Idempotency-Key"),
+        expose_headers=("Location", "ETag", "Link", "Retry-After"),
+        allow_methods="*",
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in cors_origins})
+    for route in list(app.router.routes()):
+        if route.resource is not None and route.resource.canonical.startswith(
+            ("/api/v1", "/api/openapi")
+        ):
+            cors.add(route)

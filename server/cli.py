@@ -1,0 +1,131 @@
+"""``shopcast`` / ``python -m server``: serve, migrate, create-admin, openapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from importlib.metadata import version
+
+from aiohttp import web
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from api.auth import hash_password
+from api.models import Role, User
+from api.openapi import build_spec
+from api.rest import rest_api
+from server import migrate
+from server.app import build_app
+from server.database import create_engine, session_factory
+from server.settings import Settings
+
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables, also read from .env):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default in ("", [], None) or "secret" in name else f" [default: {default}]"
+        lines.append(f"  SHOPCAST_{name.upper():<24} {field.description}{shown}")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopcast", description="Shopcast live-commerce server")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the API, pages and media (default)",
+        epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="bind address (SHOPCAST_HOST)")
+    serve.add_argument("--port", type=int, help="HTTP port (SHOPCAST_PORT)")
+    up = commands.add_parser("migrate", help="apply database migrations")
+    up.add_argument("--to", default="head", help="target revision (default: head)")
+    up.add_argument("--downgrade", action="store_true", help="move down to --to (e.g. base)")
+    admin = commands.add_parser("create-admin", help="create an admin, or promote an account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--display-name", default="Admin")
+    admin.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    spec = commands.add_parser("openapi", help="print the OpenAPI document")
+    spec.add_argument("--output", help="write to this file instead of standard output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"shopcast: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    command = args.command or "serve"
+    if command == "serve":
+        return _serve(
+            settings, args.host if args.command else None, args.port if args.command else None
+        )
+    if command == "migrate":
+        url = settings.resolved_database_url
+        (migrate.downgrade if args.downgrade else migrate.upgrade)(url, args.to)
+        return 0
+    if command == "create-admin":
+        return asyncio.run(_create_admin(settings, args))
+    text = json.dumps(build_spec(rest_api(), version=version("shopcast")), indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w") as out:
+            out.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    settings.host = host or settings.host
+    settings.port = settings.port if port is None else port
+    current, head = migrate.pending(settings.resolved_database_url)
+    if current != head:
+        print(
+            f"shopcast: the database is at revision {current or 'empty'}, this code needs {head}:"
+            " run `shopcast migrate` first",
+            file=sys.stderr,
+        )
+        return 1
+    log = logging.getLogger("shopcast")
+    log.info("Shopcast %s on %s", version("shopcast"), settings.resolved_public_url)
+    web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+async def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if args.password_stdin
+        else os.environ.get("SHOPCAST_ADMIN_PASSWORD") or getpass.getpass("Password: ")
+    )
+    if len(password) < 8:
+        print("shopcast: the password needs at least 8 characters", file=sys.stderr)
+        return 2
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with session_factory(engine).begin() as session:
+            email = args.email.lower()
+            user = await session.scalar(select(User).where(User.email == email))
+            if user is None:
+                user = User(email=email, display_name=args.display_name, password_hash="")
+                session.add(user)
+            user.role = Role.ADMIN
+            user.password_hash = hash_password(password)
+    finally:
+        await engine.dispose()
+    print(f"{email} is an admin")
+    return 0

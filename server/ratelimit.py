@@ -1,0 +1,45 @@
+"""Rate limiting: a token bucket per key. This node's memory now; Redis joins it for scale-out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Limit:
+    """``rate`` tokens per second, at most ``burst`` saved up."""
+
+    rate: float
+    burst: int
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, key: str, limit: Limit) -> float:
+        """Take one token; return 0 when allowed, else the seconds until a token is free."""
+        ...
+
+
+class LocalRateLimiter:
+    """Token buckets in this process. Idle buckets are forgotten once they would be full again."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._max_keys = max_keys
+
+    async def acquire(self, key: str, limit: Limit) -> float:
+        now = time.monotonic()
+        tokens, stamp = self._buckets.get(key, (float(limit.burst), now))
+        tokens = min(float(limit.burst), tokens + (now - stamp) * limit.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / limit.rate
+        if len(self._buckets) >= self._max_keys:
+            self._forget_full(now, limit)
+        self._buckets[key] = (tokens - 1.0, now)
+        return 0.0
+
+    def _forget_full(self, now: float, limit: Limit) -> None:
+        full_after = limit.burst / limit.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}

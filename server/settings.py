@@ -1,0 +1,83 @@
+"""Shopcast settings: environment (``SHOPCAST_*``), ``.env``, then command-line flags."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn. Defaults are the embedded, single-machine setup."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPCAST_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one).")
+    data_dir: Path = Field(Path("data"), description="Where SQLite, secrets and media live.")
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL; empty means SQLite in the data dir. "
+        "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
+    )
+    redis_url: str = Field("", description="Redis URL for scale-out; empty means in-process.")
+    media_dir: Path = Field(Path(""), description="Local media storage; empty means data/media.")
+    public_url: str = Field(
+        "", description="Base URL clients use to reach this node; empty means http://host:port."
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(""), description="HMAC key for access tokens; empty: generated in the data dir."
+    )
+    jwt_ttl_seconds: int = Field(12 * 3600, gt=0, description="Lifetime of an access token.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed to call the API."
+    )
+    ice_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated STUN/TURN URLs handed to clients (stun:host:3478,turn:...).",
+    )
+    turn_secret: SecretStr = Field(
+        SecretStr(""), description="coturn use-auth-secret key for time-limited TURN credentials."
+    )
+    turn_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of TURN credentials.")
+    max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @field_validator("cors_origins", "ice_servers", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'shopcast.db'}"
+
+    @property
+    def resolved_media_dir(self) -> Path:
+        return self.media_dir if str(self.media_dir) not in ("", ".") else self.data_dir / "media"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def ensure_jwt_secret(self) -> str:
+        """Return the JWT key, creating and keeping one in the data dir on first use."""
+        if self.jwt_secret.get_secret_value():
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / JWT_SECRET_FILE
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        secret = path.read_text().strip()
+        self.jwt_secret = SecretStr(secret)
+        return secret
