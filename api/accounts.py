@@ -20,16 +20,15 @@ from api.schemas import (
     UserPatch,
     UsersQuery,
 )
-from server.ratelimit import Limit
 
 api = Api()
 
-AUTH_LIMIT = Limit(rate=1 / 3, burst=20)
 STAFF = frozenset({Role.ADMIN, Role.MODERATOR})
 
 
 def require_user(ctx: Context) -> User:
-    assert ctx.user is not None, "endpoint declared Auth.REQUIRED"
+    if ctx.user is None:
+        raise ApiError(401, "unauthorized", "Sign in first", headers={"WWW-Authenticate": "Bearer"})
     return ctx.user
 
 
@@ -41,7 +40,9 @@ def require_role(ctx: Context, roles: frozenset[Role], why: str) -> User:
 
 
 async def _limit_auth(ctx: Context, action: str) -> None:
-    wait = await ctx.services.limiter.acquire(f"auth:{action}:{ctx.client_ip()}", AUTH_LIMIT)
+    wait = await ctx.services.limiter.acquire(
+        f"auth:{action}:{ctx.client_ip()}", ctx.services.auth_limit
+    )
     if wait:
         raise ApiError(
             429,

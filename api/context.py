@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import TokenIssuer
 from api.models import User
-from server.ratelimit import RateLimiter
+from server.ratelimit import Limit, RateLimiter
 from sfu.ice import IceConfig
 
 
@@ -20,6 +20,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     tokens: TokenIssuer
     limiter: RateLimiter
+    auth_limit: Limit
     ice: IceConfig
     public_url: str
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -137,7 +138,10 @@ async def _json_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw:
         raise ApiError(400, "invalid_json", "The request body is empty")
-    return await request.json()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_json", "The request body is not UTF-8") from None
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -14,6 +14,7 @@ from pydantic import (
     HttpUrl,
     StrictInt,
     StringConstraints,
+    TypeAdapter,
     model_validator,
 )
 
@@ -34,7 +35,20 @@ Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Unit = Annotated[float, Field(ge=0, le=1, description="Normalised 0-1 position on the video")]
 ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ProductIds = Annotated[list[ResourceId], Field(max_length=100)]
-ImageUrls = Annotated[list[Annotated[HttpUrl, AfterValidator(str)]], Field(max_length=10)]
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    return str(_HTTP_URL.validate_python(value))
+
+
+ImageUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"format": "uri"}),
+]
+ImageUrls = Annotated[list[ImageUrl], Field(max_length=10)]
 Minutes = Annotated[StrictInt, Field(gt=0, le=24 * 60)]
 
 

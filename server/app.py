@@ -13,7 +13,7 @@ from api.errors import error_middleware
 from api.rest import rest_api
 from api.web import mount, security_headers
 from server.database import create_engine, session_factory
-from server.ratelimit import LocalRateLimiter
+from server.ratelimit import Limit, LocalRateLimiter
 from server.settings import Settings
 from sfu.ice import IceConfig
 
@@ -30,6 +30,7 @@ def build_app(settings: Settings) -> web.Application:
         sessions=session_factory(engine),
         tokens=TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds),
         limiter=LocalRateLimiter(),
+        auth_limit=Limit(rate=settings.auth_attempts_per_minute / 60, burst=settings.auth_burst),
         ice=IceConfig(
             urls=tuple(settings.ice_servers),
             turn_secret=settings.turn_secret.get_secret_value(),

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
         SecretStr(""), description="coturn use-auth-secret key for time-limited TURN credentials."
     )
     turn_ttl_seconds: int = Field(3600, gt=0, description="Lifetime of TURN credentials.")
+    auth_attempts_per_minute: float = Field(
+        20, gt=0, description="Sign-up and sign-in attempts per client address per minute."
+    )
+    auth_burst: int = Field(20, gt=0, description="Attempts allowed at once before the limit.")
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
     log_level: str = Field("INFO", description="Logging level.")
 
@@ -55,6 +59,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (RFC 7518 section 3.2)")
         return value
 
     @property

@@ -1,0 +1,201 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from api.models import Base
+from server import migrate
+from server.app import build_app
+from server.database import create_engine
+from server.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "SHOPCAST_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def _admin(sql: str) -> None:
+    url = make_url(POSTGRES_URL)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test run, dropped at the end."""
+    name = f"shopcast_test_{secrets.token_hex(4)}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file that each test copies, so migrations run once per session."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def migrated(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database URL: a copy of the SQLite template, or the run's PostgreSQL."""
+    if engine_name == "postgresql":
+        return str(request.getfixturevalue("postgres_database"))
+    path = tmp_path / "shopcast.db"
+    shutil.copy(request.getfixturevalue("sqlite_template"), path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def database_url(migrated: str) -> AsyncIterator[str]:
+    yield migrated
+    url = migrated
+    if not url.startswith("postgresql"):
+        return
+    engine = create_engine(url)
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        public_url="http://shopcast.test",
+        cors_origins=["https://shop.example"],
+    )
+
+
+@pytest.fixture
+async def client(
+    settings: Settings, aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]]
+) -> TestClient[Any, Any]:
+    return await aiohttp_client(build_app(settings))
+
+
+@dataclass
+class Account:
+    id: str
+    token: str
+    email: str
+    password: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Shop:
+    """Shortcuts for tests: create accounts, products and streams through the public API."""
+
+    def __init__(self, client: TestClient[Any, Any], database_url: str) -> None:
+        self.client = client
+        self.database_url = database_url
+
+    async def account(self, role: str = "viewer", **extra: Any) -> Account:
+        email = f"{role}-{secrets.token_hex(4)}@example.com"
+        body = {"email": email, "password": "correct horse", "display_name": role, **extra}
+        if role in ("viewer", "seller"):
+            body["role"] = role
+        response = await self.client.post("/api/v1/auth/register", json=body)
+        assert response.status == 201, await response.text()
+        data = await response.json()
+        account = Account(data["user"]["id"], data["access_token"], email, "correct horse")
+        if role not in ("viewer", "seller"):
+            await self.execute(
+                "UPDATE users SET role = :role WHERE id = :id", role=role, id=account.id
+            )
+        return account
+
+    async def product(self, seller: Account, **fields: Any) -> dict[str, Any]:
+        body = {"title": "Mug", "price_cents": 1500, "stock": 5, **fields}
+        response = await self.client.post("/api/v1/products", json=body, headers=seller.auth)
+        assert response.status == 201, await response.text()
+        return dict(await response.json())
+
+    async def stream(self, seller: Account, **fields: Any) -> dict[str, Any]:
+        body = {"title": "Friday show", **fields}
+        response = await self.client.post("/api/v1/streams", json=body, headers=seller.auth)
+        assert response.status == 201, await response.text()
+        return dict(await response.json())
+
+    async def execute(self, sql: str, **params: Any) -> None:
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text(sql), params)
+        finally:
+            await engine.dispose()
+
+    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, to prove a rejected request changed nothing."""
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.connect() as conn:
+                result = {}
+                for table in Base.metadata.sorted_tables:
+                    rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+                    result[table.name] = [tuple(r) for r in rows]
+                return result
+        finally:
+            await engine.dispose()
+
+    @asynccontextmanager
+    async def unchanged(self) -> AsyncIterator[None]:
+        before = await self.snapshot()
+        yield
+        assert await self.snapshot() == before, "a rejected request changed the database"
+
+
+@pytest.fixture
+def shop(client: TestClient[Any, Any], database_url: str) -> Shop:
+    return Shop(client, database_url)
+
+
+async def expect_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    """Assert the error contract: status, JSON body with this code and a message."""
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = dict(await response.json())
+    assert body["error"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["details"], dict)
+    return body
