@@ -107,11 +107,13 @@ async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
     return stream
 
 
-async def owned_stream(ctx: Context, stream_id: str) -> Stream:
-    """The stream, locked for change, if the caller is its seller or an admin."""
+async def owned_stream(
+    ctx: Context, stream_id: str, staff: frozenset[Role] = frozenset({Role.ADMIN})
+) -> Stream:
+    """The stream, locked for change, if the caller is its seller or one of ``staff``."""
     user = require_user(ctx)
     stream = await _load(ctx, stream_id, for_update=True)
-    if stream.owner_id != user.id and user.role != Role.ADMIN:
+    if stream.owner_id != user.id and user.role not in staff:
         raise forbidden("Only the stream's seller can change it")
     return stream
 
@@ -355,7 +357,7 @@ async def _analytics(ctx: Context, stream: Stream) -> AnalyticsOut:
     errors=(401, 403, 404, 409),
 )
 async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
-    stream = await owned_stream(ctx, stream_id)
+    stream = await owned_stream(ctx, stream_id, staff=STAFF)
     transition(stream, StreamStatus.ENDED)
     stream.publish_token_hash = None
     await ctx.session.flush()

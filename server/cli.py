@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (SHOPCAST_HOST)")
     serve.add_argument("--port", type=int, help="HTTP port (SHOPCAST_PORT)")
     up = commands.add_parser("migrate", help="apply database migrations")
-    up.add_argument("--to", default="head", help="target revision (default: head)")
+    up.add_argument("--to", help="target revision (default: head; with --downgrade, required)")
     up.add_argument("--downgrade", action="store_true", help="move down to --to (e.g. base)")
     admin = commands.add_parser("create-admin", help="create an admin, or promote an account")
     admin.add_argument("--email", required=True)
@@ -75,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             settings, args.host if args.command else None, args.port if args.command else None
         )
     if command == "migrate":
+        if args.downgrade and not args.to:
+            print("shopcast: --downgrade needs --to REVISION (e.g. base)", file=sys.stderr)
+            return 2
         url = settings.resolved_database_url
-        (migrate.downgrade if args.downgrade else migrate.upgrade)(url, args.to)
+        (migrate.downgrade if args.downgrade else migrate.upgrade)(url, args.to or "head")
         return 0
     if command == "create-admin":
         return asyncio.run(_create_admin(settings, args))

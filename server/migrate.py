@@ -31,8 +31,11 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 
 
 def revision(database_url: str, message: str) -> None:
-    """Write a new migration from the difference between the models and the database."""
-    command.revision(alembic_config(database_url), message=message, autogenerate=True)
+    """Write the next numbered migration from the difference between models and database."""
+    config = alembic_config(database_url)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    rev_id = f"{int(head or 0) + 1:04d}"
+    command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
 
 
 def pending(database_url: str) -> tuple[str | None, str]:

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+asyncpg://user:pass@host/db",
     )
     redis_url: str = Field("", description="Redis URL for scale-out; empty means in-process.")
-    media_dir: Path = Field(Path(""), description="Local media storage; empty means data/media.")
+    media_dir: Path | None = Field(None, description="Local media storage; unset means data/media.")
     public_url: str = Field(
         "", description="Base URL clients use to reach this node; empty means http://host:port."
     )
@@ -74,11 +74,15 @@ class Settings(BaseSettings):
 
     @property
     def resolved_media_dir(self) -> Path:
-        return self.media_dir if str(self.media_dir) not in ("", ".") else self.data_dir / "media"
+        return self.media_dir or self.data_dir / "media"
 
     @property
     def resolved_public_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        # A wildcard bind address is no address a client can use; loopback is the honest default.
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     def ensure_jwt_secret(self) -> str:
         """Return the JWT key, creating and keeping one in the data dir on first use."""

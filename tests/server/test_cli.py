@@ -47,6 +47,7 @@ def free_port() -> int:
 def test_serve_help_documents_every_setting(env: dict[str, str]) -> None:
     result = shopcast(["serve", "--help"], env)
     assert result.returncode == 0
+    assert "[default: .]" not in result.stdout
     for name in (
         "SHOPCAST_DATABASE_URL",
         "SHOPCAST_REDIS_URL",
@@ -141,3 +142,8 @@ def test_openapi_command_matches_the_served_document(env: dict[str, str], tmp_pa
     out = tmp_path / "spec.json"
     assert shopcast(["openapi", "--output", str(out)], env).returncode == 0
     assert json.loads(out.read_text()) == json.loads((ROOT / "docs" / "openapi.json").read_text())
+
+
+def test_downgrade_needs_an_explicit_target(env: dict[str, str]) -> None:
+    result = shopcast(["migrate", "--downgrade"], env)
+    assert result.returncode == 2 and "--to" in result.stderr

@@ -13,6 +13,8 @@ def test_defaults_are_the_embedded_setup(tmp_path: Path, monkeypatch: pytest.Mon
     assert settings.resolved_media_dir == Path("data/media")
     assert settings.resolved_public_url == "http://127.0.0.1:8080"
     assert settings.redis_url == ""
+    wildcard = Settings(_env_file=None, host="0.0.0.0", port=9000)
+    assert wildcard.resolved_public_url == "http://127.0.0.1:9000"
 
 
 def test_environment_and_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
