@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import TokenIssuer
 from api.models import User
+from server.bus import Bus
+from server.counters import Counters
 from server.ratelimit import Limit, RateLimiter
 from sfu.ice import IceConfig
+
+
+class Rooms(Protocol):
+    """The realtime rooms of this node, as the REST side needs them."""
+
+    async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
+        """Send an event to everyone in a stream's room, on every node."""
+        ...
+
+    async def flush(self, stream_id: str, session: AsyncSession) -> None:
+        """The show ended: close watch sessions and write this node's pending analytics in
+        ``session``'s transaction."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -18,11 +35,15 @@ class Services:
     """The node's long-lived collaborators, built once by the composition root."""
 
     sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
     tokens: TokenIssuer
     limiter: RateLimiter
     auth_limit: Limit
     ice: IceConfig
     public_url: str
+    bus: Bus
+    counters: Counters
+    rooms: Rooms
 
 
 SERVICES = web.AppKey("services", Services)
@@ -36,6 +57,11 @@ class Context:
     session: AsyncSession
     user: User | None
     services: Services
+    committed: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def client_ip(self) -> str:
         return self.request.remote or "unknown"
+
+    def after_commit(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` once the transaction has committed (never for a rolled-back call)."""
+        self.committed.append(job)

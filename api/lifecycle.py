@@ -10,8 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.context import Rooms
 from api.errors import ApiError, not_found
 from api.models import Stream, StreamStatus, utcnow
+from server.bus import Bus
 
 S = StreamStatus
 
@@ -54,11 +56,19 @@ def ensure_not_finished(stream: Stream) -> None:
         )
 
 
+async def announce_status(rooms: Rooms, bus: Bus, stream_id: str, status: StreamStatus) -> None:
+    """Tell the stream's viewers and every node that its status changed (after commit)."""
+    await rooms.to_stream(stream_id, "stream:status", {"stream_id": stream_id, "status": status})
+    await bus.publish({"type": "stream.status", "stream_id": stream_id, "status": status.value})
+
+
 class StreamLifecycle:
     """Status changes driven by the media plane (media arrived, publisher gone)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], rooms: Rooms, bus: Bus) -> None:
         self._sessions = sessions
+        self._rooms = rooms
+        self._bus = bus
 
     async def media_started(self, stream_id: str) -> Stream:
         async with self._sessions.begin() as session:
@@ -67,6 +77,9 @@ class StreamLifecycle:
             )
             if stream is None:
                 raise not_found("Stream")
-            if stream.status != S.LIVE:
+            changed = stream.status != S.LIVE
+            if changed:
                 transition(stream, S.LIVE)
-            return stream
+        if changed:
+            await announce_status(self._rooms, self._bus, stream_id, S.LIVE)
+        return stream

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -162,6 +163,9 @@ class Stream(Base):
     total_likes: Mapped[int] = mapped_column(Integer, default=0)
     chat_messages_count: Mapped[int] = mapped_column(Integer, default=0)
     average_watch_time: Mapped[float] = mapped_column(Float, default=0.0)
+    total_watch_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    watch_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    slow_mode_seconds: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -197,3 +201,55 @@ class StreamProduct(Base):
     purchases: Mapped[int] = mapped_column(Integer, default=0)
 
     product: Mapped[Product] = relationship(lazy="raise")
+
+
+class ChatMessage(Base):
+    """A viewer's chat line. Deleting keeps the row (for moderation) and hides it."""
+
+    __tablename__ = "chat_messages"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship(lazy="raise")
+
+    __table_args__ = (Index("ix_chat_messages_stream_created", "stream_id", "created_at"),)
+
+
+class SanctionKind(enum.StrEnum):
+    MUTE = "mute"
+    BAN = "ban"
+
+
+class Sanction(Base):
+    """A user muted (cannot chat) or banned (cannot watch or chat) in one stream."""
+
+    __tablename__ = "sanctions"
+    __table_args__ = (CheckConstraint(_check_in("kind", SanctionKind), name="kind"),)
+
+    stream_id: Mapped[str] = mapped_column(
+        ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StreamReaction(Base):
+    """Running total of one emoji in one stream, incremented in batches."""
+
+    __tablename__ = "stream_reactions"
+    __table_args__ = (CheckConstraint("count >= 0", name="count_not_negative"),)
+
+    stream_id: Mapped[str] = mapped_column(
+        ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from api import accounts, catalog, health, streams
+from api import accounts, catalog, health, room, streams
 from api.routing import Api
 
 
 def rest_api() -> Api:
     root = Api()
-    for module in (health, accounts, catalog, streams):
+    for module in (health, accounts, catalog, streams, room):
         root.include(module.api)
     return root

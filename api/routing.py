@@ -109,13 +109,17 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
             kwargs["query"] = _validated(endpoint.query, dict(request.query))
         if endpoint.body is not None:
             kwargs["body"] = _validated(endpoint.body, await _json_body(request))
-        async with services.sessions.begin() as session:
+        sessions = services.reads if endpoint.method == "GET" else services.sessions
+        async with sessions.begin() as session:
             user = None
             if user_id is not None:
                 user = await session.scalar(select(User).where(User.id == user_id))
                 if user is None:
                     raise _unauthorized("The account of this token no longer exists")
-            result = await endpoint.handler(Context(request, session, user, services), **kwargs)
+            ctx = Context(request, session, user, services)
+            result = await endpoint.handler(ctx, **kwargs)
+        for job in ctx.committed:
+            await job()
         if adapter is None:
             return web.Response(status=endpoint.status)
         return web.Response(

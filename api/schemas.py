@@ -294,3 +294,39 @@ class AnalyticsOut(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+# Rooms: chat and moderation
+
+
+class ChatAuthorOut(BaseModel):
+    id: str
+    display_name: str
+    role: Role
+
+
+class ChatMessageOut(BaseModel):
+    id: str
+    stream_id: str
+    user: ChatAuthorOut
+    text: str
+    created_at: datetime
+
+
+class ChatQuery(Input):
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+
+
+class SanctionOut(Output):
+    user_id: str
+    kind: Literal["mute", "ban"]
+    created_by: str | None
+    created_at: datetime
+
+
+class SlowModeIn(Input):
+    seconds: Annotated[StrictInt, Field(ge=0, le=300, description="0 turns slow mode off")]
+
+
+class SlowModeOut(BaseModel):
+    slow_mode_seconds: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
@@ -11,7 +12,7 @@ from api.auth import new_publish_token
 from api.catalog import SELLERS
 from api.context import Context
 from api.errors import ApiError, forbidden, not_found
-from api.lifecycle import ensure_not_finished, transition
+from api.lifecycle import announce_status, ensure_not_finished, transition
 from api.models import (
     Audience,
     Follow,
@@ -85,11 +86,16 @@ async def _load(ctx: Context, stream_id: str, *, for_update: bool = False) -> St
     return stream
 
 
+async def can_watch(session: AsyncSession, user: User | None, stream_id: str) -> bool:
+    """Whether the stream's audience includes ``user`` (None: anonymous)."""
+    allowed = await session.scalar(select(visible_to(user)).where(Stream.id == stream_id))
+    return bool(allowed)
+
+
 async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
     """The stream, if its audience includes the caller (401 to sign in, 403 when not)."""
     stream = await _load(ctx, stream_id)
-    allowed = await ctx.session.scalar(select(visible_to(ctx.user)).where(Stream.id == stream.id))
-    if not allowed:
+    if not await can_watch(ctx.session, ctx.user, stream.id):
         if ctx.user is None:
             raise ApiError(
                 401,
@@ -151,8 +157,8 @@ async def _attach(ctx: Context, stream: Stream, product_ids: list[str]) -> None:
     await ctx.session.flush()
 
 
-async def _products(ctx: Context, stream_id: str) -> list[StreamProductOut]:
-    rows = await ctx.session.scalars(
+async def stream_products(session: AsyncSession, stream_id: str) -> list[StreamProductOut]:
+    rows = await session.scalars(
         select(StreamProduct)
         .options(selectinload(StreamProduct.product))
         .where(StreamProduct.stream_id == stream_id)
@@ -248,7 +254,7 @@ async def attach_products(
     stream = await owned_stream(ctx, stream_id)
     ensure_not_finished(stream)
     await _attach(ctx, stream, body.product_ids)
-    return await _products(ctx, stream.id)
+    return await stream_products(ctx.session, stream.id)
 
 
 @api.route(
@@ -260,9 +266,9 @@ async def attach_products(
     response=list[StreamProductOut],
     errors=(401, 403, 404),
 )
-async def stream_products(ctx: Context, stream_id: str) -> list[StreamProductOut]:
+async def list_stream_products(ctx: Context, stream_id: str) -> list[StreamProductOut]:
     stream = await viewable_stream(ctx, stream_id)
-    return await _products(ctx, stream.id)
+    return await stream_products(ctx.session, stream.id)
 
 
 @api.route(
@@ -361,6 +367,15 @@ async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
     transition(stream, StreamStatus.ENDED)
     stream.publish_token_hash = None
     await ctx.session.flush()
+    # The summary includes what this node's rooms gathered but had not written yet.
+    await ctx.services.rooms.flush(stream_id, ctx.session)
+    await ctx.session.refresh(stream)
+    services = ctx.services
+
+    async def announce() -> None:
+        await announce_status(services.rooms, services.bus, stream_id, StreamStatus.ENDED)
+
+    ctx.after_commit(announce)
     return await _analytics(ctx, stream)
 
 

@@ -2,34 +2,67 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 
+import socketio
 from aiohttp import web
 
 from api.auth import TokenIssuer
 from api.context import SERVICES, Services
 from api.errors import error_middleware
+from api.realtime import Realtime
 from api.rest import rest_api
 from api.web import mount, security_headers
+from server.bus import Bus, LocalBus, RedisBus
+from server.counters import Counters, LocalCounters, RedisCounters
 from server.database import create_engine, session_factory
-from server.ratelimit import Limit, LocalRateLimiter
+from server.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimiter
+from server.redislink import RedisLink
 from server.settings import Settings
+from server.socketio_redis import BreakerRedisManager
 from sfu.ice import IceConfig
+
+SOCKET_MAX_BYTES = 64 * 1024
 
 
 def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
+    node = secrets.token_hex(6)
     engine = create_engine(settings.resolved_database_url)
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
+    link = RedisLink(settings.redis_url) if settings.redis_url else None
+    bus: Bus = RedisBus(link, node) if link else LocalBus()
+    counters: Counters = RedisCounters(link) if link else LocalCounters()
+    limiter: RateLimiter = RedisRateLimiter(link) if link else LocalRateLimiter()
+    tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
+    sessions, reads = session_factory(engine), session_factory(engine, write=False)
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=BreakerRedisManager(settings.redis_url) if settings.redis_url else None,
+        cors_allowed_origins=_socket_origins(settings),
+        max_http_buffer_size=SOCKET_MAX_BYTES,
+    )
+    realtime = Realtime(
+        sio,
+        node=node,
+        sessions=sessions,
+        reads=reads,
+        tokens=tokens,
+        limiter=limiter,
+        counters=counters,
+        bus=bus,
+    )
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[security_headers, error_middleware],
     )
     app[SERVICES] = Services(
-        sessions=session_factory(engine),
-        tokens=TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds),
-        limiter=LocalRateLimiter(),
+        sessions=sessions,
+        reads=reads,
+        tokens=tokens,
+        limiter=limiter,
         auth_limit=Limit(rate=settings.auth_attempts_per_minute / 60, burst=settings.auth_burst),
         ice=IceConfig(
             urls=tuple(settings.ice_servers),
@@ -37,12 +70,29 @@ def build_app(settings: Settings) -> web.Application:
             turn_ttl_seconds=settings.turn_ttl_seconds,
         ),
         public_url=settings.resolved_public_url,
+        bus=bus,
+        counters=counters,
+        rooms=realtime,
     )
 
-    async def database(app: web.Application) -> AsyncIterator[None]:
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        await bus.start()
+        await realtime.start()
         yield
+        await realtime.close()
+        await bus.close()
+        if link is not None:
+            await link.close()
         await engine.dispose()
 
-    app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(resources)
+    sio.attach(app)
     mount(app, rest_api(), version=version("shopcast"), cors_origins=settings.cors_origins)
     return app
+
+
+def _socket_origins(settings: Settings) -> list[str] | None:
+    """Origins allowed to open a socket; None lets python-socketio accept same-origin only."""
+    if not settings.cors_origins:
+        return None
+    return [*settings.cors_origins, settings.resolved_public_url]

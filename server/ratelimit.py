@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from server.redislink import RedisLink
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -43,3 +45,40 @@ class LocalRateLimiter:
     def _forget_full(self, now: float, limit: Limit) -> None:
         full_after = limit.burst / limit.rate
         self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+# Token bucket in one round trip: KEYS[1] bucket; ARGV rate, burst, now (s); returns wait (s).
+_BUCKET = """
+local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 't', 's')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
+local wait = 0
+if tokens < 1 then
+  wait = (1 - tokens) / rate
+else
+  tokens = tokens - 1
+end
+redis.call('HSET', KEYS[1], 't', tokens, 's', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class RedisRateLimiter:
+    """The same buckets shared by every node; this node's buckets while Redis is away."""
+
+    def __init__(self, link: RedisLink, local: LocalRateLimiter | None = None) -> None:
+        self._link = link
+        self._script = link.client.register_script(_BUCKET)
+        self._local = local or LocalRateLimiter()
+
+    async def acquire(self, key: str, limit: Limit) -> float:
+        async def shared() -> float:
+            wait = await self._script(
+                keys=[f"sc:rate:{key}"], args=[limit.rate, limit.burst, time.time()]
+            )
+            return float(wait)
+
+        return await self._link.run(shared, lambda: self._local.acquire(key, limit))

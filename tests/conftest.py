@@ -23,6 +23,7 @@ from server import migrate
 from server.app import build_app
 from server.database import create_engine
 from server.settings import Settings
+from tests.socket_client import Viewer
 
 POSTGRES_URL = os.environ.get(
     "SHOPCAST_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -199,3 +200,20 @@ async def expect_error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert isinstance(body["message"], str) and body["message"]
     assert isinstance(body["details"], dict)
     return body
+
+
+@pytest.fixture
+async def viewers(client: TestClient[Any, Any]) -> AsyncIterator[Callable[..., Awaitable[Viewer]]]:
+    """Open Socket.IO clients against the test server; all are closed at the end."""
+    opened: list[Viewer] = []
+
+    async def open_viewer(account: Account | None = None, **auth: Any) -> Viewer:
+        if account is not None:
+            auth["token"] = account.token
+        viewer = await Viewer().connect(str(client.make_url("/")), **auth)
+        opened.append(viewer)
+        return viewer
+
+    yield open_viewer
+    for viewer in opened:
+        await viewer.close()

@@ -15,7 +15,8 @@ Client = TestClient[Any, Any]
 
 async def start_media(client: Client, stream_id: str) -> None:
     """What the SFU does when the publisher's first packets arrive."""
-    await StreamLifecycle(client.app[SERVICES].sessions).media_started(stream_id)
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(stream_id)
 
 
 async def test_create_stream_with_products(client: Client, shop: Shop) -> None:

@@ -1,0 +1,476 @@
+"""Socket.IO rooms per stream: chat, reactions, viewer counts and room events.
+
+A ``Realtime`` holds this node's members and rooms. States: new -> running (its tickers
+aggregate reactions, count viewers and flush analytics) -> closed (watch time settled, the
+last analytics flushed). Across nodes, emits go through python-socketio's Redis manager,
+counters through ``Counters`` and room changes through the ``Bus``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api import chat, moderation
+from api.auth import InvalidToken, TokenIssuer
+from api.errors import ApiError
+from api.models import SanctionKind, User
+from api.room_state import Member, Room, RoomStats, load_policy, reaction_totals, write_stats
+from api.streams import can_watch, stream_products
+from server.bus import Bus
+from server.counters import Counters
+from server.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
+
+EMOJIS = frozenset(
+    {"\u2764\ufe0f", "\U0001f525", "\U0001f44f", "\U0001f602", "\U0001f62e", "\U0001f48e"}
+)
+CHAT_LIMIT = Limit(rate=5, burst=10)
+REACTION_LIMIT = Limit(rate=10, burst=20)
+REACTION_TICK = 0.25
+VIEWER_TICK = 1.0
+VIEWER_MIN_GAP = 2.0
+VIEWER_MAX_GAP = 10.0
+FLUSH_EVERY = 5.0
+_VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+Ack = dict[str, Any]
+
+
+def room_name(stream_id: str) -> str:
+    return f"stream:{stream_id}"
+
+
+class Refusal(Exception):
+    """An event refused with a code the client can act on."""
+
+    def __init__(self, code: str, message: str = "", **extra: Any) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.extra = extra
+
+
+class StreamIn(BaseModel):
+    stream_id: str
+
+
+class ChatIn(StreamIn):
+    text: str
+
+
+class ReactionIn(StreamIn):
+    emoji: str
+
+
+class MessageIn(StreamIn):
+    message_id: str
+
+
+class UserIn(StreamIn):
+    user_id: str
+
+
+class SlowIn(StreamIn):
+    seconds: int
+
+
+class PrepareIn(StreamIn):
+    countdown: int = 3
+
+
+class Realtime:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        node: str,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
+        tokens: TokenIssuer,
+        limiter: RateLimiter,
+        counters: Counters,
+        bus: Bus,
+    ) -> None:
+        self.sio = sio
+        self.node = node
+        self._sessions = sessions
+        self._reads = reads
+        self._tokens = tokens
+        self._limiter = limiter
+        self._counters = counters
+        self._bus = bus
+        self.members: dict[str, Member] = {}
+        self.rooms: dict[str, Room] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        bus.subscribe(self._on_bus)
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        events: dict[str, tuple[type[BaseModel], Callable[[str, Any], Awaitable[Ack]]]] = {
+            "stream:join": (StreamIn, self._join),
+            "stream:leave": (StreamIn, self._leave),
+            "stream:chat": (ChatIn, self._chat),
+            "stream:reaction": (ReactionIn, self._reaction),
+            "stream:prepare": (PrepareIn, self._prepare),
+            "chat:delete": (MessageIn, self._delete_message),
+            "moderation:mute": (UserIn, self._moderate(moderation.sanction, SanctionKind.MUTE)),
+            "moderation:unmute": (UserIn, self._moderate(moderation.lift, SanctionKind.MUTE)),
+            "moderation:ban": (UserIn, self._moderate(moderation.sanction, SanctionKind.BAN)),
+            "moderation:unban": (UserIn, self._moderate(moderation.lift, SanctionKind.BAN)),
+            "moderation:slow_mode": (SlowIn, self._slow_mode),
+        }
+        for name, (model, handler) in events.items():
+            sio.on(name, self._guarded(model, handler))
+
+    # Broadcaster
+
+    async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, room=room_name(stream_id))
+
+    async def flush(self, stream_id: str, session: AsyncSession) -> None:
+        """Write this node's pending analytics for one stream in ``session``'s transaction."""
+        room = self.rooms.get(stream_id)
+        if room is not None:
+            # The show is over: everyone still watching ends their session now.
+            now = time.monotonic()
+            for sid in list(room.viewers):
+                self._stop_watching(room, self.members[sid], now)
+            stats, room.stats = (
+                room.stats,
+                RoomStats(peak=room.stats.peak, unique=room.stats.unique),
+            )
+            await write_stats(session, stream_id, stats)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        for tick, every in (
+            (self._tick_reactions, REACTION_TICK),
+            (self._tick_viewers, VIEWER_TICK),
+            (self._flush_all, FLUSH_EVERY),
+        ):
+            self._tasks.append(asyncio.create_task(self._every(tick, every)))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        now = time.monotonic()
+        for member in self.members.values():
+            for stream_id in list(member.rooms):
+                self._settle(member, stream_id, now)
+        await self._tick_reactions()
+        await self._flush_all()
+
+    async def _every(self, tick: Callable[[], Awaitable[None]], seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await tick()
+            except Exception:
+                log.exception("realtime tick %s failed", tick.__name__)
+
+    # Connection
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        user = None
+        token = auth.get("token")
+        if token is not None:
+            try:
+                user_id = self._tokens.subject(str(token))
+            except InvalidToken:
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
+            async with self._reads() as session:
+                user = await session.get(User, user_id)
+            if user is None:
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        key = auth.get("viewer_id")
+        viewer_key = (
+            user.id if user else key if isinstance(key, str) and _VIEWER_KEY.match(key) else sid
+        )
+        self.members[sid] = Member(sid, user, viewer_key)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        member = self.members.pop(sid, None)
+        if member is not None:
+            now = time.monotonic()
+            for stream_id in list(member.rooms):
+                self._settle(member, stream_id, now)
+
+    def _guarded(
+        self, model: type[BaseModel], handler: Callable[[str, Any], Awaitable[Ack]]
+    ) -> Callable[[str, Any], Awaitable[Ack]]:
+        async def event(sid: str, data: Any = None) -> Ack:
+            if sid not in self.members:
+                return {"ok": False, "error": "not_connected"}
+            try:
+                payload = model.model_validate(data)
+                return await handler(sid, payload)
+            except ValidationError:
+                return {"ok": False, "error": "invalid", "message": "malformed payload"}
+            except Refusal as exc:
+                return {"ok": False, "error": exc.code, "message": str(exc), **exc.extra}
+            except ApiError as exc:
+                return {"ok": False, "error": exc.code, "message": exc.message}
+            except Exception:
+                log.exception("socket event failed")
+                return {"ok": False, "error": "internal"}
+
+        return event
+
+    # Rooms
+
+    async def _room(self, stream_id: str) -> Room:
+        room = self.rooms.get(stream_id)
+        if room is None:
+            async with self._reads() as session:
+                policy = await load_policy(session, stream_id)
+            if policy is None:
+                raise Refusal("not_found", "no such stream")
+            room = self.rooms.setdefault(stream_id, Room(policy))
+        return room
+
+    def _joined(self, sid: str, stream_id: str) -> tuple[Member, Room]:
+        member = self.members[sid]
+        room = self.rooms.get(stream_id)
+        if room is None or stream_id not in member.rooms:
+            raise Refusal("not_joined", "join the stream first")
+        return member, room
+
+    async def _join(self, sid: str, body: StreamIn) -> Ack:
+        member = self.members[sid]
+        room = await self._room(body.stream_id)
+        policy = room.policy
+        if member.user and member.user.id in policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        async with self._reads() as session:
+            if not await can_watch(session, member.user, body.stream_id):
+                raise Refusal("audience_restricted", f"this stream is for {policy.audience}")
+            messages = await chat.history(session, body.stream_id)
+            products = await stream_products(session, body.stream_id)
+            totals = await reaction_totals(session, self._counters, body.stream_id)
+        if body.stream_id not in member.rooms:
+            await self.sio.enter_room(sid, room_name(body.stream_id))
+            member.rooms[body.stream_id] = time.monotonic()
+            room.members.add(sid)
+            if member.counts_as_viewer(policy):
+                room.viewers.add(sid)
+                room.stats.unique = max(
+                    room.stats.unique,
+                    await self._counters.add_unique(body.stream_id, member.viewer_key),
+                )
+        return {
+            "ok": True,
+            "stream": policy.public(),
+            "viewers": room.remote + len(room.viewers),
+            "chat": messages,
+            "products": [p.model_dump(mode="json") for p in products],
+            "reactions": totals,
+        }
+
+    async def _leave(self, sid: str, body: StreamIn) -> Ack:
+        member = self.members[sid]
+        if body.stream_id in member.rooms:
+            self._settle(member, body.stream_id, time.monotonic())
+            await self.sio.leave_room(sid, room_name(body.stream_id))
+        return {"ok": True}
+
+    def _settle(self, member: Member, stream_id: str, now: float) -> None:
+        """The member left the room: their watch session ends."""
+        room = self.rooms.get(stream_id)
+        if room is not None:
+            self._stop_watching(room, member, now)
+            room.members.discard(member.sid)
+        member.rooms.pop(stream_id)
+
+    def _stop_watching(self, room: Room, member: Member, now: float) -> None:
+        if member.sid in room.viewers:
+            room.viewers.discard(member.sid)
+            room.stats.watch_seconds += now - member.rooms[room.policy.stream_id]
+            room.stats.sessions += 1
+
+    async def _chat(self, sid: str, body: ChatIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        user = member.user
+        if user is None:
+            raise Refusal("sign_in_required", "sign in to chat")
+        policy = room.policy
+        if not policy.enable_chat:
+            raise Refusal("chat_disabled", "chat is off for this stream")
+        if policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if user.id in policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        if user.id in policy.muted:
+            raise Refusal("muted", "you are muted in this stream")
+        text = chat.clean_text(body.text)
+        if not text:
+            raise Refusal("empty", "write something first")
+        if len(text) > chat.MAX_CHARS:
+            raise Refusal("too_long", f"at most {chat.MAX_CHARS} characters")
+        wait = await self._limiter.acquire(f"chat:{user.id}", CHAT_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=round(wait, 2))
+        if policy.slow_mode_seconds and not policy.is_moderator(user):
+            wait = await self._counters.slow_mode(body.stream_id, user.id, policy.slow_mode_seconds)
+            if wait:
+                raise Refusal("slow_mode", "slow mode is on", retry_after=round(wait, 2))
+        async with self._sessions.begin() as session:
+            message = await chat.store(session, body.stream_id, user, text)
+        room.stats.chats += 1
+        await self.to_stream(body.stream_id, "stream:chat", message)
+        return {"ok": True, "message": message}
+
+    async def _reaction(self, sid: str, body: ReactionIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        if body.emoji not in EMOJIS:
+            raise Refusal("unknown_emoji", "use one of " + " ".join(sorted(EMOJIS)))
+        if member.user and member.user.id in room.policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        wait = await self._limiter.acquire(f"react:{member.viewer_key}", REACTION_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=round(wait, 2))
+        room.pending[body.emoji] += 1
+        return {"ok": True}
+
+    async def _prepare(self, sid: str, body: PrepareIn) -> Ack:
+        member = self.members[sid]
+        room = await self._room(body.stream_id)
+        if member.user is None or member.user.id != room.policy.owner_id:
+            raise Refusal("forbidden", "only the seller prepares the show")
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        countdown = max(0, min(body.countdown, 10))
+        await self.to_stream(
+            body.stream_id,
+            "stream:status",
+            {
+                "stream_id": body.stream_id,
+                "status": room.policy.status,
+                "preparing": True,
+                "countdown": countdown,
+            },
+        )
+        return {"ok": True}
+
+    # Moderation over the socket: the same actions as the REST endpoints.
+
+    async def _moderator(self, sid: str) -> User:
+        user = self.members[sid].user
+        if user is None:
+            raise Refusal("sign_in_required", "sign in to moderate")
+        return user
+
+    async def _apply(
+        self, change: Callable[[AsyncSession], Awaitable[moderation.RoomChange]]
+    ) -> Ack:
+        async with self._sessions.begin() as session:
+            result = await change(session)
+        await moderation.announce(self, self._bus, result)
+        return {"ok": True}
+
+    async def _delete_message(self, sid: str, body: MessageIn) -> Ack:
+        actor = await self._moderator(sid)
+        return await self._apply(
+            lambda s: moderation.delete_message(s, actor, body.stream_id, body.message_id)
+        )
+
+    def _moderate(
+        self, action: Callable[..., Awaitable[moderation.RoomChange]], kind: SanctionKind
+    ) -> Callable[[str, Any], Awaitable[Ack]]:
+        async def handle(sid: str, body: UserIn) -> Ack:
+            actor = await self._moderator(sid)
+            return await self._apply(lambda s: action(s, actor, body.stream_id, body.user_id, kind))
+
+        return handle
+
+    async def _slow_mode(self, sid: str, body: SlowIn) -> Ack:
+        actor = await self._moderator(sid)
+        return await self._apply(
+            lambda s: moderation.slow_mode(s, actor, body.stream_id, body.seconds)
+        )
+
+    async def _on_bus(self, message: dict[str, Any]) -> None:
+        if message.get("type") not in ("room.changed", "stream.status"):
+            return
+        room = self.rooms.get(str(message.get("stream_id")))
+        if room is None:
+            return
+        async with self._reads() as session:
+            policy = await load_policy(session, room.policy.stream_id)
+        if policy is not None:
+            room.policy = policy
+        for user_id in message.get("banned") or ():
+            for sid in [
+                s
+                for s in room.members
+                if (m := self.members.get(s)) and m.user and m.user.id == user_id
+            ]:
+                self._settle(self.members[sid], room.policy.stream_id, time.monotonic())
+                await self.sio.leave_room(sid, room_name(room.policy.stream_id))
+                await self.sio.emit(
+                    "stream:banned", {"stream_id": room.policy.stream_id}, to=sid, ignore_queue=True
+                )
+
+    # Tickers
+
+    async def _tick_reactions(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            if not room.pending:
+                continue
+            counts, room.pending = dict(room.pending), type(room.pending)()
+            room.stats.reactions.update(counts)
+            await self._counters.add_reactions(stream_id, counts)
+            await self.to_stream(
+                stream_id, "stream:reactions", {"stream_id": stream_id, "counts": counts}
+            )
+
+    async def _tick_viewers(self) -> None:
+        local = {sid: len(room.viewers) for sid, room in self.rooms.items()}
+        await self._counters.report_viewers(self.node, local)
+        watched = [s for s, room in self.rooms.items() if room.members]
+        totals = await self._counters.viewers(watched) if watched else {}
+        now = time.monotonic()
+        for stream_id, total in totals.items():
+            room = self.rooms[stream_id]
+            room.remote = max(0, total - len(room.viewers))
+            room.stats.peak = max(room.stats.peak, total)
+            gap = now - room.sent_at
+            if (total != room.sent_count and gap >= VIEWER_MIN_GAP) or gap >= VIEWER_MAX_GAP:
+                room.sent_count, room.sent_at = total, now
+                await self.sio.emit(
+                    "stream:viewers",
+                    {"stream_id": stream_id, "count": total},
+                    room=room_name(stream_id),
+                    ignore_queue=True,
+                )
+
+    async def _flush_all(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            await self._flush_room(room)
+            if not room.members and not room.pending:
+                self.rooms.pop(stream_id, None)
+
+    async def _flush_room(self, room: Room) -> None:
+        stats, room.stats = room.stats, RoomStats(peak=room.stats.peak, unique=room.stats.unique)
+        if not stats.changed:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                await write_stats(session, room.policy.stream_id, stats)
+        except Exception:
+            room.stats.merge(stats)
+            raise
