@@ -13,7 +13,7 @@ from typing import Protocol
 
 from server.redislink import RedisLink
 
-NODE_TTL_SECONDS = 15
+NODE_TTL_SECONDS = 6
 ROOM_TTL_SECONDS = 2 * 24 * 3600
 
 

@@ -1,7 +1,9 @@
 """Socket.IO rooms with real clients: every event, every refusal, and what reaches others."""
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,6 +17,7 @@ from tests.conftest import Account, Shop
 from tests.socket_client import Viewer
 
 Client = TestClient[Any, Any]
+ROOT = Path(__file__).resolve().parents[2]
 Open = Callable[..., Awaitable[Viewer]]
 HEART = "\u2764\ufe0f"
 FIRE = "\U0001f525"
@@ -380,3 +383,27 @@ async def test_audience_applies_to_rooms(client: Client, shop: Shop, viewers: Op
     anonymous = await (await viewers()).call("stream:join", {"stream_id": stream["id"]})
     assert anonymous["error"] == "audience_restricted"
     assert (await (await viewers(fan)).call("stream:join", {"stream_id": stream["id"]}))["ok"]
+
+
+async def test_official_javascript_client(client: Client, shop: Shop, viewers: Open) -> None:
+    seller, buyer = await shop.account("seller"), await shop.account()
+    stream = await shop.stream(seller)
+    watcher = await joined(viewers, stream["id"])
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        str(ROOT / "tests" / "js" / "socket_client.mjs"),
+        str(client.make_url("/")),
+        buyer.token,
+        stream["id"],
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(node.communicate(), 20)
+    assert node.returncode == 0, err.decode()
+    result = json.loads(out)
+    assert result["joined"]["ok"] and result["joined"]["stream"]["id"] == stream["id"]
+    assert result["chat"]["ok"] and result["chat"]["message"]["text"] == "hello from node"
+    assert result["reaction"] == {"ok": True}
+    events = {name for name, _ in result["seen"]}
+    assert {"stream:chat", "stream:reactions"} <= events
+    assert (await watcher.wait_for("stream:chat"))["user"]["id"] == buyer.id
