@@ -1,0 +1,59 @@
+"""Shopcast's WebRTC media plane: an RTP-forwarding SFU built on aiortc 1.16.0.
+
+The HTTP layer uses :class:`Sfu` (``publish``/``subscribe``/``session``/``close``), the
+session objects it returns (``id``, ``add_ice_candidates``, ``close``, ``stats``), the
+events in :mod:`sfu.events` and the errors in :mod:`sfu.errors`. Nothing here imports
+aiohttp, a database or Socket.IO.
+"""
+
+from .candidates import IceSettings, gathering_on
+from .consumer import Consumer, ConsumerState
+from .errors import (
+    ClosedError,
+    IceRestartUnsupportedError,
+    NotLiveError,
+    SdpError,
+    SfuError,
+    UnsupportedMediaError,
+)
+from .events import EventSink, GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
+from .producer import Producer, ProducerState
+from .publisher import Publisher
+from .room import Room, RoomState, SfuSettings
+from .session import Session, SessionState
+from .sfu import Sfu
+from .stats import ConsumerStats, ProducerStats, RoomStats, SessionStats
+from .subscriber import Subscriber
+
+__all__ = [
+    "ClosedError",
+    "Consumer",
+    "ConsumerState",
+    "ConsumerStats",
+    "EventSink",
+    "GoneReason",
+    "IceRestartUnsupportedError",
+    "IceSettings",
+    "MediaStarted",
+    "NotLiveError",
+    "Producer",
+    "ProducerState",
+    "ProducerStats",
+    "Publisher",
+    "PublisherGone",
+    "Room",
+    "RoomState",
+    "RoomStats",
+    "SdpError",
+    "Session",
+    "SessionState",
+    "SessionStats",
+    "Sfu",
+    "SfuError",
+    "SfuEvent",
+    "SfuSettings",
+    "Subscriber",
+    "SubscriberGone",
+    "UnsupportedMediaError",
+    "gathering_on",
+]

@@ -1,0 +1,1 @@
+"""Benchmarks that print the figures of DESIGN.md (never timed test assertions)."""

@@ -1,0 +1,216 @@
+"""Every aiortc 1.16.0 (and pylibsrtp 1.0, asyncio) private this package touches.
+
+aiortc has no API to forward RTP without decoding and re-encoding it, so the SFU reaches into
+a few private attributes. Each function here is one hook; ``tests/sfu/test_aiortc_hooks.py``
+checks each of them against the installed aiortc so that an upgrade fails loudly instead of
+silently decoding, dropping keyframe requests or leaking sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiortc
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc.rtp import RtcpSrPacket
+from pylibsrtp import _binding as _srtp_binding
+
+AIORTC_VERSION = "1.16.0"
+logger = logging.getLogger(__name__)
+
+RtpHandler = Callable[[bytes], None]
+
+
+def check_aiortc_version() -> None:
+    """Refuse to run on an aiortc whose internals were not reviewed."""
+    if aiortc.__version__ != AIORTC_VERSION:
+        raise RuntimeError(f"sfu needs aiortc {AIORTC_VERSION}, found {aiortc.__version__}")
+
+
+def tap_rtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Call ``handler`` with every decrypted RTP packet, before aiortc parses it.
+
+    Hook: ``RTCDtlsTransport._handle_rtp_data(data, arrival_time_ms)``, awaited by
+    ``_recv_next`` after SRTP unprotect. aiortc still gets the packet afterwards, for its
+    receiver statistics, receiver reports and NACKs to the publisher.
+    """
+    original: Callable[..., Awaitable[None]] = dtls._handle_rtp_data
+    failures = 0
+
+    async def _handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        nonlocal failures
+        try:
+            handler(data)
+        except Exception:
+            # A forwarding bug must not end the publisher's session: log it once, keep going.
+            failures += 1
+            if failures == 1:
+                logger.exception("RTP forwarding failed")
+        await original(data, arrival_time_ms=arrival_time_ms)
+
+    setattr(dtls, "_handle_rtp_data", _handle_rtp_data)  # noqa: B010 - instance override
+
+
+def tap_sender_reports(receiver: RTCRtpReceiver, handler: Callable[[int, int, int], None]) -> None:
+    """Call ``handler(ssrc, ntp_timestamp, rtp_timestamp)`` for each sender report received.
+
+    Hook: ``RTCRtpReceiver._handle_rtcp_packet(packet)``, awaited by the DTLS transport.
+    """
+    original: Callable[[Any], Awaitable[None]] = receiver._handle_rtcp_packet
+
+    async def _handle_rtcp_packet(packet: Any) -> None:
+        if isinstance(packet, RtcpSrPacket):
+            info = packet.sender_info
+            handler(packet.ssrc, info.ntp_timestamp, info.rtp_timestamp)
+        await original(packet)
+
+    setattr(receiver, "_handle_rtcp_packet", _handle_rtcp_packet)  # noqa: B010
+
+
+def disable_decoding(receiver: RTCRtpReceiver) -> None:
+    """Stop the decoder thread ``RTCRtpReceiver.receive()`` starts, as soon as it starts.
+
+    Hook: the name-mangled ``RTCRtpReceiver.__stop_decoder()``. Without it every publisher
+    costs a full H.264 decode. With the thread gone aiortc drops reassembled frames.
+    """
+    original: Callable[[Any], Awaitable[None]] = receiver.receive
+    stop_decoder: Callable[[], None] = getattr(receiver, "_RTCRtpReceiver__stop_decoder")  # noqa: B009
+
+    async def receive(parameters: Any) -> None:
+        await original(parameters)
+        stop_decoder()
+
+    setattr(receiver, "receive", receive)  # noqa: B010
+
+
+def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[Any, Any, None]:
+    """Ask the publisher for a keyframe. Hook: ``RTCRtpReceiver._send_rtcp_pli``."""
+    coroutine: Coroutine[Any, Any, None] = receiver._send_rtcp_pli(media_ssrc)
+    return coroutine
+
+
+def hook_sender(
+    sender: RTCRtpSender,
+    *,
+    on_started: Callable[[RTCRtpSendParameters], None],
+    on_nack: Callable[[int], None],
+    on_keyframe_request: Callable[[], None],
+) -> None:
+    """Take over what a viewer's sender does with media while aiortc keeps its RTCP.
+
+    - ``send(parameters)`` (public) is called once DTLS is up, with the negotiated payload
+      type, MID and header-extension ids: ``on_started`` gets them.
+    - ``_retransmit(seq)``: aiortc looks NACKed packets up in its own history, which is empty
+      on a forwarding path; ``on_nack`` serves them from the consumer's history instead.
+    - ``_send_keyframe()``: PLI/FIR would only set a flag for aiortc's encoder, so they would
+      be silently dropped; ``on_keyframe_request`` routes them to the publisher.
+    """
+    original_send: Callable[[RTCRtpSendParameters], Awaitable[None]] = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original_send(parameters)
+        on_started(parameters)
+
+    async def _retransmit(sequence_number: int) -> None:
+        on_nack(sequence_number)
+
+    setattr(sender, "send", send)  # noqa: B010
+    setattr(sender, "_retransmit", _retransmit)  # noqa: B010
+    setattr(sender, "_send_keyframe", on_keyframe_request)  # noqa: B010
+
+
+def set_sender_report_basis(
+    sender: RTCRtpSender, ntp_timestamp: int, rtp_timestamp: int, packets: int, octets: int
+) -> None:
+    """Feed the sender's RTCP loop what it puts in its next sender report.
+
+    Hook: the name-mangled ``__ntp_timestamp``, ``__rtp_timestamp``, ``__packet_count`` and
+    ``__octet_count`` that ``RTCRtpSender._run_rtp`` would maintain if it sent the media.
+    """
+    setattr(sender, "_RTCRtpSender__ntp_timestamp", ntp_timestamp)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__rtp_timestamp", rtp_timestamp)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__packet_count", packets)  # noqa: B010
+    setattr(sender, "_RTCRtpSender__octet_count", octets)  # noqa: B010
+
+
+def sender_round_trip_time(sender: RTCRtpSender) -> float | None:
+    """Smoothed RTT from the viewer's receiver reports (``RTCRtpSender.__rtt``), seconds."""
+    rtt: float | None = getattr(sender, "_RTCRtpSender__rtt", None)
+    return rtt
+
+
+def nominated_pairs(dtls: RTCDtlsTransport) -> dict[int, Any]:
+    """aioice's live map of component -> nominated ``CandidatePair`` under this transport.
+
+    Hook: ``RTCIceTransport._connection`` (an ``aioice.Connection``) and its ``_nominated``.
+    A pair has ``protocol.transport`` (an asyncio datagram transport) and ``remote_addr``.
+    """
+    pairs: dict[int, Any] = dtls.transport._connection._nominated
+    return pairs
+
+
+def local_ports(dtls: RTCDtlsTransport) -> list[int]:
+    """UDP ports of the transport's local candidates (tests aim junk at them)."""
+    return [c.port for c in dtls.transport.iceGatherer.getLocalCandidates()]
+
+
+def guard_against_junk(dtls: RTCDtlsTransport) -> None:
+    """Keep a datagram aiortc cannot digest from ending the session.
+
+    Hook: ``RTCDtlsTransport._recv_next()``, awaited in a loop by the transport's ``__run``
+    task and by the handshake. An empty datagram makes it raise ``IndexError``, which ends
+    ``__run`` and closes the connection. Only ``ConnectionError`` (the ICE connection is
+    gone, or the peer's authenticated close_notify) and cancellation may pass.
+    """
+    original: Callable[[], Awaitable[None]] = dtls._recv_next
+
+    async def _recv_next() -> None:
+        try:
+            await original()
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.debug("ignored an undigestible datagram", exc_info=True)
+
+    setattr(dtls, "_recv_next", _recv_next)  # noqa: B010
+
+
+def dtls_transports(pc: aiortc.RTCPeerConnection) -> list[RTCDtlsTransport]:
+    """The distinct DTLS transports under a peer connection's transceivers (one if bundled)."""
+    seen: list[RTCDtlsTransport] = []
+    for transceiver in pc.getTransceivers():
+        transport = transceiver.receiver.transport
+        if transport not in seen:
+            seen.append(transport)
+    return seen
+
+
+def raw_socket(transport: asyncio.DatagramTransport) -> socket.socket:
+    """The socket under an asyncio datagram transport (``TransportSocket._sock``).
+
+    Sending on it directly skips asyncio's per-call checks and, above all, its unbounded
+    write buffer: a full socket buffer raises ``BlockingIOError`` and the packet is dropped.
+    """
+    wrapper = transport.get_extra_info("socket")
+    sock: socket.socket = getattr(wrapper, "_sock", wrapper)
+    return sock
+
+
+def srtp_context(dtls: RTCDtlsTransport) -> Any:
+    """The libsrtp ``srtp_t`` of the transport's outbound session (pylibsrtp 1.0 ``_srtp``).
+
+    With :data:`srtp_protect_in_place` it protects packets in a buffer we own, without the
+    per-call allocations and copies of ``pylibsrtp.Session.protect``.
+    """
+    return dtls._tx_srtp._srtp[0]
+
+
+# libsrtp's ``srtp_protect(srtp_t, void *packet, int *length)``, through pylibsrtp's binding.
+srtp_protect_in_place: Callable[[Any, Any, Any], int] = _srtp_binding.lib.srtp_protect
+srtp_ffi: Any = _srtp_binding.ffi
+SRTP_MAX_TRAILER_LEN = 16 + 128  # pylibsrtp's bound on what protect appends

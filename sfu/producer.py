@@ -1,0 +1,273 @@
+"""One inbound track of a publisher, fanned out to its consumers."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiortc import RTCRtpCodecCapability
+from aiortc.clock import current_ntp_time
+
+from .keyframe import detectors
+from .rtp import HEADER, find_extension, header_length
+from .stats import ProducerStats, RateMeter
+
+if TYPE_CHECKING:
+    from .consumer import Consumer
+
+# A keyframe larger than this is not cached (a 720p IDR is ~40-100 packets).
+MAX_KEYFRAME_PACKETS = 512
+_NTP_ONE_SECOND = 1 << 32
+
+# One packet as consumers and the keyframe cache see it:
+# (sequence number, timestamp, marker bit 0x80|0, payload, starts a keyframe, audio level|-1)
+Entry = tuple[int, int, int, bytes, bool, int]
+
+
+class ProducerState(enum.Enum):
+    NEW = "new"
+    LIVE = "live"
+    CLOSED = "closed"
+
+
+class Producer:
+    """One inbound track (audio or video) of a publisher.
+
+    States: new -> live (first RTP packet) -> closed. Consumers attach to it; closing it
+    leaves them open and idle until the room binds them to the next publisher's producer.
+    Video producers keep the packets of the latest keyframe, so that a viewer who joins
+    starts with a picture at once, and rate-limit keyframe requests to the publisher.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        codec: RTCRtpCodecCapability,
+        payload_type: int,
+        audio_level_id: int,
+        request_pli: Callable[[int], None],
+        on_first_packet: Callable[[Producer], None],
+        keyframe_interval: float,
+    ) -> None:
+        self.kind = kind
+        self.codec = codec
+        self.clock_rate = codec.clockRate
+        self.payload_type = payload_type  # the publisher's, as negotiated
+        self.state = ProducerState.NEW
+        self._level_id = audio_level_id
+        self._request_pli = request_pli
+        self._on_first_packet = on_first_packet
+        self._keyframe_interval = keyframe_interval
+        video = detectors(codec.mimeType)
+        self._video = video is not None
+        self._is_keyframe, self._picture_size = video or (_never, _no_size)
+        self._targets: tuple[Consumer, ...] = ()
+        self._forwarders: tuple[Callable[[Entry], None], ...] = ()  # bound, for the hot loop
+        # Stream position, read by consumers when they re-anchor or build sender reports.
+        self.ssrc: int | None = None
+        self.last_ts = 0
+        self.last_arrival = 0.0
+        self._frame_ts = -1
+        self._frame_is_key = False
+        self._keyframe: list[Entry] = []
+        self._keyframe_open = False  # the frame being received is the cached keyframe
+        self._sender_report: tuple[float, int, int] | None = None
+        self._last_pli = -1e9
+        # Counters.
+        self.packets = self.bytes = self.frames = self.keyframes = 0
+        self.keyframe_requests = self.retransmissions = 0
+        self._base_seq = self._max_seq = self._cycles = self._received = 0
+        self.width: int | None = None
+        self.height: int | None = None
+        self._bitrate = RateMeter()
+        self._fps = RateMeter()
+
+    @property
+    def closed(self) -> bool:
+        return self.state is ProducerState.CLOSED
+
+    @property
+    def consumers(self) -> tuple[Consumer, ...]:
+        return self._targets
+
+    def receive(self, data: bytes) -> None:
+        """Fan one decrypted RTP packet out to every consumer (``len(data) > 12``)."""
+        b0, b1, seq, ts, ssrc = HEADER.unpack_from(data)
+        size = len(data)
+        offset = 12 + ((b0 & 0x0F) << 2)
+        level = -1
+        if b0 & 0x10:
+            if size < offset + 4:
+                return
+            end = offset + 4 + ((data[offset + 2] << 8 | data[offset + 3]) << 2)
+            if self._level_id and end <= size:
+                level = find_extension(data, offset, end, self._level_id)
+            offset = end
+        if b0 & 0x20:
+            size -= data[-1]
+        if offset >= size:
+            return  # padding only: a bandwidth probe, nothing to forward
+        payload = data[offset:size]
+        if ssrc != self.ssrc:
+            self._new_source(ssrc, seq)
+        self.packets += 1
+        self.bytes += size
+        self._received += 1
+        delta = (seq - self._max_seq) & 0xFFFF
+        if 0 < delta < 0x8000:
+            if seq < self._max_seq:
+                self._cycles += 0x10000
+            self._max_seq = seq
+            self.last_ts = ts
+            self.last_arrival = time.monotonic()
+        marker = b1 & 0x80
+        key = False
+        if self._video:
+            if ts != self._frame_ts:
+                self._frame_ts = ts
+                self.frames += 1
+                self._frame_is_key = self._keyframe_open = False
+            if not self._frame_is_key and self._is_keyframe(payload):
+                self._start_keyframe(payload)
+                key = True
+        entry = (seq, ts, marker, payload, key, level)  # one tuple, shared by every consumer
+        if self._keyframe_open and len(self._keyframe) < MAX_KEYFRAME_PACKETS:
+            self._keyframe.append(entry)
+        for forward in self._forwarders:
+            forward(entry)
+
+    def receive_rtx(self, data: bytes) -> None:
+        """An RFC 4588 retransmission from the publisher: repair the consumers' streams."""
+        offset = header_length(data)
+        size = len(data) - (data[-1] if data[0] & 0x20 else 0)
+        if offset < 0 or offset + 2 >= size:
+            return  # RTX padding probe
+        self.retransmissions += 1
+        _, b1, _, ts, _ = HEADER.unpack_from(data)
+        entry = (
+            data[offset] << 8 | data[offset + 1],
+            ts,
+            b1 & 0x80,
+            data[offset + 2 : size],
+            False,
+            -1,
+        )
+        for consumer in self._targets:
+            consumer.repair(entry)
+
+    def _new_source(self, ssrc: int, seq: int) -> None:
+        first = self.ssrc is None
+        self.ssrc = ssrc
+        self._base_seq = self._max_seq = (seq - 1) & 0xFFFF
+        self._cycles = self._received = 0
+        if first:
+            self.state = ProducerState.LIVE
+            self._on_first_packet(self)
+
+    def _start_keyframe(self, payload: bytes) -> None:
+        self._frame_is_key = self._keyframe_open = True
+        self.keyframes += 1
+        self._keyframe = []
+        size = self._picture_size(payload)
+        if size is not None:
+            self.width, self.height = size
+
+    def attach(self, consumer: Consumer) -> None:
+        """Start feeding ``consumer``; a video consumer first gets the cached keyframe."""
+        if consumer in self._targets or self.closed:
+            return
+        self._set_targets((*self._targets, consumer))
+        if not self._video:
+            return
+        for entry in self._keyframe:
+            consumer.forward(entry)
+        if self._keyframe_open:
+            return  # the keyframe is still arriving: the consumer continues live from it
+        if self._keyframe:
+            # Frames followed the cached keyframe; without them the next delta frames would
+            # not decode, so the consumer shows the cached picture and waits for a fresh one.
+            consumer.await_keyframe(self._keyframe[-1][1])
+        self.request_keyframe()
+
+    def detach(self, consumer: Consumer) -> None:
+        self._set_targets(tuple(c for c in self._targets if c is not consumer))
+
+    def _set_targets(self, targets: tuple[Consumer, ...]) -> None:
+        self._targets = targets
+        self._forwarders = tuple(c.forward for c in targets)
+
+    def request_keyframe(self) -> bool:
+        """Send a PLI to the publisher unless one went out in the last keyframe interval."""
+        now = time.monotonic()
+        if self.ssrc is None or self.closed or now - self._last_pli < self._keyframe_interval:
+            return False
+        self._last_pli = now
+        self.keyframe_requests += 1
+        self._request_pli(self.ssrc)
+        return True
+
+    def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        """The publisher's clock mapping: consumers' sender reports reuse it for A/V sync."""
+        self._sender_report = (time.monotonic(), ntp_timestamp, rtp_timestamp)
+
+    def clock_mapping(self, now: float) -> tuple[int, int]:
+        """(NTP, RTP timestamp) of this track at monotonic time ``now``.
+
+        From the publisher's last sender report when there is one (so audio and video keep
+        the publisher's lip sync), else from the arrival of the newest packet.
+        """
+        if self._sender_report is not None:
+            at, ntp, rtp = self._sender_report
+        else:
+            at, ntp, rtp = self.last_arrival, current_ntp_time(), self.last_ts
+            ntp -= int((time.monotonic() - at) * _NTP_ONE_SECOND)
+        elapsed = now - at
+        return (
+            (ntp + int(elapsed * _NTP_ONE_SECOND)) & 0xFFFFFFFFFFFFFFFF,
+            (rtp + int(elapsed * self.clock_rate)) & 0xFFFFFFFF,
+        )
+
+    def sample(self, now: float) -> None:
+        """Update bitrate and frame rate (called by the room's periodic tick)."""
+        self._bitrate.sample(now, self.bytes)
+        self._fps.sample(now, self.frames)
+
+    def close(self) -> None:
+        """Stop forwarding; consumers go idle. Idempotent."""
+        if self.closed:
+            return
+        self.state = ProducerState.CLOSED
+        targets = self._targets
+        self._set_targets(())
+        self._keyframe = []
+        for consumer in targets:
+            consumer.producer_closed(self)
+
+    def stats(self) -> ProducerStats:
+        expected = self._cycles + ((self._max_seq - self._base_seq) & 0xFFFF)
+        return ProducerStats(
+            kind=self.kind,
+            codec=self.codec.mimeType,
+            ssrc=self.ssrc,
+            packets=self.packets,
+            bytes=self.bytes,
+            packets_lost=max(0, expected - self._received),
+            bitrate_bps=self._bitrate.rate * 8,
+            fps=self._fps.rate if self._video else None,
+            width=self.width,
+            height=self.height,
+            keyframes=self.keyframes,
+            keyframe_requests=self.keyframe_requests,
+            consumers=len(self._targets),
+        )
+
+
+def _never(payload: bytes) -> bool:
+    return False
+
+
+def _no_size(payload: bytes) -> tuple[int, int] | None:
+    return None

@@ -1,0 +1,178 @@
+"""The WHIP side: one publisher peer connection and its producers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc.sdp import MediaDescription, SessionDescription
+
+from .aiortc_hooks import (
+    disable_decoding,
+    dtls_transports,
+    guard_against_junk,
+    send_pli,
+    tap_rtp,
+    tap_sender_reports,
+)
+from .candidates import IceSettings, announce, gathering_on
+from .errors import UnsupportedMediaError
+from .events import GoneReason
+from .offer import Offer, choose_publisher_codec, preferences
+from .producer import Producer
+from .rtp import AUDIO_LEVEL_URI
+from .session import Session, SessionState, new_peer_connection
+from .stats import SessionStats
+
+_RtpRoute = Callable[[bytes], None] | None
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """What a publisher needs from the SFU's settings."""
+
+    ice: IceSettings
+    keyframe_interval: float
+
+
+class Publisher(Session):
+    """The WHIP peer connection of a room, with one Producer per received track.
+
+    States: connecting -> connected -> closed; ``live`` once the first RTP packet arrived.
+    Closing it closes its producers (their consumers go idle, they are not closed).
+    """
+
+    def __init__(
+        self,
+        pc: RTCPeerConnection,
+        *,
+        on_closed: Callable[[Session, GoneReason], None],
+        on_media_started: Callable[[Publisher], None],
+    ) -> None:
+        super().__init__(pc, on_closed)
+        self.producers: dict[str, Producer] = {}
+        self.live = False
+        self.created_at = time.monotonic()
+        self._on_media_started = on_media_started
+        self._routes: list[_RtpRoute] = [None] * 128
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+
+    @classmethod
+    async def negotiate(
+        cls,
+        offer: Offer,
+        options: PublishOptions,
+        *,
+        on_closed: Callable[[Session, GoneReason], None],
+        on_media_started: Callable[[Publisher], None],
+    ) -> tuple[Publisher, str]:
+        """Answer a validated WHIP offer; codecs are checked before any connection exists."""
+        kinds = [section.kind for section in offer.media]
+        if len(set(kinds)) != len(kinds):
+            raise UnsupportedMediaError("a publisher sends at most one audio and one video track")
+        for section in offer.media:
+            if section.direction not in ("sendonly", "sendrecv"):
+                raise UnsupportedMediaError(f"section {section.mid!r} sends nothing")
+        chosen = [choose_publisher_codec(section) for section in offer.media]
+        publisher = cls(
+            new_peer_connection(), on_closed=on_closed, on_media_started=on_media_started
+        )
+        try:
+            answer = await publisher._answer(offer, chosen, options)
+        except BaseException:
+            await publisher.close()
+            raise
+        return publisher, answer
+
+    async def _answer(
+        self, offer: Offer, chosen: list[RTCRtpCodecCapability], options: PublishOptions
+    ) -> str:
+        pc = self.pc
+        for section, codec in zip(offer.media, chosen, strict=True):
+            transceiver = pc.addTransceiver(section.kind, direction="recvonly")
+            transceiver.setCodecPreferences(preferences(section, codec))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        # BUNDLE has merged the transports by now; hook before any packet can arrive.
+        for dtls in dtls_transports(pc):
+            guard_against_junk(dtls)
+            tap_rtp(dtls, self._on_rtp)
+        with gathering_on(options.ice.host_addresses):
+            await pc.setLocalDescription(await pc.createAnswer())
+        self._remote_ufrag = offer.ice_ufrag
+        answer = SessionDescription.parse(pc.localDescription.sdp)
+        for transceiver, codec in zip(pc.getTransceivers(), chosen, strict=True):
+            media = next(m for m in answer.media if m.rtp.muxId == transceiver.mid)
+            self._add_producer(transceiver.receiver, media, codec, options)
+        return announce(
+            pc.localDescription.sdp, options.ice.host_addresses, options.ice.announced_address
+        )
+
+    def _add_producer(
+        self,
+        receiver: RTCRtpReceiver,
+        media: MediaDescription,
+        codec: RTCRtpCodecCapability,
+        options: PublishOptions,
+    ) -> None:
+        rtp, kind = media.rtp, media.kind
+        level_id = next((e.id for e in rtp.headerExtensions if e.uri == AUDIO_LEVEL_URI), 0)
+        main = rtp.codecs[0].payloadType or 0
+        producer = Producer(
+            kind=kind,
+            codec=codec,
+            payload_type=main,
+            audio_level_id=level_id if kind == "audio" else 0,
+            request_pli=lambda ssrc: self.spawn(send_pli(receiver, ssrc)),
+            on_first_packet=self._first_packet,
+            keyframe_interval=options.keyframe_interval,
+        )
+        self._routes[main & 0x7F] = producer.receive
+        for rtx in rtp.codecs[1:]:
+            if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == main:
+                self._routes[(rtx.payloadType or 0) & 0x7F] = producer.receive_rtx
+        disable_decoding(receiver)
+        tap_sender_reports(receiver, self._sender_report)
+        self.producers[kind] = producer
+        self._receivers[kind] = receiver
+
+    def _on_rtp(self, data: bytes) -> None:
+        if len(data) > 12:
+            route = self._routes[data[1] & 0x7F]
+            if route is not None:
+                route(data)
+
+    def _sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        for producer in self.producers.values():
+            if producer.ssrc == ssrc:
+                producer.on_sender_report(ntp, rtp)
+
+    def _first_packet(self, producer: Producer) -> None:
+        if not self.live:
+            self.live = True
+            self._on_media_started(self)
+
+    def last_media_at(self) -> float:
+        """Monotonic time of the newest packet (or of the session's creation)."""
+        return max([self.created_at, *(p.last_arrival for p in self.producers.values())])
+
+    def _release(self) -> None:
+        self._routes = [None] * 128
+        for producer in self.producers.values():
+            producer.close()
+
+    def stats(self) -> SessionStats:
+        return SessionStats(
+            session_id=self.id,
+            state="live" if self.live and not self.closed else self.state.value,
+            tracks=[p.stats() for p in self.producers.values()],
+        )
+
+
+__all__ = ["PublishOptions", "Publisher", "SessionState"]

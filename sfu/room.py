@@ -1,0 +1,229 @@
+"""One stream's media: its current publisher and its viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from .candidates import IceSettings
+from .errors import ClosedError, NotLiveError
+from .events import (
+    EventSink,
+    GoneReason,
+    MediaStarted,
+    PublisherGone,
+    SfuEvent,
+    SubscriberGone,
+)
+from .offer import parse_offer
+from .producer import Producer
+from .publisher import Publisher, PublishOptions
+from .session import Session
+from .stats import RoomStats
+from .subscriber import Subscriber
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SfuSettings:
+    """Settings of the media plane (the composition root builds them from its own)."""
+
+    ice: IceSettings = field(default_factory=IceSettings)
+    # A publisher that sent media and then none for this long is gone.
+    media_timeout: float = 5.0
+    # A publisher that never sends media is gone after this long.
+    connect_timeout: float = 15.0
+    # At most one keyframe request per producer per interval (viewers' PLIs, joins).
+    keyframe_interval: float = 0.3
+    # A viewer waiting this long for a keyframe asks again.
+    keyframe_retry: float = 1.0
+    # Period of the room's housekeeping: stats, sender reports, timeouts.
+    tick: float = 0.5
+
+
+class RoomState(enum.Enum):
+    IDLE = "idle"  # no publisher (viewers may stay, waiting for one)
+    LIVE = "live"  # a publisher session exists (MediaStarted tells when its media flows)
+    CLOSED = "closed"
+
+
+class Room:
+    """One stream: at most one Publisher and any number of Subscribers.
+
+    States: idle -> live -> idle ... -> closed. A new publisher replaces the current one and
+    the viewers carry on with it. Closing the room closes its publisher and subscribers.
+    """
+
+    def __init__(self, room_id: str, settings: SfuSettings, events: EventSink) -> None:
+        self.id = room_id
+        self.state = RoomState.IDLE
+        self._settings = settings
+        self._events = events
+        self._publisher: Publisher | None = None
+        self._subscribers: dict[str, Subscriber] = {}
+        self._publish_lock = asyncio.Lock()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def closed(self) -> bool:
+        return self.state is RoomState.CLOSED
+
+    @property
+    def publisher(self) -> Publisher | None:
+        return self._publisher
+
+    @property
+    def subscribers(self) -> tuple[Subscriber, ...]:
+        return tuple(self._subscribers.values())
+
+    def producers(self) -> dict[str, Producer]:
+        publisher = self._publisher
+        return dict(publisher.producers) if publisher is not None else {}
+
+    def session(self, session_id: str) -> Session | None:
+        if self._publisher is not None and self._publisher.id == session_id:
+            return self._publisher
+        return self._subscribers.get(session_id)
+
+    async def publish(self, offer_sdp: str) -> tuple[Publisher, str]:
+        """Answer a WHIP offer; a current publisher is replaced. Raises SdpError & co."""
+        offer = parse_offer(offer_sdp)
+        self._check_open()
+        async with self._publish_lock:
+            options = PublishOptions(self._settings.ice, self._settings.keyframe_interval)
+            publisher, answer = await Publisher.negotiate(
+                offer,
+                options,
+                on_closed=self._session_closed,
+                on_media_started=self._media_started,
+            )
+            if self.closed:
+                await publisher.close()
+                raise ClosedError("room closed")
+            old, self._publisher = self._publisher, publisher
+            if old is not None:
+                await old.close(GoneReason.REPLACED)
+            self.state = RoomState.LIVE
+            for subscriber in self._subscribers.values():
+                subscriber.rebind(publisher.producers)
+            self._ensure_tick()
+            return publisher, answer
+
+    async def subscribe(self, offer_sdp: str) -> tuple[Subscriber, str]:
+        """Answer a WHEP offer. Raises NotLiveError while there is no publisher."""
+        offer = parse_offer(offer_sdp)
+        self._check_open()
+        producers = self.producers()
+        if not producers:
+            raise NotLiveError(f"room {self.id!r} has no publisher")
+        subscriber, answer = await Subscriber.negotiate(
+            offer,
+            producers,
+            self._settings.ice,
+            on_closed=self._session_closed,
+        )
+        if self.closed:
+            await subscriber.close()
+            raise ClosedError("room closed")
+        self._subscribers[subscriber.id] = subscriber
+        if self.producers() != producers:
+            subscriber.rebind(self.producers())  # a publisher took over while we negotiated
+        self._ensure_tick()
+        return subscriber, answer
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ClosedError(f"room {self.id!r} is closed")
+
+    def _emit(self, event: SfuEvent) -> None:
+        logger.info("room %s: %s", self.id, event)
+        try:
+            self._events(event)
+        except Exception:
+            # The listener's failure is its own: media keeps flowing.
+            logger.exception("event listener failed on %s", event)
+
+    def _media_started(self, publisher: Publisher) -> None:
+        if publisher is self._publisher:
+            self._emit(MediaStarted(self.id, publisher.id))
+
+    def _session_closed(self, session: Session, reason: GoneReason) -> None:
+        if isinstance(session, Publisher):
+            if session is self._publisher:
+                self._publisher = None
+                if not self.closed:
+                    self.state = RoomState.IDLE
+            self._emit(PublisherGone(self.id, session.id, reason))
+        elif self._subscribers.pop(session.id, None) is not None:
+            self._emit(SubscriberGone(self.id, session.id, reason))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _ensure_tick(self) -> None:
+        if self._tick_task is None or self._tick_task.done():
+            self._tick_task = asyncio.ensure_future(self._run_tick())
+
+    async def _run_tick(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(self._settings.tick)
+            self.tick(time.monotonic())
+
+    def tick(self, now: float) -> None:
+        """Housekeeping: producer stats, viewers' sender reports, keyframe retries, timeouts."""
+        publisher = self._publisher
+        if publisher is not None and not publisher.closed:
+            for producer in publisher.producers.values():
+                producer.sample(now)
+            settings = self._settings
+            limit = settings.media_timeout if publisher.live else settings.connect_timeout
+            if now - publisher.last_media_at() > limit:
+                self._spawn(publisher.close(GoneReason.MEDIA_TIMEOUT))
+        for subscriber in self._subscribers.values():
+            subscriber.egress.refresh()
+            for consumer in subscriber.consumers.values():
+                consumer.refresh_sender_report(now)
+                if (
+                    consumer.waiting_keyframe
+                    and now - consumer.waiting_since > self._settings.keyframe_retry
+                    and consumer.producer is not None
+                ):
+                    # The keyframe we asked for was lost, or rate-limited away: ask again.
+                    consumer.waiting_since = now
+                    consumer.producer.request_keyframe()
+
+    def stats(self) -> RoomStats:
+        publisher = self._publisher
+        return RoomStats(
+            room_id=self.id,
+            state=self.state.value,
+            publisher=publisher.stats() if publisher is not None else None,
+            viewers=len(self._subscribers),
+            subscribers=[s.stats() for s in self._subscribers.values()],
+        )
+
+    async def close(self) -> None:
+        """Close the publisher and every subscriber. Idempotent."""
+        if self.closed:
+            return
+        self.state = RoomState.CLOSED
+        sessions: list[Session] = list(self._subscribers.values())
+        if self._publisher is not None:
+            sessions.append(self._publisher)
+        await asyncio.gather(*(s.close() for s in sessions))
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task

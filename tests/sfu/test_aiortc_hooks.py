@@ -1,0 +1,168 @@
+"""Every aiortc/aioice private the SFU relies on, checked against the installed version.
+
+If one of these fails after an upgrade, read the matching function in sfu/aiortc_hooks.py
+(or sfu/candidates.py) and the new aiortc source before changing anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+
+import aioice.ice
+import aiortc
+import pytest
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcpeerconnection import is_codec_compatible
+
+from bench.peers import wait_until
+from sfu.aiortc_hooks import AIORTC_VERSION, nominated_pairs, sender_round_trip_time
+from sfu.candidates import _ORIGINAL_GET_HOST_ADDRESSES
+
+from .conftest import Harness
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def parameters(function: object) -> list[str]:
+    return list(inspect.signature(function).parameters)  # type: ignore[arg-type]
+
+
+def source(function: object) -> str:
+    return inspect.getsource(function)  # type: ignore[arg-type]
+
+
+def test_aiortc_is_the_reviewed_version() -> None:
+    assert aiortc.__version__ == AIORTC_VERSION
+
+
+def test_dtls_transport_hooks() -> None:
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._handle_rtp_data)
+    assert parameters(RTCDtlsTransport._handle_rtp_data) == ["self", "data", "arrival_time_ms"]
+    assert inspect.iscoroutinefunction(RTCDtlsTransport._recv_next)
+    assert parameters(RTCDtlsTransport._recv_next) == ["self"]
+    recv_next = source(RTCDtlsTransport._recv_next)
+    # Looked up on the instance, so our per-transport overrides take effect.
+    assert "await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)" in recv_next
+    assert "first_byte = data[0]" in recv_next  # why an empty datagram needs the guard
+    assert "await self._recv_next()" in source(RTCDtlsTransport._RTCDtlsTransport__run)  # type: ignore[attr-defined]
+    init = source(RTCDtlsTransport.__init__)
+    assert "self._tx_srtp: Session = None" in init
+    assert "self._rx_srtp: Session = None" in init
+
+
+def test_receiver_hooks() -> None:
+    assert parameters(RTCRtpReceiver._handle_rtcp_packet) == ["self", "packet"]
+    assert parameters(RTCRtpReceiver.receive) == ["self", "parameters"]
+    assert parameters(RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"]
+    assert callable(RTCRtpReceiver._RTCRtpReceiver__stop_decoder)  # type: ignore[attr-defined]
+    receive = source(RTCRtpReceiver.receive)
+    assert "self.__decoder_thread.start()" in receive
+    handle = source(RTCRtpReceiver._handle_rtp_packet)
+    assert "if encoded_frame is not None and self.__decoder_thread:" in handle
+
+
+def test_sender_hooks() -> None:
+    assert parameters(RTCRtpSender.send) == ["self", "parameters"]
+    assert parameters(RTCRtpSender._retransmit) == ["self", "sequence_number"]
+    assert parameters(RTCRtpSender._send_keyframe) == ["self"]
+    handle = source(RTCRtpSender._handle_rtcp_packet)
+    assert "await self._retransmit(seq)" in handle
+    assert "self._send_keyframe()" in handle
+    rtcp = source(RTCRtpSender._run_rtcp)
+    for name in ("__ntp_timestamp", "__rtp_timestamp", "__packet_count", "__octet_count"):
+        assert f"self.{name}" in rtcp
+    assert "self.__rtt" in source(RTCRtpSender._handle_rtcp_packet)
+    init = source(RTCRtpSender.__init__)
+    assert "self._ssrc = random32()" in init
+    assert "self._rtx_ssrc = random32()" in init
+
+
+def test_aioice_hooks() -> None:
+    assert parameters(_ORIGINAL_GET_HOST_ADDRESSES) == ["use_ipv4", "use_ipv6"]
+    gather = source(aioice.ice.Connection.gather_candidates)
+    assert "addresses = get_host_addresses(" in gather  # looked up by name at call time
+    assert "self._nominated: dict[int, CandidatePair] = {}" in source(
+        aioice.ice.Connection.__init__
+    )
+    assert "def remote_addr" in source(aioice.ice.CandidatePair)
+    assert parameters(is_codec_compatible) == ["a", "b"]
+
+
+async def test_hooks_hold_on_live_sessions(harness: Harness) -> None:
+    _, publisher = await harness.live()
+    viewer, subscriber = await harness.view()
+    await wait_until(lambda: len(viewer.video_packets()) > 10)
+    await asyncio.sleep(2.0)  # a couple of RTCP intervals
+    # No decoder threads on the SFU's publisher receivers.
+    for transceiver in publisher.pc.getTransceivers():
+        assert transceiver.receiver._RTCRtpReceiver__decoder_thread is None
+    # Our overrides are installed on the instances.
+    dtls = publisher.pc.getTransceivers()[0].receiver.transport
+    assert "_handle_rtp_data" in vars(dtls) and "_recv_next" in vars(dtls)
+    sender = subscriber.consumers["video"].sender
+    assert {"send", "_retransmit", "_send_keyframe"} <= set(vars(sender))
+    # The viewer's transport has a nominated pair with a socket and an address.
+    pair = nominated_pairs(sender.transport)[1]
+    assert pair.protocol.transport.get_extra_info("sockname")[0] == "127.0.0.1"
+    assert pair.remote_addr[0] == "127.0.0.1"
+    # The sender reports carry our bookkeeping; receiver reports give an RTT back.
+    assert sender._RTCRtpSender__packet_count > 0
+    assert sender._RTCRtpSender__ntp_timestamp > 0
+    audio_sender = subscriber.consumers["audio"].sender
+    rtts = [sender_round_trip_time(s) for s in (sender, audio_sender)]
+    assert any(rtt is not None and 0 <= rtt < 0.5 for rtt in rtts)
+    assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")]
+
+
+def test_pylibsrtp_and_asyncio_hooks() -> None:
+    import os
+
+    import pylibsrtp
+    from pylibsrtp import Policy, Session
+
+    from sfu.aiortc_hooks import SRTP_MAX_TRAILER_LEN, srtp_ffi, srtp_protect_in_place
+
+    assert pylibsrtp.__version__ == "1.0.0"
+    assert SRTP_MAX_TRAILER_LEN == pylibsrtp.SRTP_MAX_TRAILER_LEN
+    key = os.urandom(28)
+    policy = Policy(
+        key=key,
+        ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    )
+    session = Session(policy)
+    packet = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7]) + b"x" * 100
+    # In-place protection through pylibsrtp's private binding equals Session.protect.
+    reference = Session(
+        Policy(
+            key=key,
+            ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+            srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+        )
+    )
+    cdata = srtp_ffi.new("char[]", 1500 + SRTP_MAX_TRAILER_LEN)
+    length = srtp_ffi.new("int *")
+    srtp_ffi.buffer(cdata)[: len(packet)] = packet
+    length[0] = len(packet)
+    assert srtp_protect_in_place(session._srtp[0], cdata, length) == 0
+    assert srtp_ffi.buffer(cdata)[: length[0]] == reference.protect(packet)
+
+
+async def test_raw_socket_of_a_datagram_transport() -> None:
+    import socket
+
+    from sfu.aiortc_hooks import raw_socket
+
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        sock = raw_socket(transport)
+        assert isinstance(sock, socket.socket) and type(sock) is socket.socket
+        assert sock.getsockname() == transport.get_extra_info("sockname")
+        assert not sock.getblocking()  # a full buffer raises instead of blocking the loop
+    finally:
+        transport.close()
