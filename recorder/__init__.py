@@ -1,0 +1,28 @@
+"""Encoded publisher media to HLS (live LL-HLS, DVR, VOD), thumbnails, cues, upload, repair.
+
+The SFU feeds `Recorder.on_rtp`; the HTTP layer serves `playlist_text`, `wait_for` and
+`resolve`; the composition root calls `finish`, then hands `RecordingResult.files` to an
+`UploadQueue`, and runs `repair` on unfinished recordings at startup.
+"""
+
+from .config import RecorderConfig
+from .cue import PRODUCT_CLASS, Cue
+from .recorder import Recorder, RecorderState
+from .repair import needs_repair, repair
+from .result import RecordingResult
+from .track import TrackInfo
+from .upload import UploadQueue, UploadTarget
+
+__all__ = [
+    "PRODUCT_CLASS",
+    "Cue",
+    "Recorder",
+    "RecorderConfig",
+    "RecorderState",
+    "RecordingResult",
+    "TrackInfo",
+    "UploadQueue",
+    "UploadTarget",
+    "needs_repair",
+    "repair",
+]
