@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 WEB := static/node_modules/.installed
 
-.PHONY: run install migrate test lint fmt openapi clean
+NETNS := shopcast-e2e
+
+.PHONY: run install migrate test test-browser lint fmt openapi clean
 
 run: install migrate
 	$(PY) -m server serve
@@ -26,7 +28,16 @@ migrate: $(STAMP)
 	$(PY) -m server migrate
 
 test: install lint
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not browser"
+	$(MAKE) test-browser
+
+# Chromium and the server share a network namespace with only a loopback interface, so no
+# test traffic can reach another address. Creating it needs root (CI runs as root).
+test-browser: install
+	@if [ "$$(id -u)" != 0 ]; then echo "test-browser: needs root for ip netns; skipped"; exit 0; fi; \
+	ip netns add $(NETNS) 2>/dev/null || true; \
+	ip netns exec $(NETNS) ip link set lo up; \
+	ip netns exec $(NETNS) $(PY) -m pytest -m browser tests/browser
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

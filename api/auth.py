@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 
@@ -68,3 +69,7 @@ def new_publish_token() -> tuple[str, str]:
 
 def hash_publish_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def publish_token_matches(token: str, stored_hash: str | None) -> bool:
+    return stored_hash is not None and hmac.compare_digest(hash_publish_token(token), stored_hash)

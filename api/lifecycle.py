@@ -70,16 +70,33 @@ class StreamLifecycle:
         self._rooms = rooms
         self._bus = bus
 
-    async def media_started(self, stream_id: str) -> Stream:
+    async def media_started(self, stream_id: str) -> bool:
+        """The publisher's media arrives: created or reconnecting -> live."""
+        return await self._move(stream_id, S.LIVE, frozenset({S.CREATED, S.RECONNECTING}))
+
+    async def publisher_lost(self, stream_id: str) -> bool:
+        """The publisher went away: live -> reconnecting, while the grace period runs."""
+        return await self._move(stream_id, S.RECONNECTING, frozenset({S.LIVE}))
+
+    async def publisher_gone(self, stream_id: str) -> bool:
+        """The grace period ran out: reconnecting -> ended."""
+        return await self._move(stream_id, S.ENDED, frozenset({S.RECONNECTING}))
+
+    async def _move(
+        self, stream_id: str, target: StreamStatus, sources: frozenset[StreamStatus]
+    ) -> bool:
         async with self._sessions.begin() as session:
             stream = await session.scalar(
                 select(Stream).where(Stream.id == stream_id).with_for_update()
             )
             if stream is None:
                 raise not_found("Stream")
-            changed = stream.status != S.LIVE
+            changed = stream.status in sources
             if changed:
-                transition(stream, S.LIVE)
+                transition(stream, target)
+                if target is S.ENDED:
+                    stream.publish_token_hash = None
+                    await self._rooms.flush(stream_id, session)
         if changed:
-            await announce_status(self._rooms, self._bus, stream_id, S.LIVE)
-        return stream
+            await announce_status(self._rooms, self._bus, stream_id, target)
+        return changed

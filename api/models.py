@@ -184,6 +184,8 @@ class StreamProduct(Base):
         UniqueConstraint("stream_id", "product_id"),
         CheckConstraint("x IS NULL OR (x >= 0 AND x <= 1)", name="x_in_frame"),
         CheckConstraint("y IS NULL OR (y >= 0 AND y <= 1)", name="y_in_frame"),
+        CheckConstraint("sale_remaining IS NULL OR sale_remaining >= 0", name="sale_not_negative"),
+        CheckConstraint("sale_price_cents IS NULL OR sale_price_cents > 0", name="sale_price"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -199,6 +201,13 @@ class StreamProduct(Base):
     views: Mapped[int] = mapped_column(Integer, default=0)
     inquiries: Mapped[int] = mapped_column(Integer, default=0)
     purchases: Mapped[int] = mapped_column(Integer, default=0)
+    revenue_cents: Mapped[int] = mapped_column(Integer, default=0)
+    pinned_at: Mapped[datetime | None] = mapped_column()
+    # A flash sale on the current pin: price, units left, per-buyer limit, end.
+    sale_price_cents: Mapped[int | None] = mapped_column(Integer)
+    sale_remaining: Mapped[int | None] = mapped_column(Integer)
+    sale_limit: Mapped[int | None] = mapped_column(Integer)
+    sale_ends_at: Mapped[datetime | None] = mapped_column()
 
     product: Mapped[Product] = relationship(lazy="raise")
 
@@ -253,3 +262,69 @@ class StreamReaction(Base):
     )
     emoji: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PinAction(enum.StrEnum):
+    PIN = "pin"
+    UNPIN = "unpin"
+    TAG = "tag"
+
+
+class PinEvent(Base):
+    """One product cue of a show: pinned, unpinned or tagged, at the show's clock time."""
+
+    __tablename__ = "pin_events"
+    __table_args__ = (
+        CheckConstraint(_check_in("action", PinAction), name="action"),
+        Index("ix_pin_events_stream_at", "stream_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))
+    x: Mapped[float | None] = mapped_column(Float)
+    y: Mapped[float | None] = mapped_column(Float)
+    offset_seconds: Mapped[float | None] = mapped_column(Float)
+    price_cents: Mapped[int] = mapped_column(Integer)
+    sale_price_cents: Mapped[int | None] = mapped_column(Integer)
+    sale_quantity: Mapped[int | None] = mapped_column(Integer)
+    sale_ends_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OrderStatus(enum.StrEnum):
+    """reserved -> paid | cancelled | expired (the hold ran out); paid -> cancelled."""
+
+    RESERVED = "reserved"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class Order(Base):
+    """A buyer's claim on units of a product during a show; stock is taken when reserved."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(_check_in("status", OrderStatus), name="status"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_cents > 0", name="price_positive"),
+        UniqueConstraint("buyer_id", "idempotency_key"),
+        Index("ix_orders_status_hold", "status", "hold_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    buyer_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    seller_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_cents: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    in_sale: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RESERVED)
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    hold_expires_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import chat, moderation
@@ -61,6 +61,10 @@ class Refusal(Exception):
 
 
 class StreamIn(BaseModel):
+    """Socket payloads are checked like REST bodies: no unknown fields, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     stream_id: str
 
 
@@ -336,6 +340,8 @@ class Realtime:
 
     async def _reaction(self, sid: str, body: ReactionIn) -> Ack:
         member, room = self._joined(sid, body.stream_id)
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
         if body.emoji not in EMOJIS:
             raise Refusal("unknown_emoji", "use one of " + " ".join(sorted(EMOJIS)))
         if member.user and member.user.id in room.policy.banned:
@@ -465,12 +471,13 @@ class Realtime:
                 self.rooms.pop(stream_id, None)
 
     async def _flush_room(self, room: Room) -> None:
-        stats, room.stats = room.stats, RoomStats(peak=room.stats.peak, unique=room.stats.unique)
-        if not stats.changed:
+        if not room.stats.changed_since(*room.written):
             return
+        stats, room.stats = room.stats, RoomStats(peak=room.stats.peak, unique=room.stats.unique)
         try:
             async with self._sessions.begin() as session:
                 await write_stats(session, room.policy.stream_id, stats)
         except Exception:
             room.stats.merge(stats)
             raise
+        room.written = (stats.peak, stats.unique)

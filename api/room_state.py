@@ -56,7 +56,8 @@ class Member:
     rooms: dict[str, float] = field(default_factory=dict)
 
     def counts_as_viewer(self, policy: RoomPolicy) -> bool:
-        return self.user is None or self.user.id != policy.owner_id
+        """Viewers of a running show count; the seller, and visitors after the end, do not."""
+        return not policy.finished and (self.user is None or self.user.id != policy.owner_id)
 
 
 @dataclass
@@ -70,15 +71,15 @@ class RoomStats:
     unique: int = 0
     reactions: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def changed(self) -> bool:
+    def changed_since(self, peak: int, unique: int) -> bool:
+        """Whether there is anything to write beyond the ``peak``/``unique`` already stored."""
         return bool(
             self.chats
             or self.watch_seconds
             or self.sessions
             or self.reactions
-            or self.peak
-            or self.unique
+            or self.peak > peak
+            or self.unique > unique
         )
 
     def merge(self, other: RoomStats) -> None:
@@ -98,6 +99,7 @@ class Room:
     remote: int = 0
     pending: Counter[str] = field(default_factory=Counter)
     stats: RoomStats = field(default_factory=RoomStats)
+    written: tuple[int, int] = (0, 0)  # peak and unique as last written
     sent_count: int = -1
     sent_at: float = 0.0
 

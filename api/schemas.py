@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from api.models import Audience, Role, StreamStatus
+from sfu.stats import RoomStats
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -330,3 +331,88 @@ class SlowModeIn(Input):
 
 class SlowModeOut(BaseModel):
     slow_mode_seconds: int
+
+
+class StreamHealthOut(BaseModel):
+    """A show's media as this node sees it: ingest tracks and each viewer's delivery."""
+
+    stream_id: str
+    status: StreamStatus
+    media: RoomStats | None = Field(description="null when this node carries no media for it")
+
+
+# Commerce: pins, flash sales, orders
+
+
+class SaleIn(Input):
+    price_cents: PriceCents
+    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000, description="Units in the sale")]
+    per_buyer_limit: Annotated[StrictInt, Field(gt=0, le=1000)] = 1
+    duration_seconds: Annotated[StrictInt, Field(ge=10, le=300, description="Countdown")]
+
+
+class PinIn(Input):
+    product_id: ResourceId
+    x: Unit | None = None
+    y: Unit | None = None
+    sale: SaleIn | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Self:
+        if (self.x is None) != (self.y is None):
+            raise ValueError("give both x and y, or neither")
+        return self
+
+
+class SaleOut(BaseModel):
+    price_cents: int
+    remaining: int
+    per_buyer_limit: int
+    ends_at: datetime
+
+
+class PinOut(BaseModel):
+    stream_id: str
+    product: ProductOut
+    x: float | None
+    y: float | None
+    pinned_at: datetime
+    sale: SaleOut | None
+
+
+class PinEventOut(Output):
+    id: int
+    product_id: str
+    action: Literal["pin", "unpin", "tag"]
+    x: float | None
+    y: float | None
+    offset_seconds: float | None
+    price_cents: int
+    sale_price_cents: int | None
+    sale_quantity: int | None
+    sale_ends_at: datetime | None
+    created_at: datetime
+
+
+class PinsOut(BaseModel):
+    pinned: list[PinOut]
+    timeline: list[PinEventOut]
+
+
+class OrderIn(Input):
+    product_id: ResourceId
+    quantity: Annotated[StrictInt, Field(gt=0, le=100)] = 1
+
+
+class OrderOut(Output):
+    id: str
+    stream_id: str
+    product_id: str
+    buyer_id: str
+    quantity: int
+    unit_price_cents: int
+    currency: str
+    in_sale: bool
+    status: Literal["reserved", "paid", "cancelled", "expired"]
+    hold_expires_at: datetime
+    created_at: datetime

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.sql import ColumnElement
 
+from api import cues, moderation
 from api.accounts import STAFF, require_role, require_user
 from api.auth import new_publish_token
 from api.catalog import SELLERS
@@ -16,6 +17,7 @@ from api.lifecycle import announce_status, ensure_not_finished, transition
 from api.models import (
     Audience,
     Follow,
+    PinAction,
     Product,
     Role,
     Stream,
@@ -24,6 +26,7 @@ from api.models import (
     User,
     utcnow,
 )
+from api.moderation import RoomChange
 from api.routing import Api, Auth
 from api.schemas import (
     AnalyticsOut,
@@ -76,7 +79,7 @@ def visible_to(user: User | None) -> ColumnElement[bool]:
     return or_(*conditions)
 
 
-async def _load(ctx: Context, stream_id: str, *, for_update: bool = False) -> Stream:
+async def load_stream(ctx: Context, stream_id: str, *, for_update: bool = False) -> Stream:
     query = select(Stream).options(joinedload(Stream.owner)).where(Stream.id == stream_id)
     if for_update:
         query = query.with_for_update(of=Stream)
@@ -94,7 +97,7 @@ async def can_watch(session: AsyncSession, user: User | None, stream_id: str) ->
 
 async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
     """The stream, if its audience includes the caller (401 to sign in, 403 when not)."""
-    stream = await _load(ctx, stream_id)
+    stream = await load_stream(ctx, stream_id)
     if not await can_watch(ctx.session, ctx.user, stream.id):
         if ctx.user is None:
             raise ApiError(
@@ -118,7 +121,7 @@ async def owned_stream(
 ) -> Stream:
     """The stream, locked for change, if the caller is its seller or one of ``staff``."""
     user = require_user(ctx)
-    stream = await _load(ctx, stream_id, for_update=True)
+    stream = await load_stream(ctx, stream_id, for_update=True)
     if stream.owner_id != user.id and user.role not in staff:
         raise forbidden("Only the stream's seller can change it")
     return stream
@@ -233,9 +236,21 @@ async def get_stream(ctx: Context, stream_id: str) -> StreamOut:
 async def update_settings(ctx: Context, stream_id: str, body: StreamSettings) -> StreamOut:
     stream = await owned_stream(ctx, stream_id)
     ensure_not_finished(stream)
-    for name, value in body.changes().items():
+    changes = body.changes()
+    for name, value in changes.items():
         setattr(stream, name, value)
     await ctx.session.flush()
+    change = RoomChange(stream.id)
+    if "enable_chat" in changes:
+        change.events.append(
+            ("stream:settings", {"stream_id": stream.id, "enable_chat": stream.enable_chat})
+        )
+    services = ctx.services
+
+    async def announce() -> None:
+        await moderation.announce(services.rooms, services.bus, change)
+
+    ctx.after_commit(announce)
     return stream_out(ctx, stream)
 
 
@@ -293,7 +308,16 @@ async def tag_product(
     if row is None:
         raise not_found("Product in this stream")
     row.x, row.y, row.timestamp = body.x, body.y, body.timestamp
-    await ctx.session.flush()
+    await cues.record(ctx.session, stream, row, PinAction.TAG)
+    tagged = {
+        "stream_id": stream.id,
+        "product_id": product_id,
+        "x": body.x,
+        "y": body.y,
+        "timestamp": body.timestamp,
+        "stock": row.product.stock,
+    }
+    cues.announce(ctx, stream.id, "product:tagged", tagged)
     return StreamProductOut.model_validate(row)
 
 
@@ -389,7 +413,7 @@ async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
 )
 async def analytics(ctx: Context, stream_id: str) -> AnalyticsOut:
     user = require_user(ctx)
-    stream = await _load(ctx, stream_id)
+    stream = await load_stream(ctx, stream_id)
     if stream.owner_id != user.id and user.role not in STAFF:
         raise forbidden("Only the stream's seller and staff see its analytics")
     return await _analytics(ctx, stream)

@@ -60,6 +60,8 @@ def mount(app: web.Application, api: Api, *, version: str, cors_origins: list[st
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_get("/api/docs", _page("api-docs.html"))
     app.router.add_get("/", _page("index.html"))
+    app.router.add_get("/broadcast", _page("broadcast.html"))
+    app.router.add_get("/watch/{stream_id}", _page("watch.html"))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False,

@@ -5,15 +5,22 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from importlib.metadata import version
+from typing import Any
 
 import socketio
 from aiohttp import web
 
+from api import signaling
 from api.auth import TokenIssuer
 from api.context import SERVICES, Services
 from api.errors import error_middleware
+from api.lifecycle import FINISHED, StreamLifecycle
+from api.observability import metrics_route
+from api.orders import HoldExpiry
 from api.realtime import Realtime
 from api.rest import rest_api
+from api.signaling import MEDIA, Media, signaling_cors
+from api.supervisor import StreamSupervisor
 from api.web import mount, security_headers
 from server.bus import Bus, LocalBus, RedisBus
 from server.counters import Counters, LocalCounters, RedisCounters
@@ -22,6 +29,7 @@ from server.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimi
 from server.redislink import RedisLink
 from server.settings import Settings
 from server.socketio_redis import BreakerRedisManager
+from sfu import IceSettings, Sfu, SfuSettings
 from sfu.ice import IceConfig
 
 SOCKET_MAX_BYTES = 64 * 1024
@@ -54,10 +62,34 @@ def build_app(settings: Settings) -> web.Application:
         counters=counters,
         bus=bus,
     )
+    lifecycle = StreamLifecycle(sessions, realtime, bus)
+    supervisor = StreamSupervisor(
+        lifecycle,
+        close_media=lambda stream_id: sfu.close_room(stream_id),
+        grace_seconds=settings.publisher_grace_seconds,
+    )
+    sfu = Sfu(
+        SfuSettings(
+            ice=IceSettings(
+                host_addresses=tuple(settings.ice_host_addresses) or None,
+                announced_address=settings.ice_announced_address or None,
+            ),
+            media_timeout=settings.media_timeout_seconds,
+        ),
+        events=supervisor.on_event,
+    )
+
+    async def stream_finished(message: dict[str, Any]) -> None:
+        # Whichever node ended the show, the node that carries its media closes it.
+        if message.get("type") == "stream.status" and message.get("status") in FINISHED:
+            await sfu.close_room(str(message["stream_id"]))
+
+    bus.subscribe(stream_finished)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, error_middleware],
+        middlewares=[security_headers, signaling_cors, error_middleware],
     )
+    app[MEDIA] = Media(sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins))
     app[SERVICES] = Services(
         sessions=sessions,
         reads=reads,
@@ -75,10 +107,16 @@ def build_app(settings: Settings) -> web.Application:
         rooms=realtime,
     )
 
+    holds = HoldExpiry(sessions, realtime)
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
         await realtime.start()
+        await holds.start()
         yield
+        await holds.close()
+        await supervisor.close()
+        await sfu.close()
         await realtime.close()
         await bus.close()
         if link is not None:
@@ -87,6 +125,7 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     sio.attach(app)
+    app.add_routes([*signaling.routes(), metrics_route(app[MEDIA], realtime)])
     mount(app, rest_api(), version=version("shopcast"), cors_origins=settings.cors_origins)
     return app
 

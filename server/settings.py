@@ -43,6 +43,23 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated STUN/TURN URLs handed to clients (stun:host:3478,turn:...).",
     )
+    ice_host_addresses: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses the SFU gathers ICE candidates on; empty means "
+        "every address of the machine except loopback (tests use 127.0.0.1).",
+    )
+    ice_announced_address: str = Field(
+        "", description="Address written into SDP answers instead of the gathered one (1:1 NAT)."
+    )
+    publisher_grace_seconds: float = Field(
+        30, ge=0, description="How long a stream waits for its publisher to come back."
+    )
+    media_timeout_seconds: float = Field(
+        5, gt=0, description="No media for this long means the publisher is gone."
+    )
+    max_sessions: int = Field(
+        500, gt=0, description="WebRTC sessions this node accepts before answering 503."
+    )
     turn_secret: SecretStr = Field(
         SecretStr(""), description="coturn use-auth-secret key for time-limited TURN credentials."
     )
@@ -54,7 +71,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
     log_level: str = Field("INFO", description="Logging level.")
 
-    @field_validator("cors_origins", "ice_servers", mode="before")
+    @field_validator("cors_origins", "ice_servers", "ice_host_addresses", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -102,6 +102,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         public_url="http://shopcast.test",
         cors_origins=["https://shop.example"],
+        ice_host_addresses=["127.0.0.1"],
     )
 
 

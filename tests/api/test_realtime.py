@@ -407,3 +407,50 @@ async def test_official_javascript_client(client: Client, shop: Shop, viewers: O
     events = {name for name, _ in result["seen"]}
     assert {"stream:chat", "stream:reactions"} <= events
     assert (await watcher.wait_for("stream:chat"))["user"]["id"] == buyer.id
+
+
+async def test_turning_chat_off_reaches_open_rooms(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    seller, author = await shop.account("seller"), await shop.account()
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    speaker = await joined(viewers, sid, author)
+    assert (await speaker.call("stream:chat", {"stream_id": sid, "text": "before"}))["ok"]
+    response = await client.patch(
+        f"/api/v1/streams/{sid}/settings", json={"enable_chat": False}, headers=seller.auth
+    )
+    assert response.status == 200
+    assert await speaker.wait_for("stream:settings") == {"stream_id": sid, "enable_chat": False}
+    assert (await speaker.call("stream:chat", {"stream_id": sid, "text": "after"}))[
+        "error"
+    ] == "chat_disabled"
+
+
+async def test_finished_streams_take_no_reactions_or_viewers(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    await go_live(client, sid)
+    early = await joined(viewers, sid, viewer_id="early-viewer-1")
+    assert (await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)).status == 200
+    await early.wait_for("stream:status", lambda d: d["status"] == "ended")
+    late = await joined(viewers, sid, viewer_id="late-viewer-1")
+    reply = await late.call("stream:reaction", {"stream_id": sid, "emoji": HEART})
+    assert reply["error"] == "stream_ended"
+    assert (await late.call("stream:join", {"stream_id": sid}))["viewers"] == 0
+
+
+async def test_socket_payloads_are_strict(client: Client, shop: Shop, viewers: Open) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    viewer = await viewers()
+    for payload in (
+        {"stream_id": 5},
+        {"stream_id": stream["id"], "extra": True},
+        [stream["id"]],
+        None,
+    ):
+        assert (await viewer.call("stream:join", payload))["error"] == "invalid"

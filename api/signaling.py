@@ -1,0 +1,308 @@
+"""WHIP (RFC 9725) publishing and WHEP playback: SDP over HTTP in front of the SFU.
+
+``POST /whip/{stream}`` with the stream's publish token, ``POST /whep/{stream}`` for viewers;
+each answers 201 with the SDP answer, an unguessable session URL in ``Location``, an ``ETag``
+and the ICE servers as ``Link`` headers. ``PATCH`` on the session URL trickles candidates,
+``DELETE`` ends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy import select
+
+from api.auth import InvalidToken, hash_publish_token, publish_token_matches
+from api.context import SERVICES, Services
+from api.errors import ApiError, not_found
+from api.lifecycle import FINISHED
+from api.models import Stream, StreamStatus, User
+from api.routing import bearer_token
+from api.streams import can_watch
+from api.supervisor import StreamSupervisor
+from sfu import (
+    ClosedError,
+    IceRestartUnsupportedError,
+    NotLiveError,
+    SdpError,
+    Session,
+    Sfu,
+    SfuError,
+    UnsupportedMediaError,
+)
+from sfu.ice import IceServer
+
+SDP = "application/sdp"
+TRICKLE = "application/trickle-ice-sdpfrag"
+MAX_SDP_BYTES = 64 * 1024
+RETRY_NOT_LIVE = "5"
+RETRY_FULL = "10"
+EXPOSED = "Location, ETag, Link, Retry-After"
+
+
+@dataclass(frozen=True)
+class Media:
+    """What signaling needs beside the API's services."""
+
+    sfu: Sfu
+    supervisor: StreamSupervisor
+    max_sessions: int
+    cors_origins: frozenset[str]
+
+
+MEDIA = web.AppKey("media", Media)
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _etag(session: Session) -> str:
+    return '"' + hashlib.sha256(session.id.encode()).hexdigest()[:16] + '"'
+
+
+def _link(server: IceServer) -> str:
+    value = f'<{server.urls}>; rel="ice-server"'
+    if server.username is not None and server.credential is not None:
+        value += (
+            f'; username="{server.username}"; credential="{server.credential}"'
+            '; credential-type="password"'
+        )
+    return value
+
+
+async def _offer(request: web.Request) -> str:
+    if request.content_type != SDP:
+        raise ApiError(415, "unsupported_media_type", f"Send the offer as {SDP}")
+    if (request.content_length or 0) > MAX_SDP_BYTES:
+        raise ApiError(413, "payload_too_large", "The offer is larger than 64 KiB")
+    body = await request.content.read(MAX_SDP_BYTES + 1)
+    if len(body) > MAX_SDP_BYTES:
+        raise ApiError(413, "payload_too_large", "The offer is larger than 64 KiB")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_sdp", "The offer is not UTF-8 text") from None
+
+
+async def _stream(services: Services, stream_id: str) -> Stream:
+    async with services.reads() as session:
+        stream = await session.get(Stream, stream_id)
+    if stream is None:
+        raise not_found("Stream")
+    return stream
+
+
+async def _authorise_publisher(request: web.Request, stream: Stream) -> None:
+    token = bearer_token(request)
+    if token is None:
+        raise _unauthorized("Send the stream's publish token as Authorization: Bearer")
+    if publish_token_matches(token, stream.publish_token_hash):
+        return
+    async with request.app[SERVICES].reads() as session:
+        other = await session.scalar(
+            select(Stream.id).where(Stream.publish_token_hash == hash_publish_token(token))
+        )
+    if other is not None:
+        raise ApiError(403, "forbidden", "This publish token belongs to another stream")
+    raise _unauthorized("Invalid publish token: call go-live for a new one")
+
+
+async def _authorise_viewer(request: web.Request, stream: Stream) -> User | None:
+    services = request.app[SERVICES]
+    token = bearer_token(request)
+    async with services.reads() as session:
+        user = None
+        if token is not None:
+            try:
+                user = await session.get(User, services.tokens.subject(token))
+            except InvalidToken:
+                raise _unauthorized("Invalid access token") from None
+            if user is None:
+                raise _unauthorized("The account of this token no longer exists")
+        if not await can_watch(session, user, stream.id):
+            if user is None:
+                raise _unauthorized("Sign in to watch this stream")
+            raise ApiError(403, "audience_restricted", f"This stream is for {stream.audience}")
+    return user
+
+
+def _check_capacity(media: Media) -> None:
+    if media.supervisor.sessions >= media.max_sessions:
+        raise ApiError(
+            503,
+            "node_full",
+            "This node is at capacity; retry shortly",
+            headers={"Retry-After": RETRY_FULL},
+        )
+
+
+def _created(
+    request: web.Request, kind: str, stream_id: str, session: Session, answer: str, user: str
+) -> web.Response:
+    services = request.app[SERVICES]
+    response = web.Response(status=201, text=answer, content_type=SDP)
+    response.headers["Location"] = f"/{kind}/{stream_id}/{session.id}"
+    response.headers["ETag"] = _etag(session)
+    for server in services.ice.servers_for(user):
+        response.headers.add("Link", _link(server))
+    return response
+
+
+async def _negotiate(
+    media: Media, call: Callable[[], Awaitable[tuple[Session, str]]]
+) -> tuple[Session, str]:
+    try:
+        session, answer = await call()
+    except SdpError as exc:
+        raise ApiError(400, "invalid_sdp", f"Malformed SDP offer: {exc}") from None
+    except UnsupportedMediaError as exc:
+        raise ApiError(422, "unsupported_media", str(exc)) from None
+    except NotLiveError:
+        raise ApiError(
+            409,
+            "not_live",
+            "Nobody is live on this stream yet",
+            headers={"Retry-After": RETRY_NOT_LIVE},
+        ) from None
+    except ClosedError:
+        raise ApiError(409, "stream_finished", "The stream has ended") from None
+    media.supervisor.session_opened()
+    return session, answer
+
+
+async def whip_publish(request: web.Request) -> web.StreamResponse:
+    media = request.app[MEDIA]
+    stream_id = request.match_info["stream_id"]
+    stream = await _stream(request.app[SERVICES], stream_id)
+    await _authorise_publisher(request, stream)
+    if stream.status in FINISHED:
+        raise ApiError(
+            409, "stream_finished", f"The stream is {stream.status}", {"status": stream.status}
+        )
+    offer = await _offer(request)
+    _check_capacity(media)
+    session, answer = await _negotiate(media, lambda: media.sfu.publish(stream_id, offer))
+    return _created(request, "whip", stream_id, session, answer, stream.owner_id)
+
+
+async def whep_play(request: web.Request) -> web.StreamResponse:
+    media = request.app[MEDIA]
+    stream_id = request.match_info["stream_id"]
+    stream = await _stream(request.app[SERVICES], stream_id)
+    user = await _authorise_viewer(request, stream)
+    if stream.status in FINISHED:
+        raise ApiError(
+            409, "stream_finished", f"The stream is {stream.status}", {"status": stream.status}
+        )
+    offer = await _offer(request)
+    if stream.status == StreamStatus.CREATED:
+        raise ApiError(
+            409,
+            "not_live",
+            "Nobody is live on this stream yet",
+            headers={"Retry-After": RETRY_NOT_LIVE},
+        )
+    _check_capacity(media)
+    session, answer = await _negotiate(media, lambda: media.sfu.subscribe(stream_id, offer))
+    return _created(request, "whep", stream_id, session, answer, user.id if user else "viewer")
+
+
+async def _session(request: web.Request) -> Session:
+    media = request.app[MEDIA]
+    kind = request.match_info["kind"]
+    stream_id = request.match_info["stream_id"]
+    session = media.sfu.session(request.match_info["session_id"])
+    room = media.sfu.get_room(stream_id)
+    if session is None or room is None or room.session(session.id) is not session:
+        raise not_found("Session")
+    if kind == "whip":
+        await _authorise_publisher(request, await _stream(request.app[SERVICES], stream_id))
+    return session
+
+
+async def patch_session(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    match = request.headers.get("If-Match")
+    if match is None:
+        raise ApiError(428, "precondition_required", "Send If-Match with the session's ETag")
+    if request.content_type != TRICKLE:
+        raise ApiError(415, "unsupported_media_type", f"Send candidates as {TRICKLE}")
+    fragment = (await request.content.read(MAX_SDP_BYTES + 1)).decode("utf-8", "replace")
+    if len(fragment) > MAX_SDP_BYTES:
+        raise ApiError(413, "payload_too_large", "The fragment is larger than 64 KiB")
+    if match.strip() == "*":
+        raise ApiError(
+            422,
+            "ice_restart_unsupported",
+            "ICE restart is not supported: POST a new offer with the same token",
+        )
+    if match.strip() != _etag(session):
+        raise ApiError(412, "precondition_failed", "The ETag does not match this ICE session")
+    try:
+        await session.add_ice_candidates(fragment)
+    except IceRestartUnsupportedError:
+        raise ApiError(
+            422,
+            "ice_restart_unsupported",
+            "ICE restart is not supported: POST a new offer with the same token",
+        ) from None
+    except SdpError as exc:
+        raise ApiError(400, "invalid_sdp", f"Malformed ICE fragment: {exc}") from None
+    except (ClosedError, SfuError):
+        raise not_found("Session") from None
+    return web.Response(status=204)
+
+
+async def delete_session(request: web.Request) -> web.StreamResponse:
+    session = await _session(request)
+    await session.close()
+    return web.Response(status=200)
+
+
+def _options(accept_post: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def options(request: web.Request) -> web.StreamResponse:
+        response = web.Response(status=204)
+        if accept_post:
+            response.headers["Accept-Post"] = SDP
+        return response
+
+    return options
+
+
+@web.middleware
+async def signaling_cors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """CORS for WHIP/WHEP from the configured origins (browsers on other sites, players)."""
+    response = await handler(request)
+    origin = request.headers.get("Origin")
+    media = request.app.get(MEDIA)
+    path = request.path
+    if origin and media and origin in media.cors_origins and path.startswith(("/whip/", "/whep/")):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSED
+        response.headers["Vary"] = "Origin"
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "POST, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, If-Match"
+            )
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def routes() -> list[web.RouteDef]:
+    session = "/{kind:whip|whep}/{stream_id}/{session_id}"
+    return [
+        web.post("/whip/{stream_id}", whip_publish),
+        web.post("/whep/{stream_id}", whep_play),
+        web.options("/whip/{stream_id}", _options(accept_post=True)),
+        web.options("/whep/{stream_id}", _options(accept_post=True)),
+        web.patch(session, patch_session),
+        web.delete(session, delete_session),
+        web.options(session, _options(accept_post=False)),
+    ]

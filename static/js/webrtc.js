@@ -1,0 +1,75 @@
+// WHIP and WHEP clients for the browser: one offer, one answer, ICE gathered up front.
+
+const ICE_GATHER_LIMIT_MS = 2000;
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ICE_GATHER_LIMIT_MS);
+  });
+}
+
+async function exchange(pc, url, token) {
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  const headers = { "Content-Type": "application/sdp" };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
+  if (response.status !== 201) {
+    const problem = await response.json().catch(() => ({}));
+    const error = new Error(problem.message || `HTTP ${response.status}`);
+    error.status = response.status;
+    error.retryAfter = Number(response.headers.get("Retry-After") || 0);
+    throw error;
+  }
+  const session = new URL(response.headers.get("Location"), url).href;
+  await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  return session;
+}
+
+function preferH264(transceiver) {
+  const codecs = RTCRtpSender.getCapabilities?.("video")?.codecs;
+  if (!codecs || !transceiver.setCodecPreferences) return;
+  const h264 = codecs.filter((c) => c.mimeType === "video/H264");
+  transceiver.setCodecPreferences([...h264, ...codecs.filter((c) => c.mimeType !== "video/H264")]);
+}
+
+/** Publish a MediaStream over WHIP; returns {pc, session, stop()}. */
+export async function publish(url, token, stream) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  for (const track of stream.getTracks()) {
+    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    if (track.kind === "video") preferH264(transceiver);
+  }
+  const session = await exchange(pc, url, token);
+  const stop = async () => {
+    pc.close();
+    await fetch(session, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  };
+  return { pc, session, stop };
+}
+
+/** Play a stream over WHEP into a <video>; returns {pc, session, stop()}. */
+export async function play(url, video, token) {
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  pc.addTransceiver("video", { direction: "recvonly" });
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  const media = new MediaStream();
+  pc.addEventListener("track", (event) => {
+    media.addTrack(event.track);
+    video.srcObject = media;
+  });
+  const session = await exchange(pc, url, token);
+  const stop = async () => {
+    pc.close();
+    await fetch(session, { method: "DELETE" }).catch(() => {});
+  };
+  return { pc, session, stop };
+}

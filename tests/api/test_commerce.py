@@ -1,0 +1,315 @@
+"""Pins, flash sales and orders on both engines, including 1,000 buyers racing for 10 units."""
+
+import asyncio
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import insert
+
+from api.context import SERVICES
+from api.lifecycle import StreamLifecycle
+from api.models import User, new_id, utcnow
+from api.orders import HoldExpiry
+from server.database import create_engine
+from tests.conftest import Account, Shop, expect_error
+
+Client = TestClient[Any, Any]
+
+
+async def live_show(
+    client: Client, shop: Shop, *, stock: int = 10, products: int = 1
+) -> tuple[Account, str, list[str]]:
+    seller = await shop.account("seller")
+    ids = [
+        (await shop.product(seller, title=f"P{n}", stock=stock, price_cents=2500))["id"]
+        for n in range(products)
+    ]
+    stream = await shop.stream(seller, product_ids=ids)
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(
+        stream["id"]
+    )
+    return seller, stream["id"], ids
+
+
+def buy(
+    client: Client,
+    stream_id: str,
+    account: Account,
+    product_id: str,
+    quantity: int = 1,
+    key: str | None = None,
+) -> Any:
+    headers = {**account.auth, "Idempotency-Key": key or secrets.token_hex(8)}
+    return client.post(
+        f"/api/v1/streams/{stream_id}/orders",
+        json={"product_id": product_id, "quantity": quantity},
+        headers=headers,
+    )
+
+
+async def test_pin_unpin_and_timeline(client: Client, shop: Shop, viewers: Any) -> None:
+    seller, sid, (pid,) = await live_show(client, shop)
+    watcher = await viewers()
+    assert (await watcher.call("stream:join", {"stream_id": sid}))["ok"]
+    pinned = await client.post(
+        f"/api/v1/streams/{sid}/pins",
+        headers=seller.auth,
+        json={"product_id": pid, "x": 0.2, "y": 0.8},
+    )
+    assert pinned.status == 201
+    body = await pinned.json()
+    assert (body["x"], body["y"], body["sale"]) == (0.2, 0.8, None)
+    event = await watcher.wait_for("product:pinned")
+    assert event["product"]["id"] == pid and event["x"] == 0.2
+    assert (
+        await client.delete(f"/api/v1/streams/{sid}/pins/{pid}", headers=seller.auth)
+    ).status == 204
+    assert (await watcher.wait_for("product:unpinned"))["product_id"] == pid
+    tagged = await client.post(
+        f"/api/v1/streams/{sid}/products/{pid}/tag",
+        headers=seller.auth,
+        json={"x": 0.5, "y": 0.5, "timestamp": 3},
+    )
+    assert tagged.status == 200
+    assert (await watcher.wait_for("product:tagged"))["stock"] == 10
+    timeline = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
+    assert timeline["pinned"] == []
+    assert [e["action"] for e in timeline["timeline"]] == ["pin", "unpin", "tag"]
+    assert all(
+        e["offset_seconds"] is not None and e["offset_seconds"] >= 0 for e in timeline["timeline"]
+    )
+    assert timeline["timeline"][0]["price_cents"] == 2500
+
+
+async def test_pin_refusals_change_nothing(client: Client, shop: Shop) -> None:
+    seller, sid, ids = await live_show(client, shop, products=4, stock=5)
+    for pid in ids[:3]:
+        assert (
+            await client.post(
+                f"/api/v1/streams/{sid}/pins", headers=seller.auth, json={"product_id": pid}
+            )
+        ).status == 201
+    other = await shop.account("seller")
+    loose = await shop.product(seller)
+    url = f"/api/v1/streams/{sid}/pins"
+    async with shop.unchanged():
+        await expect_error(
+            await client.post(url, headers=seller.auth, json={"product_id": ids[3]}),
+            409,
+            "too_many_pins",
+        )
+        await expect_error(
+            await client.post(url, headers=other.auth, json={"product_id": ids[0]}),
+            403,
+            "forbidden",
+        )
+        await expect_error(
+            await client.post(url, headers=seller.auth, json={"product_id": loose["id"]}),
+            404,
+            "not_found",
+        )
+        await expect_error(
+            await client.post(url, headers=seller.auth, json={"product_id": ids[0], "x": 0.5}),
+            422,
+            "invalid",
+        )
+        await expect_error(
+            await client.post(
+                url,
+                headers=seller.auth,
+                json={
+                    "product_id": ids[0],
+                    "sale": {"price_cents": 100, "quantity": 6, "duration_seconds": 60},
+                },
+            ),
+            422,
+            "not_enough_stock",
+        )
+        await expect_error(
+            await client.post(
+                url,
+                headers=seller.auth,
+                json={
+                    "product_id": ids[0],
+                    "sale": {"price_cents": 100, "quantity": 1, "duration_seconds": 5},
+                },
+            ),
+            422,
+            "invalid",
+        )
+        await expect_error(
+            await client.delete(f"{url}/{ids[3]}", headers=seller.auth), 409, "not_pinned"
+        )
+
+
+async def test_orders_take_stock_and_replays_return_the_same_order(
+    client: Client, shop: Shop, viewers: Any
+) -> None:
+    seller, sid, (pid,) = await live_show(client, shop, stock=3)
+    buyer = await shop.account()
+    watcher = await viewers()
+    await watcher.call("stream:join", {"stream_id": sid})
+    first = await buy(client, sid, buyer, pid, 2, key="order-key-0001")
+    assert first.status == 201
+    order = await first.json()
+    assert (order["status"], order["quantity"], order["unit_price_cents"], order["in_sale"]) == (
+        "reserved",
+        2,
+        2500,
+        False,
+    )
+    assert (await watcher.wait_for("product:stock"))["stock"] == 1
+    async with shop.unchanged():
+        replay = await buy(client, sid, buyer, pid, 2, key="order-key-0001")
+        assert replay.status == 201 and (await replay.json())["id"] == order["id"]
+        await expect_error(
+            await buy(client, sid, buyer, pid, 1, key="order-key-0001"),
+            422,
+            "idempotency_key_reused",
+        )
+        await expect_error(await buy(client, sid, buyer, pid, 2), 409, "out_of_stock")
+        response = await client.post(
+            f"/api/v1/streams/{sid}/orders", json={"product_id": pid}, headers=buyer.auth
+        )
+        await expect_error(response, 400, "idempotency_key_required")
+        await expect_error(await buy(client, sid, buyer, pid, 0), 422, "invalid")
+        await expect_error(await buy(client, sid, buyer, "nope"), 404, "not_found")
+        response = await client.post(
+            f"/api/v1/streams/{sid}/orders",
+            json={"product_id": pid},
+            headers={"Idempotency-Key": "anonymous-key"},
+        )
+        await expect_error(response, 401, "unauthorized")
+    listed = await (await client.get(f"/api/v1/streams/{sid}/orders", headers=seller.auth)).json()
+    assert [o["id"] for o in listed] == [order["id"]]
+    await expect_error(
+        await client.get(f"/api/v1/streams/{sid}/orders", headers=buyer.auth), 403, "forbidden"
+    )
+
+
+async def test_no_orders_unless_live(client: Client, shop: Shop) -> None:
+    seller, buyer = await shop.account("seller"), await shop.account()
+    product = await shop.product(seller)
+    stream = await shop.stream(seller, product_ids=[product["id"]])
+    async with shop.unchanged():
+        error = await expect_error(
+            await buy(client, stream["id"], buyer, product["id"]), 409, "not_live"
+        )
+    assert error["details"]["status"] == "created"
+
+
+async def test_flash_sale_limits_and_end(client: Client, shop: Shop) -> None:
+    seller, sid, (pid,) = await live_show(client, shop, stock=20)
+    sale = {"price_cents": 999, "quantity": 3, "per_buyer_limit": 2, "duration_seconds": 60}
+    pinned = await client.post(
+        f"/api/v1/streams/{sid}/pins", headers=seller.auth, json={"product_id": pid, "sale": sale}
+    )
+    assert (await pinned.json())["sale"]["remaining"] == 3
+    ann, bob = await shop.account(), await shop.account()
+    order = await (await buy(client, sid, ann, pid, 2)).json()
+    assert (order["unit_price_cents"], order["in_sale"]) == (999, True)
+    async with shop.unchanged():
+        error = await expect_error(await buy(client, sid, ann, pid, 1), 409, "limit_reached")
+        assert error["details"] == {"limit": 2, "bought": 2}
+        await expect_error(await buy(client, sid, bob, pid, 2), 409, "out_of_stock")
+    assert (await buy(client, sid, bob, pid, 1)).status == 201
+    await expect_error(await buy(client, sid, bob, pid, 1), 409, "out_of_stock")
+    await shop.execute(
+        "UPDATE stream_products SET sale_remaining = 5, sale_ends_at = :t WHERE product_id = :p",
+        t=utcnow() - timedelta(seconds=1),
+        p=pid,
+    )
+    carl = await shop.account()
+    async with shop.unchanged():
+        await expect_error(await buy(client, sid, carl, pid), 409, "sale_ended")
+    product = await (await client.get(f"/api/v1/products/{pid}")).json()
+    assert product["stock"] == 17
+
+
+async def test_pay_cancel_and_expiry_return_stock(client: Client, shop: Shop) -> None:
+    seller, sid, (pid,) = await live_show(client, shop, stock=5)
+    buyer, stranger = await shop.account(), await shop.account()
+    a = await (await buy(client, sid, buyer, pid, 1)).json()
+    b = await (await buy(client, sid, buyer, pid, 2)).json()
+    c = await (await buy(client, sid, buyer, pid, 1)).json()
+    async with shop.unchanged():
+        await expect_error(
+            await client.post(f"/api/v1/orders/{a['id']}/pay", headers=buyer.auth), 403, "forbidden"
+        )
+        await expect_error(
+            await client.get(f"/api/v1/orders/{a['id']}", headers=stranger.auth), 404, "not_found"
+        )
+    paid = await (await client.post(f"/api/v1/orders/{a['id']}/pay", headers=seller.auth)).json()
+    assert paid["status"] == "paid"
+    await expect_error(
+        await client.post(f"/api/v1/orders/{a['id']}/pay", headers=seller.auth),
+        409,
+        "invalid_status",
+    )
+    await expect_error(
+        await client.post(f"/api/v1/orders/{a['id']}/cancel", headers=buyer.auth),
+        409,
+        "invalid_status",
+    )
+    cancelled = await (
+        await client.post(f"/api/v1/orders/{b['id']}/cancel", headers=buyer.auth)
+    ).json()
+    assert cancelled["status"] == "cancelled"
+    assert (await (await client.get(f"/api/v1/products/{pid}")).json())["stock"] == 3
+    services = client.app[SERVICES]
+    holds = HoldExpiry(services.sessions, services.rooms)
+    assert await holds.sweep() == 0
+    assert await holds.sweep(utcnow() + timedelta(minutes=11)) == 1
+    assert (await (await client.get(f"/api/v1/orders/{c['id']}", headers=buyer.auth)).json())[
+        "status"
+    ] == "expired"
+    assert (await (await client.get(f"/api/v1/products/{pid}")).json())["stock"] == 4
+    summary = await (
+        await client.get(f"/api/v1/streams/{sid}/analytics", headers=seller.auth)
+    ).json()
+    assert summary["products"][0]["purchases"] == 1
+
+
+@pytest.mark.timeout(180)
+async def test_a_thousand_buyers_for_ten_units(
+    client: Client, shop: Shop, database_url: str
+) -> None:
+    seller, sid, (pid,) = await live_show(client, shop, stock=50)
+    sale = {"price_cents": 500, "quantity": 10, "per_buyer_limit": 1, "duration_seconds": 300}
+    await client.post(
+        f"/api/v1/streams/{sid}/pins", headers=seller.auth, json={"product_id": pid, "sale": sale}
+    )
+    tokens = client.app[SERVICES].tokens
+    users = [
+        {
+            "id": new_id(),
+            "email": f"b{n}-{secrets.token_hex(3)}@example.com",
+            "display_name": f"b{n}",
+            "password_hash": "x",
+            "role": "viewer",
+        }
+        for n in range(1000)
+    ]
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(insert(User), users)
+    await engine.dispose()
+    buyers = [Account(u["id"], tokens.issue(u["id"]), u["email"], "") for u in users]
+    statuses = await asyncio.gather(*(_status(buy(client, sid, b, pid)) for b in buyers))
+    assert statuses.count(201) == 10
+    assert set(statuses) == {201, 409}
+    snapshot = await shop.snapshot()
+    assert len([o for o in snapshot["orders"] if o[9] == "reserved"]) == 10
+    product = await (await client.get(f"/api/v1/products/{pid}")).json()
+    assert product["stock"] == 40
+    pins = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
+    assert pins["pinned"][0]["sale"]["remaining"] == 0
+
+
+async def _status(request: Any) -> int:
+    async with request as response:
+        return int(response.status)

@@ -1,0 +1,342 @@
+"""WHIP and WHEP over HTTP with real aiortc peers on loopback."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
+
+from api.signaling import MEDIA
+from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from server.app import build_app
+from server.settings import Settings
+from tests.conftest import Account, Shop, expect_error
+
+Client = TestClient[Any, Any]
+SDP = {"Content-Type": "application/sdp"}
+
+
+async def go_live(client: Client, seller: Account, stream_id: str) -> str:
+    data = await (
+        await client.post(f"/api/v1/streams/{stream_id}/go-live", headers=seller.auth)
+    ).json()
+    return str(data["publish_token"])
+
+
+async def publish(client: Client, stream_id: str, token: str) -> tuple[PublisherPeer, Any]:
+    peer = PublisherPeer()
+    response = await client.post(
+        f"/whip/{stream_id}",
+        data=await peer.offer(),
+        headers={**SDP, "Authorization": f"Bearer {token}"},
+    )
+    assert response.status == 201, await response.text()
+    await peer.accept(await response.text())
+    return peer, response
+
+
+def viewer_stats_ready(client: Client, stream_id: str) -> bool:
+    room = client.app[MEDIA].sfu.get_room(stream_id)
+    stats = room.stats() if room is not None else None
+    return bool(
+        stats
+        and stats.publisher
+        and all(getattr(t, "bitrate_bps", 0) > 0 for t in stats.publisher.tracks)
+    )
+
+
+async def status(client: Client, stream_id: str) -> str:
+    return str((await (await client.get(f"/api/v1/streams/{stream_id}")).json())["status"])
+
+
+async def wait_status(client: Client, stream_id: str, wanted: str, within: float = 10) -> None:
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + within
+    while (current := await status(client, stream_id)) != wanted:
+        assert time.monotonic() < deadline, f"stream stayed {current}, wanted {wanted}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def graceful(settings: Settings, aiohttp_client: Callable[..., Awaitable[Client]]) -> Client:
+    settings.publisher_grace_seconds = 0.5
+    return await aiohttp_client(build_app(settings))
+
+
+async def test_publish_watch_and_end(graceful: Client, database_url: str) -> None:
+    client = graceful
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    token = await go_live(client, seller, sid)
+    publisher, response = await publish(client, sid, token)
+    assert response.headers["Content-Type"].startswith("application/sdp")
+    location = response.headers["Location"]
+    assert location.startswith(f"/whip/{sid}/") and len(location.rsplit("/", 1)[1]) >= 22
+    assert response.headers["ETag"].startswith('"')
+    await wait_status(client, sid, "live")
+
+    viewer = ViewerPeer()
+    watched = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+    assert watched.status == 201, await watched.text()
+    await viewer.accept(await watched.text())
+    await wait_until(lambda: len(viewer.video_packets()) > 20)
+    assert watched.headers["Location"].startswith(f"/whep/{sid}/")
+
+    await wait_until(lambda: viewer_stats_ready(client, sid))
+    health = await (await client.get(f"/api/v1/streams/{sid}/health", headers=seller.auth)).json()
+    assert health["status"] == "live" and health["media"]["viewers"] == 1
+    tracks = {t["kind"]: t for t in health["media"]["publisher"]["tracks"]}
+    assert tracks["video"]["codec"] == "video/H264" and tracks["video"]["bitrate_bps"] > 0
+    assert tracks["audio"]["codec"] == "audio/opus"
+    (delivery,) = health["media"]["subscribers"]
+    assert sum(t["packets_sent"] for t in delivery["tracks"]) > 0
+    stranger = await shop.account()
+    response = await client.get(f"/api/v1/streams/{sid}/health", headers=stranger.auth)
+    await expect_error(response, 403, "forbidden")
+    metrics = await (await client.get("/metrics")).text()
+    assert "shopcast_webrtc_sessions 2.0" in metrics
+    assert f'shopcast_webrtc_viewers{{stream="{sid}"}} 1.0' in metrics
+    assert f'shopcast_ingest_bitrate_bps{{kind="video",stream="{sid}"}}' in metrics
+
+    gone = await client.delete(location, headers={"Authorization": f"Bearer {token}"})
+    assert gone.status == 200
+    await wait_status(client, sid, "reconnecting")
+    await wait_status(client, sid, "ended")
+    media = client.app[MEDIA]
+    await wait_until(lambda: media.sfu.get_room(sid) is None and media.supervisor.sessions == 0)
+    await viewer.close()
+    await publisher.close()
+
+
+async def test_a_new_publisher_replaces_the_old_one(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    token = await go_live(client, seller, sid)
+    first, _ = await publish(client, sid, token)
+    await wait_status(client, sid, "live")
+    viewer = ViewerPeer()
+    watched = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+    await viewer.accept(await watched.text())
+    await wait_until(lambda: len(viewer.video_packets()) > 10)
+    second, _ = await publish(client, sid, token)
+    before = len(viewer.video_packets())
+    await first.close()
+    await wait_until(lambda: len(viewer.video_packets()) > before + 30)
+    assert await status(client, sid) == "live"
+    assert len({p.ssrc for p in viewer.video_packets()}) == 1, "viewers keep one SSRC"
+    for peer in (viewer, second):
+        await peer.close()
+
+
+async def test_whip_refusals_create_nothing(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    stream, other = await shop.stream(seller), await shop.stream(seller)
+    sid = stream["id"]
+    token = await go_live(client, seller, sid)
+    other_token = await go_live(client, seller, other["id"])
+    probe = PublisherPeer()
+    offer = await probe.offer()
+    await probe.close()
+    bearer = {"Authorization": f"Bearer {token}"}
+    media = client.app[MEDIA]
+    async with shop.unchanged():
+        response = await client.post(f"/whip/{sid}", data=offer, headers=SDP)
+        await expect_error(response, 401, "unauthorized")
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        await expect_error(
+            await client.post(
+                f"/whip/{sid}", data=offer, headers={**SDP, "Authorization": "Bearer nope"}
+            ),
+            401,
+            "unauthorized",
+        )
+        await expect_error(
+            await client.post(
+                f"/whip/{sid}",
+                data=offer,
+                headers={**SDP, "Authorization": f"Bearer {other_token}"},
+            ),
+            403,
+            "forbidden",
+        )
+        await expect_error(
+            await client.post("/whip/missing", data=offer, headers={**SDP, **bearer}),
+            404,
+            "not_found",
+        )
+        await expect_error(await client.get(f"/whip/{sid}"), 405, "method_not_allowed")
+        await expect_error(
+            await client.post(
+                f"/whip/{sid}", data=offer, headers={"Content-Type": "text/plain", **bearer}
+            ),
+            415,
+            "unsupported_media_type",
+        )
+        await expect_error(
+            await client.post(
+                f"/whip/{sid}", data="v=0\r\n" + "a=x\r\n" * 20000, headers={**SDP, **bearer}
+            ),
+            413,
+            "payload_too_large",
+        )
+        await expect_error(
+            await client.post(f"/whip/{sid}", data="this is not sdp", headers={**SDP, **bearer}),
+            400,
+            "invalid_sdp",
+        )
+        unsupported = offer.replace("H264/90000", "AV1X/90000").replace("VP8/90000", "AV1Y/90000")
+        unsupported = unsupported.replace("opus/48000/2", "speex/16000")
+        await expect_error(
+            await client.post(f"/whip/{sid}", data=unsupported, headers={**SDP, **bearer}),
+            422,
+            "unsupported_media",
+        )
+    assert media.supervisor.sessions == 0
+    assert media.sfu.get_room(sid) is None or media.sfu.get_room(sid).publisher is None
+
+
+async def test_whip_on_an_ended_stream_is_409(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    token = await go_live(client, seller, stream["id"])
+    await shop.execute("UPDATE streams SET status = 'ended' WHERE id = :id", id=stream["id"])
+    probe = PublisherPeer()
+    offer = await probe.offer()
+    await probe.close()
+    async with shop.unchanged():
+        response = await client.post(
+            f"/whip/{stream['id']}", data=offer, headers={**SDP, "Authorization": f"Bearer {token}"}
+        )
+        await expect_error(response, 409, "stream_finished")
+
+
+async def test_node_full_is_503(settings: Settings, aiohttp_client: Any, database_url: str) -> None:
+    settings.max_sessions = 1
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    token = await go_live(client, seller, stream["id"])
+    publisher, _ = await publish(client, stream["id"], token)
+    await wait_status(client, stream["id"], "live")
+    viewer = ViewerPeer()
+    response = await client.post(f"/whep/{stream['id']}", data=await viewer.offer(), headers=SDP)
+    await expect_error(response, 503, "node_full")
+    assert response.headers["Retry-After"]
+    for peer in (viewer, publisher):
+        await peer.close()
+
+
+async def test_whep_refusals(client: Client, shop: Shop) -> None:
+    seller, stranger = await shop.account("seller"), await shop.account()
+    stream = await shop.stream(seller)
+    private = await shop.stream(seller, audience="followers")
+    probe = ViewerPeer()
+    offer = await probe.offer()
+    await probe.close()
+    async with shop.unchanged():
+        response = await client.post(f"/whep/{stream['id']}", data=offer, headers=SDP)
+        await expect_error(response, 409, "not_live")
+        assert int(response.headers["Retry-After"]) > 0
+        await expect_error(
+            await client.post("/whep/missing", data=offer, headers=SDP), 404, "not_found"
+        )
+        await expect_error(
+            await client.post(f"/whep/{private['id']}", data=offer, headers=SDP),
+            401,
+            "unauthorized",
+        )
+        await expect_error(
+            await client.post(
+                f"/whep/{private['id']}", data=offer, headers={**SDP, **stranger.auth}
+            ),
+            403,
+            "audience_restricted",
+        )
+    assert client.app[MEDIA].supervisor.sessions == 0
+
+
+async def test_patch_and_options(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    token = await go_live(client, seller, sid)
+    publisher, response = await publish(client, sid, token)
+    location, etag = response.headers["Location"], response.headers["ETag"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    trickle = {"Content-Type": "application/trickle-ice-sdpfrag", **bearer}
+    fragment = "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=end-of-candidates\r\n"
+    ufrag = next(
+        line.split(":", 1)[1]
+        for line in (await publisher.offer()).splitlines()
+        if line.startswith("a=ice-ufrag:")
+    )
+    body = fragment.format(ufrag, "x" * 22)
+    await expect_error(
+        await client.patch(location, data=body, headers=trickle), 428, "precondition_required"
+    )
+    await expect_error(
+        await client.patch(location, data=body, headers={**trickle, "If-Match": '"stale"'}),
+        412,
+        "precondition_failed",
+    )
+    await expect_error(
+        await client.patch(location, data=body, headers={**trickle, "If-Match": "*"}),
+        422,
+        "ice_restart_unsupported",
+    )
+    await expect_error(
+        await client.patch(
+            location, data=body, headers={**bearer, "If-Match": etag, "Content-Type": "text/plain"}
+        ),
+        415,
+        "unsupported_media_type",
+    )
+    await expect_error(
+        await client.patch(f"/whip/{sid}/nope", data=body, headers={**trickle, "If-Match": etag}),
+        404,
+        "not_found",
+    )
+    await expect_error(await client.delete(location), 401, "unauthorized")
+    ok = await client.patch(location, data=body, headers={**trickle, "If-Match": etag})
+    assert ok.status == 204, await ok.text()
+    options = await client.options(
+        f"/whip/{sid}",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert options.status == 204
+    assert options.headers["Accept-Post"] == "application/sdp"
+    assert options.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Location" in options.headers["Access-Control-Expose-Headers"]
+    foreign = await client.options(f"/whip/{sid}", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+    await publisher.close()
+
+
+async def test_ice_servers_as_link_headers(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    settings.ice_servers = [
+        "stun:stun.shopcast.test:3478",
+        "turn:turn.shopcast.test:3478?transport=udp",
+    ]
+    settings.turn_secret = SecretStr("coturn shared secret")
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    token = await go_live(client, seller, stream["id"])
+    publisher, response = await publish(client, stream["id"], token)
+    links = response.headers.getall("Link")
+    assert links[0] == '<stun:stun.shopcast.test:3478>; rel="ice-server"'
+    assert links[1].startswith(
+        '<turn:turn.shopcast.test:3478?transport=udp>; rel="ice-server"; username="'
+    )
+    assert 'credential-type="password"' in links[1]
+    await publisher.close()
