@@ -25,12 +25,20 @@ _REASONS = {
 }
 
 
-def build_spec(api: Api, *, version: str, server_url: str = "/") -> dict[str, Any]:
+def build_spec(
+    api: Api,
+    *,
+    version: str,
+    server_url: str = "/",
+    extra_paths: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The document for ``api``, plus hand-described paths (WHIP/WHEP speak SDP, not JSON)."""
     models = _models(api.endpoints)
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in api.endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+    paths.update(extra_paths or {})
     return {
         "openapi": "3.1.0",
         "info": {

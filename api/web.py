@@ -11,6 +11,7 @@ from aiohttp import web
 from api.errors import Handler
 from api.openapi import build_spec
 from api.routing import Api
+from api.signaling import OPENAPI_PATHS
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -52,7 +53,7 @@ def mount(app: web.Application, api: Api, *, version: str, cors_origins: list[st
     """Add the REST API, the OpenAPI document, the pages and CORS to ``app``."""
     app.on_response_prepare.append(_hide_server)
     app.add_routes(api.routes())
-    spec = json.dumps(build_spec(api, version=version)).encode()
+    spec = json.dumps(build_spec(api, version=version, extra_paths=OPENAPI_PATHS)).encode()
 
     async def openapi(request: web.Request) -> web.Response:
         return web.Response(body=spec, content_type="application/json")

@@ -19,6 +19,7 @@ from api.auth import hash_password
 from api.models import Role, User
 from api.openapi import build_spec
 from api.rest import rest_api
+from api.signaling import OPENAPI_PATHS
 from server import migrate
 from server.app import build_app
 from server.database import create_engine, session_factory
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "create-admin":
         return asyncio.run(_create_admin(settings, args))
-    text = json.dumps(build_spec(rest_api(), version=version("shopcast")), indent=2) + "\n"
+    spec = build_spec(rest_api(), version=version("shopcast"), extra_paths=OPENAPI_PATHS)
+    text = json.dumps(spec, indent=2) + "\n"
     if args.output:
         with open(args.output, "w") as out:
             out.write(text)
