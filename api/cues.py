@@ -63,6 +63,27 @@ async def record(
     return event
 
 
+def to_recording(ctx: Context, event: PinEvent) -> None:
+    """Hand the cue, after commit, to whichever node records the show (as EXT-X-DATERANGE)."""
+    bus = ctx.services.bus
+    message = {
+        "type": "cue",
+        "stream_id": event.stream_id,
+        "id": event.id,
+        "action": event.action,
+        "product_id": event.product_id,
+        "at": event.created_at.isoformat(),
+        "x": event.x,
+        "y": event.y,
+        "price_cents": event.sale_price_cents or event.price_cents,
+    }
+
+    async def send() -> None:
+        await bus.publish(message)
+
+    ctx.after_commit(send)
+
+
 def announce(ctx: Context, stream_id: str, event: str, data: dict[str, Any]) -> None:
     """Send ``event`` to the stream's room once the transaction has committed."""
     rooms = ctx.services.rooms

@@ -78,6 +78,10 @@ class StreamLifecycle:
         """The publisher went away: live -> reconnecting, while the grace period runs."""
         return await self._move(stream_id, S.RECONNECTING, frozenset({S.LIVE}))
 
+    async def interrupted(self, stream_id: str) -> bool:
+        """The node carrying the show died mid-show: live or reconnecting -> interrupted."""
+        return await self._move(stream_id, S.INTERRUPTED, frozenset({S.LIVE, S.RECONNECTING}))
+
     async def publisher_gone(self, stream_id: str) -> bool:
         """The grace period ran out: reconnecting -> ended."""
         return await self._move(stream_id, S.ENDED, frozenset({S.RECONNECTING}))
@@ -94,7 +98,7 @@ class StreamLifecycle:
             changed = stream.status in sources
             if changed:
                 transition(stream, target)
-                if target is S.ENDED:
+                if target in FINISHED:
                     stream.publish_token_hash = None
                     await self._rooms.flush(stream_id, session)
         if changed:

@@ -9,8 +9,6 @@ hold gives the units back.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
@@ -26,6 +24,7 @@ from api.errors import ApiError, forbidden, not_found
 from api.models import Order, OrderStatus, Product, Stream, StreamProduct, StreamStatus, utcnow
 from api.routing import Api
 from api.schemas import OrderIn, OrderOut
+from server.periodic import Periodic
 from server.ratelimit import Limit
 
 log = logging.getLogger(__name__)
@@ -46,11 +45,14 @@ def _idempotency_key(ctx: Context) -> str:
     return key
 
 
-async def _replay(session: AsyncSession, buyer_id: str, key: str, body: OrderIn) -> Order | None:
+async def _replay(
+    session: AsyncSession, buyer_id: str, key: str, stream_id: str, body: OrderIn
+) -> Order | None:
     order = await session.scalar(
         select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
     )
-    if order is not None and (order.product_id, order.quantity) != (body.product_id, body.quantity):
+    asked = (stream_id, body.product_id, body.quantity)
+    if order is not None and (order.stream_id, order.product_id, order.quantity) != asked:
         raise ApiError(
             422, "idempotency_key_reused", "This Idempotency-Key was used for a different order"
         )
@@ -118,7 +120,7 @@ def _stock_event(row: StreamProduct, stock: int) -> dict[str, object]:
 async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     buyer = require_user(ctx)
     key = _idempotency_key(ctx)
-    replay = await _replay(ctx.session, buyer.id, key, body)
+    replay = await _replay(ctx.session, buyer.id, key, stream_id, body)
     if replay is not None:
         return OrderOut.model_validate(replay)
     wait = await ctx.services.limiter.acquire(f"order:{buyer.id}", PURCHASE_LIMIT)
@@ -178,7 +180,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
         async with ctx.session.begin_nested():
             await ctx.session.flush()
     except IntegrityError:
-        # The same key raced in on another request: that one won; answer with its order.
+        # The same key raced in on another request, which won: the client's retry replays it.
         raise ApiError(
             409, "duplicate_request", "This order is being placed already; retry"
         ) from None
@@ -195,14 +197,24 @@ async def _give_back(session: AsyncSession, order: Order) -> tuple[int, StreamPr
         .values(stock=Product.stock + order.quantity)
         .returning(Product.stock)
     )
-    row = await session.scalar(
-        select(StreamProduct).where(
-            StreamProduct.stream_id == order.stream_id,
-            StreamProduct.product_id == order.product_id,
-        )
+    same = (
+        StreamProduct.stream_id == order.stream_id,
+        StreamProduct.product_id == order.product_id,
     )
-    if row is not None and order.in_sale and row.sale_remaining is not None:
-        row.sale_remaining += order.quantity
+    if order.in_sale:
+        # Only a sale still running gets its units back; one increment, no read-modify-write.
+        await session.execute(
+            update(StreamProduct)
+            .where(
+                *same,
+                StreamProduct.sale_remaining.is_not(None),
+                StreamProduct.sale_ends_at > utcnow(),
+            )
+            .values(sale_remaining=StreamProduct.sale_remaining + order.quantity)
+        )
+    row = await session.scalar(select(StreamProduct).where(*same))
+    if row is not None:
+        await session.refresh(row)
     return int(stock or 0), row
 
 
@@ -345,26 +357,14 @@ class HoldExpiry:
     ) -> None:
         self._sessions = sessions
         self._rooms = rooms
-        self._every = every
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = Periodic(self.sweep, every)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hold-expiry")
+        self._periodic.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._every)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("hold expiry sweep failed")
+        await self._periodic.stop()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Expire due holds; return how many orders expired."""

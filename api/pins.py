@@ -77,7 +77,7 @@ async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
     row.sale_remaining = sale.quantity if sale else None
     row.sale_limit = sale.per_buyer_limit if sale else None
     row.sale_ends_at = now + timedelta(seconds=sale.duration_seconds) if sale else None
-    await cues.record(ctx.session, stream, row, PinAction.PIN, now)
+    cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.PIN, now))
     out = cues.pin_out(row)
     cues.announce(ctx, stream.id, "product:pinned", out.model_dump(mode="json"))
     return out
@@ -98,7 +98,7 @@ async def unpin(ctx: Context, stream_id: str, product_id: str) -> None:
         raise ApiError(409, "not_pinned", "The product is not pinned")
     row.pinned_at = None
     row.sale_price_cents = row.sale_remaining = row.sale_limit = row.sale_ends_at = None
-    await cues.record(ctx.session, stream, row, PinAction.UNPIN)
+    cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.UNPIN))
     cues.announce(
         ctx, stream.id, "product:unpinned", {"stream_id": stream.id, "product_id": product_id}
     )

@@ -8,8 +8,6 @@ counters through ``Counters`` and room changes through the ``Bus``.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -28,6 +26,7 @@ from api.room_state import Member, Room, RoomStats, load_policy, reaction_totals
 from api.streams import can_watch, stream_products
 from server.bus import Bus
 from server.counters import Counters
+from server.periodic import Periodic
 from server.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -115,7 +114,7 @@ class Realtime:
         self._bus = bus
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tickers: list[Periodic] = []
         bus.subscribe(self._on_bus)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
@@ -162,29 +161,20 @@ class Realtime:
             (self._tick_viewers, VIEWER_TICK),
             (self._flush_all, FLUSH_EVERY),
         ):
-            self._tasks.append(asyncio.create_task(self._every(tick, every)))
+            ticker = Periodic(tick, every)
+            ticker.start()
+            self._tickers.append(ticker)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+        for ticker in self._tickers:
+            await ticker.stop()
+        self._tickers.clear()
         now = time.monotonic()
         for member in self.members.values():
             for stream_id in list(member.rooms):
                 self._settle(member, stream_id, now)
         await self._tick_reactions()
         await self._flush_all()
-
-    async def _every(self, tick: Callable[[], Awaitable[None]], seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await tick()
-            except Exception:
-                log.exception("realtime tick %s failed", tick.__name__)
 
     # Connection
 

@@ -19,7 +19,7 @@ from api.auth import InvalidToken, hash_publish_token, publish_token_matches
 from api.context import SERVICES, Services
 from api.errors import ApiError, not_found
 from api.lifecycle import FINISHED
-from api.models import Stream, StreamStatus, User
+from api.models import Sanction, SanctionKind, Stream, StreamStatus, User
 from api.routing import bearer_token
 from api.streams import can_watch
 from api.supervisor import StreamSupervisor
@@ -27,10 +27,12 @@ from sfu import (
     ClosedError,
     IceRestartUnsupportedError,
     NotLiveError,
+    Publisher,
     SdpError,
     Session,
     Sfu,
     SfuError,
+    Subscriber,
     UnsupportedMediaError,
 )
 from sfu.ice import IceServer
@@ -111,7 +113,7 @@ async def _authorise_publisher(request: web.Request, stream: Stream) -> None:
     raise _unauthorized("Invalid publish token: call go-live for a new one")
 
 
-async def _authorise_viewer(request: web.Request, stream: Stream) -> User | None:
+async def authorise_viewer(request: web.Request, stream: Stream) -> User | None:
     services = request.app[SERVICES]
     token = bearer_token(request)
     async with services.reads() as session:
@@ -127,6 +129,9 @@ async def _authorise_viewer(request: web.Request, stream: Stream) -> User | None
             if user is None:
                 raise _unauthorized("Sign in to watch this stream")
             raise ApiError(403, "audience_restricted", f"This stream is for {stream.audience}")
+        ban = (stream.id, user.id, SanctionKind.BAN) if user is not None else None
+        if ban is not None and await session.get(Sanction, ban) is not None:
+            raise ApiError(403, "banned", "You are banned from this stream")
     return user
 
 
@@ -193,7 +198,7 @@ async def whep_play(request: web.Request) -> web.StreamResponse:
     media = request.app[MEDIA]
     stream_id = request.match_info["stream_id"]
     stream = await _stream(request.app[SERVICES], stream_id)
-    user = await _authorise_viewer(request, stream)
+    user = await authorise_viewer(request, stream)
     if stream.status in FINISHED:
         raise ApiError(
             409, "stream_finished", f"The stream is {stream.status}", {"status": stream.status}
@@ -217,7 +222,13 @@ async def _session(request: web.Request) -> Session:
     stream_id = request.match_info["stream_id"]
     session = media.sfu.session(request.match_info["session_id"])
     room = media.sfu.get_room(stream_id)
-    if session is None or room is None or room.session(session.id) is not session:
+    expected = Publisher if kind == "whip" else Subscriber
+    if (
+        session is None
+        or room is None
+        or room.session(session.id) is not session
+        or not isinstance(session, expected)
+    ):
         raise not_found("Session")
     if kind == "whip":
         await _authorise_publisher(request, await _stream(request.app[SERVICES], stream_id))

@@ -308,7 +308,7 @@ async def tag_product(
     if row is None:
         raise not_found("Product in this stream")
     row.x, row.y, row.timestamp = body.x, body.y, body.timestamp
-    await cues.record(ctx.session, stream, row, PinAction.TAG)
+    cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.TAG))
     tagged = {
         "stream_id": stream.id,
         "product_id": product_id,

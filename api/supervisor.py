@@ -24,9 +24,11 @@ class StreamSupervisor:
         lifecycle: StreamLifecycle,
         close_media: Callable[[str], Awaitable[None]],
         grace_seconds: float,
+        media_started: Callable[[str], Awaitable[None]],
     ) -> None:
         self._lifecycle = lifecycle
         self._close_media = close_media
+        self._media_started = media_started
         self._grace = grace_seconds
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -48,6 +50,7 @@ class StreamSupervisor:
             if timer is not None:
                 timer.cancel()
             self._spawn(self._lifecycle.media_started(event.room_id))
+            self._spawn(self._media_started(event.room_id))
 
     async def _publisher_lost(self, stream_id: str) -> None:
         if await self._lifecycle.publisher_lost(stream_id):
@@ -73,7 +76,10 @@ class StreamSupervisor:
             log.error("stream lifecycle update failed", exc_info=task.exception())
 
     async def close(self) -> None:
-        for task in [*self._timers.values(), *self._tasks]:
-            task.cancel()
-        await asyncio.gather(*self._timers.values(), *self._tasks, return_exceptions=True)
+        """Stop the grace timers; let status updates in flight finish (never cut mid-query)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        await asyncio.gather(*self._timers.values(), return_exceptions=True)
         self._timers.clear()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)

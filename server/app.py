@@ -10,14 +10,16 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from api import signaling
+from api import hls, signaling
 from api.auth import TokenIssuer
 from api.context import SERVICES, Services
 from api.errors import error_middleware
+from api.hls import RECORDINGS
 from api.lifecycle import FINISHED, StreamLifecycle
 from api.observability import metrics_route
 from api.orders import HoldExpiry
 from api.realtime import Realtime
+from api.recordings import Recordings, cue_of
 from api.rest import rest_api
 from api.signaling import MEDIA, Media, signaling_cors
 from api.supervisor import StreamSupervisor
@@ -29,6 +31,7 @@ from server.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimi
 from server.redislink import RedisLink
 from server.settings import Settings
 from server.socketio_redis import BreakerRedisManager
+from server.storage import LocalStorage, ObjectStore, S3Storage
 from sfu import IceSettings, Sfu, SfuSettings
 from sfu.ice import IceConfig
 
@@ -63,10 +66,12 @@ def build_app(settings: Settings) -> web.Application:
         bus=bus,
     )
     lifecycle = StreamLifecycle(sessions, realtime, bus)
+    store = _object_store(settings)
     supervisor = StreamSupervisor(
         lifecycle,
         close_media=lambda stream_id: sfu.close_room(stream_id),
         grace_seconds=settings.publisher_grace_seconds,
+        media_started=lambda stream_id: recordings.media_started(stream_id),
     )
     sfu = Sfu(
         SfuSettings(
@@ -79,17 +84,24 @@ def build_app(settings: Settings) -> web.Application:
         events=supervisor.on_event,
     )
 
-    async def stream_finished(message: dict[str, Any]) -> None:
-        # Whichever node ended the show, the node that carries its media closes it.
-        if message.get("type") == "stream.status" and message.get("status") in FINISHED:
-            await sfu.close_room(str(message["stream_id"]))
+    recordings = Recordings(sfu, sessions, store, settings.resolved_media_dir / "recordings")
 
-    bus.subscribe(stream_finished)
+    async def media_events(message: dict[str, Any]) -> None:
+        # Whichever node ended the show or pinned a product, the node carrying its media acts.
+        stream_id = str(message.get("stream_id"))
+        if message.get("type") == "stream.status" and message.get("status") in FINISHED:
+            recordings.stream_finished(stream_id)
+            await sfu.close_room(stream_id)
+        elif message.get("type") == "cue":
+            recordings.add_cue(stream_id, cue_of(message))
+
+    bus.subscribe(media_events)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[security_headers, signaling_cors, error_middleware],
     )
     app[MEDIA] = Media(sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins))
+    app[RECORDINGS] = recordings
     app[SERVICES] = Services(
         sessions=sessions,
         reads=reads,
@@ -113,9 +125,12 @@ def build_app(settings: Settings) -> web.Application:
         await bus.start()
         await realtime.start()
         await holds.start()
+        for stream_id in await recordings.recover():
+            await lifecycle.interrupted(stream_id)
         yield
         await holds.close()
         await supervisor.close()
+        await recordings.close()
         await sfu.close()
         await realtime.close()
         await bus.close()
@@ -125,9 +140,27 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     sio.attach(app)
-    app.add_routes([*signaling.routes(), metrics_route(app[MEDIA], realtime)])
+    app.add_routes([*signaling.routes(), *hls.routes(), metrics_route(app[MEDIA], realtime)])
+    if isinstance(store, LocalStorage):
+        app.router.add_static("/media/", store.root, follow_symlinks=False)
     mount(app, rest_api(), version=version("shopcast"), cors_origins=settings.cors_origins)
     return app
+
+
+def _object_store(settings: Settings) -> ObjectStore:
+    """S3-compatible storage when a bucket is configured, else files served under /media."""
+    if settings.s3_bucket:
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url or None,
+            region=settings.s3_region or None,
+            access_key=settings.s3_access_key or None,
+            secret_key=settings.s3_secret_key.get_secret_value() or None,
+            public_base_url=settings.s3_public_url or None,
+        )
+    root = settings.resolved_media_dir / "store"
+    root.mkdir(parents=True, exist_ok=True)
+    return LocalStorage(root, base_url=f"{settings.resolved_public_url}/media")
 
 
 def _socket_origins(settings: Settings) -> list[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -60,6 +61,16 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         500, gt=0, description="WebRTC sessions this node accepts before answering 503."
     )
+    s3_bucket: str = Field("", description="S3 bucket for recordings; empty keeps them local.")
+    s3_endpoint_url: str = Field(
+        "", description="S3-compatible endpoint (B2, SeaweedFS, MinIO); empty means AWS."
+    )
+    s3_region: str = Field("", description="S3 region, where the service needs one.")
+    s3_access_key: str = Field("", description="S3 access key id.")
+    s3_secret_key: SecretStr = Field(SecretStr(""), description="S3 secret access key.")
+    s3_public_url: str = Field(
+        "", description="Public base URL of the bucket (CDN); empty means presigned URLs."
+    )
     turn_secret: SecretStr = Field(
         SecretStr(""), description="coturn use-auth-secret key for time-limited TURN credentials."
     )
@@ -76,6 +87,13 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ice_host_addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            ipaddress.ip_address(address)
         return value
 
     @field_validator("jwt_secret")

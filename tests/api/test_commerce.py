@@ -216,8 +216,19 @@ async def test_flash_sale_limits_and_end(client: Client, shop: Shop) -> None:
         error = await expect_error(await buy(client, sid, ann, pid, 1), 409, "limit_reached")
         assert error["details"] == {"limit": 2, "bought": 2}
         await expect_error(await buy(client, sid, bob, pid, 2), 409, "out_of_stock")
-    assert (await buy(client, sid, bob, pid, 1)).status == 201
+    last = await buy(client, sid, bob, pid, 1)
+    assert last.status == 201
     await expect_error(await buy(client, sid, bob, pid, 1), 409, "out_of_stock")
+    # A cancelled sale order gives its unit back to the running sale.
+    bob_order = (await last.json())["id"]
+    assert (await client.post(f"/api/v1/orders/{bob_order}/cancel", headers=bob.auth)).status == 200
+    pins = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
+    assert pins["pinned"][0]["sale"]["remaining"] == 1
+    assert (await buy(client, sid, bob, pid, 1, key="bob-buys-again")).status == 201
+    other = await shop.stream(seller, product_ids=[pid])
+    async with shop.unchanged():
+        reused = await buy(client, other["id"], bob, pid, 1, key="bob-buys-again")
+        await expect_error(reused, 422, "idempotency_key_reused")
     await shop.execute(
         "UPDATE stream_products SET sale_remaining = 5, sale_ends_at = :t WHERE product_id = :p",
         t=utcnow() - timedelta(seconds=1),

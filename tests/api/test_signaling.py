@@ -233,6 +233,24 @@ async def test_node_full_is_503(settings: Settings, aiohttp_client: Any, databas
         await peer.close()
 
 
+async def test_banned_viewers_cannot_play(client: Client, shop: Shop) -> None:
+    seller, troll = await shop.account("seller"), await shop.account()
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    token = await go_live(client, seller, sid)
+    publisher, _ = await publish(client, sid, token)
+    await wait_status(client, sid, "live")
+    ban = await client.put(f"/api/v1/streams/{sid}/sanctions/{troll.id}/ban", headers=seller.auth)
+    assert ban.status == 204
+    probe = ViewerPeer()
+    offer = await probe.offer()
+    await probe.close()
+    response = await client.post(f"/whep/{sid}", data=offer, headers={**SDP, **troll.auth})
+    await expect_error(response, 403, "banned")
+    assert client.app[MEDIA].supervisor.sessions == 1
+    await publisher.close()
+
+
 async def test_whep_refusals(client: Client, shop: Shop) -> None:
     seller, stranger = await shop.account("seller"), await shop.account()
     stream = await shop.stream(seller)
@@ -304,6 +322,8 @@ async def test_patch_and_options(client: Client, shop: Shop) -> None:
         "not_found",
     )
     await expect_error(await client.delete(location), 401, "unauthorized")
+    wrong_kind = location.replace("/whip/", "/whep/")
+    await expect_error(await client.delete(wrong_kind), 404, "not_found")
     ok = await client.patch(location, data=body, headers={**trickle, "If-Match": etag})
     assert ok.status == 204, await ok.text()
     options = await client.options(

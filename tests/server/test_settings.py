@@ -41,6 +41,8 @@ def test_jwt_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
 def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError, match="32 characters"):
         Settings(_env_file=None, jwt_secret="short")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, ice_host_addresses=["127.0.0.300"])
     monkeypatch.setenv("SHOPCAST_PORT", "eighty")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)

@@ -96,3 +96,35 @@ async def test_stats_describe_the_stream(harness: Harness) -> None:
     assert video.packets_lost == 0
     consumer = subscriber.consumers["video"].stats()
     assert consumer.packets_sent > 30 and consumer.bytes_sent > 0
+
+
+async def test_publisher_tap_sees_every_packet(harness: Harness) -> None:
+    tapped: dict[str, int] = {}
+    _, publisher = await harness.live()
+    publisher.tap(lambda kind, packet: tapped.__setitem__(kind, tapped.get(kind, 0) + 1))
+    viewer, _ = await harness.view()
+    await wait_until(lambda: tapped.get("video", 0) > 30 and tapped.get("audio", 0) > 10)
+    received = publisher.producers["video"].packets
+    publisher.tap(None)
+    frozen = dict(tapped)
+    await wait_until(lambda: publisher.producers["video"].packets > received + 30)
+    assert tapped == frozen
+    assert len(viewer.video_packets()) > 0
+
+
+def allowed_receive_buffer() -> int:
+    with open("/proc/sys/net/core/rmem_max") as rmem_max:
+        return min(int(rmem_max.read()), 4 * 1024 * 1024)
+
+
+async def test_the_ingest_socket_gets_a_large_receive_buffer(harness: Harness) -> None:
+    import socket
+
+    from sfu.aiortc_hooks import nominated_pairs, raw_socket
+
+    _, publisher = await harness.live()
+    dtls = dtls_transports(publisher.pc)[0]
+    sock = raw_socket(nominated_pairs(dtls)[1].protocol.transport)
+    allowed = allowed_receive_buffer()
+    # Linux reports twice the requested size (it counts its bookkeeping too).
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 2 * allowed

@@ -1,0 +1,94 @@
+"""HLS over HTTP: the live LL-HLS playlist (blocking reload, delta updates), its media, and
+the replay once the show's recording is published."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.context import SERVICES
+from api.errors import ApiError, not_found
+from api.models import Audience, Stream
+from api.recordings import Recordings
+from api.signaling import authorise_viewer
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".jpg": "image/jpeg"}
+# A blocked reload waits at most this long (a few part targets), then 503 tells the player.
+BLOCK_SECONDS = 3.0
+RECORDINGS = web.AppKey("recordings", Recordings)
+
+
+def _cors(response: web.StreamResponse) -> web.StreamResponse:
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization"
+    return response
+
+
+async def _stream(request: web.Request) -> Stream:
+    """The stream, if the caller may watch it (HLS players may send a bearer token)."""
+    async with request.app[SERVICES].reads() as session:
+        stream = await session.get(Stream, request.match_info["stream_id"])
+    if stream is None:
+        raise not_found("Stream")
+    if stream.audience != Audience.EVERYONE:
+        await authorise_viewer(request, stream)
+    return stream
+
+
+def _number(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ApiError(400, "invalid_query", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def playlist(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    recorder = request.app[RECORDINGS].recorder(stream.id)
+    if recorder is None:
+        if stream.vod_url:
+            raise web.HTTPTemporaryRedirect(stream.vod_url)
+        raise ApiError(
+            404,
+            "no_recording",
+            "This stream has no HLS recording (yet)",
+            headers={"Retry-After": "5"},
+        )
+    msn, part = _number(request, "_HLS_msn"), _number(request, "_HLS_part")
+    if part is not None and msn is None:
+        raise ApiError(400, "invalid_query", "_HLS_part needs _HLS_msn")
+    if msn is not None:
+        if recorder.too_far(msn, part):
+            raise ApiError(400, "invalid_query", "That part is too far in the future")
+        if not await recorder.wait_for(msn, part, timeout=BLOCK_SECONDS):
+            raise ApiError(503, "not_yet", "The part is late; retry", headers={"Retry-After": "1"})
+    skip = request.query.get("_HLS_skip", "")
+    text = recorder.playlist_text(skip if skip in ("YES", "v2") else False)
+    response = web.Response(
+        text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache"}
+    )
+    return _cors(response)
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    recorder = request.app[RECORDINGS].recorder(stream.id)
+    name = request.match_info["name"]
+    path = await recorder.resolve(name, timeout=BLOCK_SECONDS) if recorder else None
+    if path is None:
+        raise not_found("Media")
+    immutable = name.endswith((".mp4", ".m4s"))
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable" if immutable else "max-age=10",
+        "Content-Type": MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+    }
+    return _cors(web.FileResponse(path, headers=headers))
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/hls/{stream_id}/index.m3u8", playlist),
+        web.get(r"/hls/{stream_id}/{name:[A-Za-z0-9._-]+}", media),
+    ]
