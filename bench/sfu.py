@@ -31,7 +31,7 @@ from aiortc import RTCSessionDescription
 from bench.clip import ClipTrack, ToneTrack, encode_clip
 from bench.peers import LOOPBACK, new_pc
 from sfu import IceSettings, Sfu, SfuSettings
-from sfu.aiortc_hooks import disable_decoding, dtls_transports
+from sfu.aiortc_hooks import disable_decoding, dtls_transports, nominated_pairs, raw_socket
 from sfu.candidates import gathering_on
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,6 +43,13 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
+def udp_receive_errors() -> int:
+    """System-wide UDP datagrams dropped because a receive buffer was full."""
+    with open("/proc/net/snmp") as snmp:
+        rows = [line.split() for line in snmp if line.startswith("Udp:")]
+    return int(dict(zip(rows[0], rows[1], strict=True))["RcvbufErrors"])
 
 
 def pin(cpus: set[int]) -> None:
@@ -75,8 +82,6 @@ async def run_server() -> None:
             gc_time[0] += time.perf_counter() - gc_time[1]
 
     gc.callbacks.append(on_gc)
-    if os.environ.get("BENCH_GC_FREEZE"):
-        gc.set_threshold(*map(int, os.environ["BENCH_GC_FREEZE"].split(",")))
     sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK)))
 
     fan_out = [0.0]  # seconds spent in the producers' fan-out loops
@@ -91,20 +96,22 @@ async def run_server() -> None:
 
     def totals() -> dict[str, Any]:
         room = sfu.get_room("bench")
-        sent = dropped = viewers = 0
+        sent = dropped = viewers = lost = ingest = 0
         if room is not None:
+            lost = sum(p.stats().packets_lost for p in room.producers().values())
+            ingest = sum(p.packets for p in room.producers().values())
             for subscriber in room.subscribers:
                 viewers += 1
                 dropped += subscriber.packets_dropped
                 sent += sum(c.packets_sent + c.retransmitted for c in subscriber.consumers.values())
-        if os.environ.get("BENCH_GC_FREEZE"):
-            gc.freeze()  # the composition root's job: long-lived objects out of the GC's way
         return {
             "forwarded": sent,
             "dropped": dropped,
             "viewers": viewers,
             "fan_out": fan_out[0],
             "gc": gc_time[0],
+            "upstream_lost": lost,
+            "ingest": ingest,
         }
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -186,8 +193,35 @@ class CountingViewer:
     def _state(self) -> None:
         if self.pc.connectionState == "connected" and not self.connected_at:
             self.connected_at = time.monotonic()
+            for dtls in dtls_transports(self.pc):
+                self._count_before_decryption(dtls)
+
+    def _count_before_decryption(self, dtls: Any) -> None:
+        """From now on count SRTP by its clear header, before aioice queues it.
+
+        Without SRTP unprotect, asyncio queue and coroutines per packet a viewer costs a
+        fraction of a full aiortc receiver, so more of them fit on the client core. DTLS,
+        RTCP and STUN still take aiortc's path.
+        """
+        connection = dtls.transport._connection
+        original = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            if len(data) >= 12 and 0x80 <= data[0] < 0xC0 and not 192 <= data[1] <= 223:
+                self._count_header(data)
+            else:
+                original(data, component)
+
+        connection.data_received = data_received
+        pair = nominated_pairs(dtls).get(1)
+        if pair is not None:
+            sock = raw_socket(pair.protocol.transport)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
 
     async def _count(self, data: bytes, arrival_time_ms: int) -> None:
+        self._count_header(data)
+
+    def _count_header(self, data: bytes) -> None:
         _, b1, seq, _, ssrc = _HEADER.unpack_from(data)
         if not self.first_video_at and (b1 & 0x7F) in self.video_pts:
             self.first_video_at = time.monotonic()
@@ -317,14 +351,27 @@ async def stop(process: asyncio.subprocess.Process) -> None:
 
 
 async def measure(
-    server: asyncio.subprocess.Process, port: int, seconds: float
+    server: asyncio.subprocess.Process,
+    port: int,
+    seconds: float,
+    clients: list[asyncio.subprocess.Process],
 ) -> dict[str, float]:
     before_cpu, before = cpu_seconds(server.pid), await request(port, {"op": "stats"})
+    before_clients = sum(sum(cpu_seconds(p.pid)) for p in clients)
+    before_overflows = udp_receive_errors()
     started = time.monotonic()
     await asyncio.sleep(seconds)
     after_cpu, after = cpu_seconds(server.pid), await request(port, {"op": "stats"})
+    after_clients = sum(sum(cpu_seconds(p.pid)) for p in clients)
+    overflows = udp_receive_errors() - before_overflows
     elapsed = time.monotonic() - started
     return {
+        "clients": (after_clients - before_clients) / elapsed,
+        "viewers_before": before["viewers"],
+        "viewers_after": after["viewers"],
+        "overflows": overflows,
+        "upstream_lost": after["upstream_lost"] - before["upstream_lost"],
+        "ingest_per_s": (after["ingest"] - before["ingest"]) / elapsed,
         "cpu": (sum(after_cpu) - sum(before_cpu)) / elapsed,
         "user": (after_cpu[0] - before_cpu[0]) / elapsed,
         "system": (after_cpu[1] - before_cpu[1]) / elapsed,
@@ -350,7 +397,7 @@ async def orchestrate(viewers: int, seconds: float, per_process: int) -> None:
         processes.append(publisher)
         await read_json(publisher, 120)
         await asyncio.sleep(3)
-        idle = await measure(server, port, 3)
+        idle = await measure(server, port, 3, [publisher])
         groups = [per_process] * (viewers // per_process)
         if viewers % per_process:
             groups.append(viewers % per_process)
@@ -362,7 +409,7 @@ async def orchestrate(viewers: int, seconds: float, per_process: int) -> None:
         for process in viewer_processes:
             joins += (await read_json(process, 300))["joined"]
         await asyncio.sleep(2)
-        busy = await measure(server, port, seconds)
+        busy = await measure(server, port, seconds, [publisher, *viewer_processes])
         for process in viewer_processes:
             await stop(process)
         losses: list[float] = []
@@ -391,11 +438,17 @@ def report(
 ) -> None:
     per_packet = busy["cpu"] / busy["packets_per_s"] * 1e6 if busy["packets_per_s"] else 0.0
     marginal = (busy["cpu"] - idle["cpu"]) / busy["packets_per_s"] * 1e6
-    per_viewer = (busy["cpu"] - idle["cpu"]) / viewers
+    # Per viewer at the stream's own packet rate (the publisher's, measured without viewers):
+    # if the client core cannot keep up, viewers get fewer packets and the raw ratio flatters.
+    stream_rate = idle["ingest_per_s"]
+    per_viewer = marginal * 1e-6 * stream_rate
     capacity = (0.70 - idle["cpu"]) / per_viewer if per_viewer > 0 else float("inf")
     ttff = [j["ttff_ms"] for j in joins if j["ttff_ms"] is not None]
     join = [j["join_ms"] for j in joins if j["join_ms"] is not None]
-    print(f"viewers                        {viewers} ({seconds:.0f} s measured)")
+    print(
+        f"viewers                        {viewers} ({seconds:.0f} s measured; connected at "
+        f"start/end of the window: {busy['viewers_before']:.0f}/{busy['viewers_after']:.0f})"
+    )
     print(f"server CPU, publisher only     {idle['cpu'] * 100:.1f} % of one core")
     print(
         f"server CPU, with viewers       {busy['cpu'] * 100:.1f} % of one core "
@@ -409,8 +462,16 @@ def report(
     print(f"  of which fan-out loop (wall)  {busy['fan_out'] / busy['packets_per_s'] * 1e6:.2f} us")
     print(f"  garbage collector             {busy['gc'] * 100:.1f} % of one core")
     print(f"  kernel floor: plain sendto    {floor:.2f} us (same shape, no SFU, no SRTP)")
+    print(
+        f"stream packet rate             {stream_rate:.0f} /s (video + audio, from the publisher)"
+    )
     print(f"server CPU per viewer          {per_viewer * 100:.3f} % of one core")
     print(f"viewers per core at 70 %       {capacity:.0f}")
+    print(
+        f"client processes               {busy['clients'] * 100:.0f} % CPU (publisher + viewers, "
+        f"one core); publisher -> SFU loss {busy['upstream_lost']:.0f} packets; "
+        f"UDP receive-buffer overflows (any process) {busy['overflows']:.0f}"
+    )
     print(
         f"packet loss per viewer         mean {statistics.mean(losses) * 100:.3f} %, "
         f"max {max(losses) * 100:.3f} %"

@@ -79,6 +79,15 @@ def test_sender_hooks() -> None:
     assert "self._rtx_ssrc = random32()" in init
 
 
+def test_semi_public_aiortc_functions() -> None:
+    from aiortc import clock, sdp
+
+    assert parameters(clock.current_ntp_time) == []
+    assert parameters(sdp.candidate_from_sdp) == ["sdp"]
+    assert parameters(sdp.SessionDescription.parse) == ["sdp"]
+    assert parameters(RTCRtpReceiver.getCapabilities) == ["kind"]
+
+
 def test_aioice_hooks() -> None:
     assert parameters(_ORIGINAL_GET_HOST_ADDRESSES) == ["use_ipv4", "use_ipv6"]
     gather = source(aioice.ice.Connection.gather_candidates)
