@@ -15,12 +15,16 @@ from api.signaling import OPENAPI_PATHS
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-# Pages load only our own scripts and styles; no inline script, nothing from third parties.
-PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: https:; media-src 'self' blob:; connect-src 'self'; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-)
+
+def page_csp(media_origins: list[str]) -> str:
+    """Pages load only our own scripts and styles: no inline script, nothing third-party.
+    Replays may be fetched from the object store's origin (``media_origins``)."""
+    connect = " ".join(["'self'", *media_origins])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: https:; media-src 'self' blob:; worker-src 'self' blob:; "
+        f"connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
 
 
 @web.middleware
@@ -35,21 +39,28 @@ async def _hide_server(request: web.Request, response: web.StreamResponse) -> No
     response.headers.popall("Server", None)
 
 
-def _page(name: str) -> Handler:
+def _page(name: str, csp: str) -> Handler:
     path = STATIC_DIR / name
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+    }
 
     async def serve(request: web.Request) -> web.StreamResponse:
-        headers = {
-            "Cache-Control": "no-cache",
-            "Content-Security-Policy": PAGE_CSP,
-            "X-Frame-Options": "DENY",
-        }
         return web.FileResponse(path, headers=headers)
 
     return serve
 
 
-def mount(app: web.Application, api: Api, *, version: str, cors_origins: list[str]) -> None:
+def mount(
+    app: web.Application,
+    api: Api,
+    *,
+    version: str,
+    cors_origins: list[str],
+    media_origins: list[str],
+) -> None:
     """Add the REST API, the OpenAPI document, the pages and CORS to ``app``."""
     app.on_response_prepare.append(_hide_server)
     app.add_routes(api.routes())
@@ -59,10 +70,11 @@ def mount(app: web.Application, api: Api, *, version: str, cors_origins: list[st
         return web.Response(body=spec, content_type="application/json")
 
     app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_get("/api/docs", _page("api-docs.html"))
-    app.router.add_get("/", _page("index.html"))
-    app.router.add_get("/broadcast", _page("broadcast.html"))
-    app.router.add_get("/watch/{stream_id}", _page("watch.html"))
+    csp = page_csp(media_origins)
+    app.router.add_get("/api/docs", _page("api-docs.html", csp))
+    app.router.add_get("/", _page("index.html", csp))
+    app.router.add_get("/broadcast", _page("broadcast.html", csp))
+    app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False,

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
+from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
@@ -143,7 +144,13 @@ def build_app(settings: Settings) -> web.Application:
     app.add_routes([*signaling.routes(), *hls.routes(), metrics_route(app[MEDIA], realtime)])
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
-    mount(app, rest_api(), version=version("shopcast"), cors_origins=settings.cors_origins)
+    mount(
+        app,
+        rest_api(),
+        version=version("shopcast"),
+        cors_origins=settings.cors_origins,
+        media_origins=_media_origins(settings),
+    )
     return app
 
 
@@ -161,6 +168,12 @@ def _object_store(settings: Settings) -> ObjectStore:
     root = settings.resolved_media_dir / "store"
     root.mkdir(parents=True, exist_ok=True)
     return LocalStorage(root, base_url=f"{settings.resolved_public_url}/media")
+
+
+def _media_origins(settings: Settings) -> list[str]:
+    """Where pages may fetch replays from besides this origin: the bucket's public origin."""
+    url = urlsplit(settings.s3_public_url or settings.s3_endpoint_url)
+    return [f"{url.scheme}://{url.netloc}"] if settings.s3_bucket and url.netloc else []
 
 
 def _socket_origins(settings: Settings) -> list[str] | None:

@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+
+from server.app import build_app
+from server.settings import Settings
+from tests.nodes import free_port
 
 CHROMIUM = os.environ.get("SHOPCAST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -40,6 +45,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def engine_name() -> str:
     # The namespace has no route to the machine's PostgreSQL; pages need no second engine.
     return "sqlite"
+
+
+async def serve(settings: Settings, aiohttp_client: Any) -> Any:
+    """The app on a known loopback port, so the URLs it hands out are the ones pages load."""
+    port = free_port()
+    settings.public_url = f"http://127.0.0.1:{port}"
+    return await aiohttp_client(build_app(settings), server_kwargs={"port": port})
 
 
 @pytest.fixture
