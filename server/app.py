@@ -130,9 +130,10 @@ def build_app(settings: Settings) -> web.Application:
             await lifecycle.interrupted(stream_id)
         yield
         await holds.close()
+        # Media first: closing it emits the last events, whose status updates then finish.
+        await sfu.close()
         await supervisor.close()
         await recordings.close()
-        await sfu.close()
         await realtime.close()
         await bus.close()
         if link is not None:
