@@ -37,6 +37,9 @@ EMOJIS = frozenset(
 CHAT_LIMIT = Limit(rate=5, burst=10)
 REACTION_LIMIT = Limit(rate=10, burst=20)
 REACTION_TICK = 0.25
+# Chat lines sent within this window reach each viewer as one frame (stream:chat_batch):
+# per-viewer cost is per frame, so a busy room costs a frame per window, not per line.
+CHAT_TICK = 0.05
 VIEWER_TICK = 1.0
 VIEWER_MIN_GAP = 2.0
 VIEWER_MAX_GAP = 10.0
@@ -157,6 +160,7 @@ class Realtime:
 
     async def start(self) -> None:
         for tick, every in (
+            (self._tick_chat, CHAT_TICK),
             (self._tick_reactions, REACTION_TICK),
             (self._tick_viewers, VIEWER_TICK),
             (self._flush_all, FLUSH_EVERY),
@@ -173,6 +177,7 @@ class Realtime:
         for member in self.members.values():
             for stream_id in list(member.rooms):
                 self._settle(member, stream_id, now)
+        await self._tick_chat()
         await self._tick_reactions()
         await self._flush_all()
 
@@ -325,7 +330,7 @@ class Realtime:
         async with self._sessions.begin() as session:
             message = await chat.store(session, body.stream_id, user, text)
         room.stats.chats += 1
-        await self.to_stream(body.stream_id, "stream:chat", message)
+        room.outbox.append(message)
         return {"ok": True, "message": message}
 
     async def _reaction(self, sid: str, body: ReactionIn) -> Ack:
@@ -423,6 +428,18 @@ class Realtime:
 
     # Tickers
 
+    async def _tick_chat(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            if not room.outbox:
+                continue
+            lines, room.outbox = room.outbox, []
+            if len(lines) == 1:
+                await self.to_stream(stream_id, "stream:chat", lines[0])
+            else:
+                await self.to_stream(
+                    stream_id, "stream:chat_batch", {"stream_id": stream_id, "messages": lines}
+                )
+
     async def _tick_reactions(self) -> None:
         for stream_id, room in list(self.rooms.items()):
             if not room.pending:
@@ -457,7 +474,7 @@ class Realtime:
     async def _flush_all(self) -> None:
         for stream_id, room in list(self.rooms.items()):
             await self._flush_room(room)
-            if not room.members and not room.pending:
+            if not room.members and not room.pending and not room.outbox:
                 self.rooms.pop(stream_id, None)
 
     async def _flush_room(self, room: Room) -> None:

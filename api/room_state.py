@@ -98,6 +98,7 @@ class Room:
     viewers: set[str] = field(default_factory=set)
     remote: int = 0
     pending: Counter[str] = field(default_factory=Counter)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
     stats: RoomStats = field(default_factory=RoomStats)
     written: tuple[int, int] = (0, 0)  # peak and unique as last written
     sent_count: int = -1

@@ -111,6 +111,11 @@ async def _viewers(
         async def on_chat(message: dict[str, Any]) -> None:
             latencies.append(time.time() - float(message["text"]))
 
+        @client.on("stream:chat_batch")
+        async def on_batch(batch: dict[str, Any]) -> None:
+            now = time.time()
+            latencies.extend(now - float(m["text"]) for m in batch["messages"])
+
         await client.connect(
             url, transports=["websocket"], auth={"viewer_id": f"bench-{os.getpid()}-{n}"}
         )

@@ -454,3 +454,30 @@ async def test_socket_payloads_are_strict(client: Client, shop: Shop, viewers: O
         None,
     ):
         assert (await viewer.call("stream:join", payload))["error"] == "invalid"
+
+
+async def test_busy_chat_is_batched_in_order(client: Client, shop: Shop, viewers: Open) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    watcher = await joined(viewers, sid)
+    speakers = [await joined(viewers, sid, await shop.account()) for _ in range(3)]
+    sent = await asyncio.gather(
+        *(
+            speaker.call("stream:chat", {"stream_id": sid, "text": f"{n}-{i}"})
+            for i in range(3)
+            for n, speaker in enumerate(speakers)
+        )
+    )
+    assert all(reply["ok"] for reply in sent)
+    ids = [reply["message"]["id"] for reply in sent]
+
+    def seen() -> list[str]:
+        singles = [m["id"] for m in watcher.received("stream:chat")]
+        batched = [m["id"] for b in watcher.received("stream:chat_batch") for m in b["messages"]]
+        return singles + batched
+
+    await watcher.wait_for("stream:chat_batch", lambda b: len(seen()) == 9, within=3)
+    assert sorted(seen()) == sorted(ids)
+    frames = len(watcher.received("stream:chat")) + len(watcher.received("stream:chat_batch"))
+    assert frames < 9, "lines sent together must share frames"
