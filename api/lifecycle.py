@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api import webhooks
 from api.context import Rooms
 from api.errors import ApiError, not_found
 from api.models import Stream, StreamStatus, utcnow
@@ -56,6 +57,24 @@ def ensure_not_finished(stream: Stream) -> None:
         )
 
 
+async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> None:
+    """Queue stream.live (the first time media arrived) or stream.ended for the seller's shop."""
+    event = None
+    if stream.status == S.LIVE and source == S.CREATED:
+        event = "stream.live"
+    elif stream.status in FINISHED:
+        event = "stream.ended"
+    if event is not None:
+        data = {
+            "id": stream.id,
+            "title": stream.title,
+            "status": stream.status,
+            "started_at": stream.started_at.isoformat() if stream.started_at else None,
+            "ended_at": stream.ended_at.isoformat() if stream.ended_at else None,
+        }
+        await webhooks.enqueue(session, stream.owner_id, event, data)
+
+
 async def announce_status(rooms: Rooms, bus: Bus, stream_id: str, status: StreamStatus) -> None:
     """Tell the stream's viewers and every node that its status changed (after commit)."""
     await rooms.to_stream(stream_id, "stream:status", {"stream_id": stream_id, "status": status})
@@ -95,9 +114,11 @@ class StreamLifecycle:
             )
             if stream is None:
                 raise not_found("Stream")
-            changed = stream.status in sources
+            source = stream.status
+            changed = source in sources
             if changed:
                 transition(stream, target)
+                await stream_webhook(session, stream, source)
                 if target in FINISHED:
                     stream.publish_token_hash = None
                     await self._rooms.flush(stream_id, session)

@@ -17,13 +17,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from api import cues
+from api import cues, webhooks
 from api.accounts import STAFF, require_user
 from api.context import Context, Rooms
 from api.errors import ApiError, forbidden, not_found
-from api.models import Order, OrderStatus, Product, Stream, StreamProduct, StreamStatus, utcnow
-from api.routing import Api
-from api.schemas import OrderIn, OrderOut
+from api.models import (
+    Order,
+    OrderStatus,
+    Product,
+    Stream,
+    StreamProduct,
+    StreamStatus,
+    WebhookEndpoint,
+    utcnow,
+)
+from api.routing import Api, Auth
+from api.schemas import OrderIn, OrderOut, SettleIn
 from server.periodic import Periodic
 from server.ratelimit import Limit
 
@@ -185,6 +194,9 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
             409, "duplicate_request", "This order is being placed already; retry"
         ) from None
     await ctx.session.refresh(row)
+    await webhooks.enqueue(
+        ctx.session, stream.owner_id, "order.reserved", webhooks.order_data(order)
+    )
     cues.announce(ctx, stream.id, "product:stock", _stock_event(row, stock))
     return OrderOut.model_validate(order)
 
@@ -218,7 +230,7 @@ async def _give_back(session: AsyncSession, order: Order) -> tuple[int, StreamPr
     return int(stock or 0), row
 
 
-async def _order_for_change(ctx: Context, order_id: str) -> Order:
+async def order_for_change(ctx: Context, order_id: str) -> Order:
     order = await ctx.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
     if order is None:
         raise not_found("Order")
@@ -269,6 +281,49 @@ async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
     return [OrderOut.model_validate(o) for o in orders]
 
 
+async def mark_paid(ctx: Context, order: Order) -> None:
+    if order.status != OrderStatus.RESERVED:
+        raise ApiError(
+            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
+        )
+    order.status = OrderStatus.PAID
+    await _count_purchase(ctx.session, order, sign=1)
+    await ctx.session.flush()
+    await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", webhooks.order_data(order))
+
+
+async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
+    allowed = {OrderStatus.RESERVED} if by_buyer else {OrderStatus.RESERVED, OrderStatus.PAID}
+    if order.status not in allowed:
+        raise ApiError(
+            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
+        )
+    if order.status == OrderStatus.PAID:
+        await _count_purchase(ctx.session, order, sign=-1)
+    order.status = OrderStatus.CANCELLED
+    stock, row = await _give_back(ctx.session, order)
+    await ctx.session.flush()
+    await webhooks.enqueue(
+        ctx.session, order.seller_id, "order.cancelled", webhooks.order_data(order)
+    )
+    if row is not None:
+        cues.announce(ctx, order.stream_id, "product:stock", _stock_event(row, stock))
+
+
+async def _count_purchase(session: AsyncSession, order: Order, sign: int) -> None:
+    await session.execute(
+        update(StreamProduct)
+        .where(
+            StreamProduct.stream_id == order.stream_id, StreamProduct.product_id == order.product_id
+        )
+        .values(
+            purchases=StreamProduct.purchases + sign * order.quantity,
+            revenue_cents=StreamProduct.revenue_cents
+            + sign * order.quantity * order.unit_price_cents,
+        )
+    )
+
+
 @api.route(
     "POST",
     "/api/v1/orders/{order_id}/pay",
@@ -278,24 +333,9 @@ async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
     errors=(401, 403, 404, 409),
 )
 async def pay_order(ctx: Context, order_id: str) -> OrderOut:
-    order = await _order_for_change(ctx, order_id)
+    order = await order_for_change(ctx, order_id)
     _merchant(ctx, order)
-    if order.status != OrderStatus.RESERVED:
-        raise ApiError(
-            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
-        )
-    order.status = OrderStatus.PAID
-    await ctx.session.execute(
-        update(StreamProduct)
-        .where(
-            StreamProduct.stream_id == order.stream_id, StreamProduct.product_id == order.product_id
-        )
-        .values(
-            purchases=StreamProduct.purchases + order.quantity,
-            revenue_cents=StreamProduct.revenue_cents + order.quantity * order.unit_price_cents,
-        )
-    )
-    await ctx.session.flush()
+    await mark_paid(ctx, order)
     return OrderOut.model_validate(order)
 
 
@@ -310,33 +350,41 @@ async def pay_order(ctx: Context, order_id: str) -> OrderOut:
     "The units go back to stock.",
 )
 async def cancel_order(ctx: Context, order_id: str) -> OrderOut:
-    order = await _order_for_change(ctx, order_id)
+    order = await order_for_change(ctx, order_id)
     user = require_user(ctx)
     is_buyer = user.id == order.buyer_id
     if not is_buyer:
         _merchant(ctx, order)
-    allowed = {OrderStatus.RESERVED} if is_buyer else {OrderStatus.RESERVED, OrderStatus.PAID}
-    if order.status not in allowed:
-        raise ApiError(
-            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
+    await mark_cancelled(ctx, order, by_buyer=is_buyer)
+    return OrderOut.model_validate(order)
+
+
+@api.route(
+    "POST",
+    "/api/v1/orders/{order_id}/settle",
+    summary="Settle an order (signed callback)",
+    tag="commerce",
+    auth=Auth.NONE,
+    body=SettleIn,
+    response=OrderOut,
+    errors=(401, 404, 409, 415, 422),
+    description="For the seller's shop: sign the raw body the way Shopcast signs its "
+    "webhooks (Shopcast-Signature, with one of the seller's webhook secrets).",
+)
+async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
+    order = await order_for_change(ctx, order_id)
+    keys = list(
+        await ctx.session.scalars(
+            select(WebhookEndpoint.secret).where(WebhookEndpoint.owner_id == order.seller_id)
         )
-    if order.status == OrderStatus.PAID:
-        await ctx.session.execute(
-            update(StreamProduct)
-            .where(
-                StreamProduct.stream_id == order.stream_id,
-                StreamProduct.product_id == order.product_id,
-            )
-            .values(
-                purchases=StreamProduct.purchases - order.quantity,
-                revenue_cents=StreamProduct.revenue_cents - order.quantity * order.unit_price_cents,
-            )
-        )
-    order.status = OrderStatus.CANCELLED
-    stock, row = await _give_back(ctx.session, order)
-    await ctx.session.flush()
-    if row is not None:
-        cues.announce(ctx, order.stream_id, "product:stock", _stock_event(row, stock))
+    )
+    raw = await ctx.request.read()
+    if not keys or not webhooks.verify(keys, ctx.request.headers.get(webhooks.SIGNATURE, ""), raw):
+        raise ApiError(401, "invalid_signature", f"Sign the body in {webhooks.SIGNATURE}")
+    if body.status == "paid":
+        await mark_paid(ctx, order)
+    else:
+        await mark_cancelled(ctx, order, by_buyer=False)
     return OrderOut.model_validate(order)
 
 
@@ -389,6 +437,8 @@ class HoldExpiry:
                 )
             )
             for order in expired:
+                data = {**webhooks.order_data(order), "reason": "hold_expired"}
+                await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
                 stock, row = await _give_back(session, order)
                 if row is not None:
                     events.append((order.stream_id, _stock_event(row, stock)))

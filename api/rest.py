@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from api import accounts, catalog, health, observability, orders, pins, room, streams
+from api import (
+    accounts,
+    catalog,
+    health,
+    observability,
+    orders,
+    pins,
+    room,
+    streams,
+    webhooks,
+)
 from api.routing import Api
 
 
 def rest_api() -> Api:
     root = Api()
-    for module in (health, accounts, catalog, streams, room, pins, orders, observability):
+    for module in (health, accounts, catalog, streams, room, pins, orders, webhooks, observability):
         root.include(module.api)
     return root

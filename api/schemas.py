@@ -149,15 +149,19 @@ class ProductIn(Input):
     currency: Currency = "USD"
     stock: Stock
     image_urls: ImageUrls = []
+    checkout_url: ImageUrl | None = Field(None, description="Buy on the seller's own shop")
 
 
 class ProductPatch(Patch):
+    nullable = frozenset({"checkout_url"})
+
     title: Title | None = None
     description: Description | None = None
     price_cents: PriceCents | None = None
     currency: Currency | None = None
     stock: Stock | None = None
     image_urls: ImageUrls | None = None
+    checkout_url: ImageUrl | None = None
 
 
 class ProductOut(Output):
@@ -169,6 +173,7 @@ class ProductOut(Output):
     currency: str
     stock: int
     image_urls: list[str]
+    checkout_url: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -416,3 +421,39 @@ class OrderOut(Output):
     status: Literal["reserved", "paid", "cancelled", "expired"]
     hold_expires_at: datetime
     created_at: datetime
+
+
+# Webhooks
+
+
+def _web_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+WebUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    AfterValidator(_web_url),
+    Field(json_schema_extra={"format": "uri"}),
+]
+
+
+class WebhookIn(Input):
+    url: WebUrl
+
+
+class WebhookOut(Output):
+    id: str
+    url: str
+    created_at: datetime
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(description="Signs every delivery (HMAC-SHA256); shown only now")
+
+
+class SettleIn(Input):
+    status: Literal["paid", "cancelled"]

@@ -13,7 +13,7 @@ from api.auth import new_publish_token
 from api.catalog import SELLERS
 from api.context import Context
 from api.errors import ApiError, forbidden, not_found
-from api.lifecycle import announce_status, ensure_not_finished, transition
+from api.lifecycle import announce_status, ensure_not_finished, stream_webhook, transition
 from api.models import (
     Audience,
     Follow,
@@ -388,7 +388,9 @@ async def _analytics(ctx: Context, stream: Stream) -> AnalyticsOut:
 )
 async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
     stream = await owned_stream(ctx, stream_id, staff=STAFF)
+    source = stream.status
     transition(stream, StreamStatus.ENDED)
+    await stream_webhook(ctx.session, stream, source)
     stream.publish_token_hash = None
     await ctx.session.flush()
     # The summary includes what this node's rooms gathered but had not written yet.

@@ -25,6 +25,7 @@ from api.rest import rest_api
 from api.signaling import MEDIA, Media, signaling_cors
 from api.supervisor import StreamSupervisor
 from api.web import mount, security_headers
+from api.webhooks import Dispatcher
 from server.bus import Bus, LocalBus, RedisBus
 from server.counters import Counters, LocalCounters, RedisCounters
 from server.database import create_engine, session_factory
@@ -121,15 +122,18 @@ def build_app(settings: Settings) -> web.Application:
     )
 
     holds = HoldExpiry(sessions, realtime)
+    dispatcher = Dispatcher(sessions)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await bus.start()
         await realtime.start()
         await holds.start()
+        await dispatcher.start()
         for stream_id in await recordings.recover():
             await lifecycle.interrupted(stream_id)
         yield
         await holds.close()
+        await dispatcher.close()
         # Media first: closing it emits the last events, whose status updates then finish.
         await sfu.close()
         await supervisor.close()

@@ -30,6 +30,25 @@ VIDEO_HISTORY = 128
 AUDIO_HISTORY = 1  # Opus is not retransmitted (aiortc negotiates no NACK for audio)
 MAX_PLAINTEXT = 1500
 _PT_SEQ_TS = struct.Struct("!BHI")  # second byte (marker | payload type), seq, timestamp
+_pack_pt_seq_ts = _PT_SEQ_TS.pack_into
+
+# One scratch buffer for every consumer of the process: each packet is rendered, protected
+# in place and handed to the kernel before the next one is (the event loop is single-threaded
+# and ``sendto`` copies), so a viewer needs no buffer of its own. One buffer stays hot in the
+# CPU cache, where a buffer per viewer (1.6 kB each) is cold at every packet of the fan-out.
+_BUFFER = srtp_ffi.new("char[]", MAX_PLAINTEXT + SRTP_MAX_TRAILER_LEN)
+_VIEW = memoryview(srtp_ffi.buffer(_BUFFER))
+_LENGTH = srtp_ffi.new("int *")
+# ``_SENDABLE[n]`` is ``_VIEW[:n]``, made once per length: slicing per packet and viewer
+# allocated a memoryview each time.
+_SENDABLE: list[memoryview | None] = [None] * len(_VIEW)
+
+
+def _sendable(length: int) -> memoryview:
+    view = _SENDABLE[length]
+    if view is None:
+        view = _SENDABLE[length] = _VIEW[:length]
+    return view
 
 
 class ConsumerState(enum.Enum):
@@ -54,7 +73,6 @@ class Consumer:
     __slots__ = (
         "_address",
         "_anchor_seq",
-        "_cdata",
         "_clock_rate",
         "_context",
         "_gate",
@@ -64,7 +82,6 @@ class Consumer:
         "_last_seq",
         "_last_time",
         "_last_ts",
-        "_length",
         "_level_pos",
         "_mask",
         "_producer",
@@ -77,7 +94,6 @@ class Consumer:
         "_session",
         "_started",
         "_ts_off",
-        "_view",
         "_wait_key",
         "bytes_sent",
         "codec",
@@ -99,10 +115,6 @@ class Consumer:
         self.codec = codec
         self.sender = sender
         self.state = ConsumerState.NEW
-        # The packet buffer: libsrtp protects in place; the header template stays at its head.
-        self._cdata = srtp_ffi.new("char[]", MAX_PLAINTEXT + SRTP_MAX_TRAILER_LEN)
-        self._view = memoryview(srtp_ffi.buffer(self._cdata))
-        self._length = srtp_ffi.new("int *")
         self._header_length = 12
         self._session: Any = None
         self._context: Any = None
@@ -112,7 +124,7 @@ class Consumer:
         self._producer: Producer | None = None
         self._started = False
         # Rewriting state (set when the sender starts, see start()).
-        self._header = bytearray(12)
+        self._header = bytes(12)
         self._pt = 0
         self._level_pos = 0
         self._rtx_pt: int | None = None
@@ -170,11 +182,11 @@ class Consumer:
             ):
                 self._rtx_pt = candidate.payloadType
         extension_ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
-        self._header, self._level_pos = header_template(
+        header, self._level_pos = header_template(
             self.ssrc, self._pt, extension_ids, parameters.muxId, self.kind == "audio"
         )
-        self._header_length = len(self._header)
-        self._view[: self._header_length] = self._header
+        self._header = bytes(header)
+        self._header_length = len(header)
         self._started = True
         producer, self._producer = self._producer, None
         self.bind(producer)
@@ -234,26 +246,27 @@ class Consumer:
 
     def forward(self, entry: Entry) -> None:
         """Rewrite one publisher packet for this viewer and send it (the hot path)."""
-        seq, ts, marker, payload, key, level = entry
-        if self._gate and not self._open_gate(seq, ts, key):
+        if self._gate and not self._open_gate(entry[0], entry[1], entry[4]):
             return
+        seq, ts, marker, payload, _, level = entry
         out_seq = (seq + self._seq_off) & 0xFFFF
-        view = self._view
-        _PT_SEQ_TS.pack_into(view, 1, self._pt | marker, out_seq, (ts + self._ts_off) & 0xFFFFFFFF)
-        if level >= 0 and self._level_pos:
-            view[self._level_pos] = level
-        start = self._header_length
-        end = start + len(payload)
         # History holds the shared input entry: a NACK re-renders it, nothing is copied here.
         self._history[out_seq & self._mask] = entry
         self._last_seq = out_seq
+        start = self._header_length
+        end = start + len(payload)
         if end <= MAX_PLAINTEXT:
+            view = _VIEW
+            view[:start] = self._header
+            _pack_pt_seq_ts(view, 1, self._pt | marker, out_seq, (ts + self._ts_off) & 0xFFFFFFFF)
+            if level >= 0 and self._level_pos:
+                view[self._level_pos] = level
             view[start:end] = payload
-            length = self._length
-            length[0] = end
-            if not srtp_protect_in_place(self._context, self._cdata, length):
+            _LENGTH[0] = end
+            if not srtp_protect_in_place(self._context, _BUFFER, _LENGTH):
+                packet = _SENDABLE[_LENGTH[0]] or _sendable(_LENGTH[0])
                 try:
-                    self._sendto(view[: length[0]], self._address)
+                    self._sendto(packet, self._address)
                     self.packets_sent += 1
                     self.bytes_sent += end - start
                     return
@@ -262,21 +275,19 @@ class Consumer:
         self.packets_dropped += 1
 
     def _send_packet(self, packet: bytes) -> bool:
-        """Send a whole plaintext packet (retransmissions), then restore the header template."""
-        view, size = self._view, len(packet)
+        """Protect and send a whole plaintext packet (retransmissions)."""
+        size = len(packet)
         if size > MAX_PLAINTEXT or self._context is None:
             return False
-        view[:size] = packet
-        self._length[0] = size
-        sent = False
-        if not srtp_protect_in_place(self._context, self._cdata, self._length):
-            try:
-                self._sendto(view[: self._length[0]], self._address)
-                sent = True
-            except OSError:
-                pass
-        view[: self._header_length] = self._header
-        return sent
+        _VIEW[:size] = packet
+        _LENGTH[0] = size
+        if srtp_protect_in_place(self._context, _BUFFER, _LENGTH):
+            return False
+        try:
+            self._sendto(_sendable(_LENGTH[0]), self._address)
+        except OSError:
+            return False
+        return True
 
     def repair(self, entry: Entry) -> None:
         """A packet the publisher retransmitted: send it if it belongs to our stream."""

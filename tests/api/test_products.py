@@ -140,3 +140,17 @@ async def test_stock_check_constraint_holds_in_the_database(shop: Shop) -> None:
         await shop.execute("UPDATE products SET stock = stock - 2 WHERE id = :id", id=product["id"])
     with pytest.raises(IntegrityError):
         await shop.execute("UPDATE products SET price_cents = 0 WHERE id = :id", id=product["id"])
+
+
+async def test_external_checkout_url(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    product = await shop.product(seller, checkout_url="https://shop.example/mug")
+    assert product["checkout_url"] == "https://shop.example/mug"
+    url = f"/api/v1/products/{product['id']}"
+    cleared = await client.patch(url, json={"checkout_url": None}, headers=seller.auth)
+    assert (await cleared.json())["checkout_url"] is None
+    async with shop.unchanged():
+        response = await client.patch(
+            url, json={"checkout_url": "javascript:x"}, headers=seller.auth
+        )
+        await expect_error(response, 422, "invalid")

@@ -1,0 +1,142 @@
+"""Signed webhooks to a real local receiver, retried until acknowledged, and signed settling."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.context import SERVICES
+from api.lifecycle import StreamLifecycle
+from api.webhooks import sign, verify
+from tests.conftest import Shop, expect_error
+
+Client = TestClient[Any, Any]
+
+
+class Receiver:
+    """A shop's webhook endpoint: records every request; the first attempt of each event
+    fails with 500, so every event must be retried once."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self._seen: set[str] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), await request.read()))
+        event_id = request.headers["Shopcast-Event-Id"]
+        if event_id not in self._seen:
+            self._seen.add(event_id)
+            return web.Response(status=500)
+        return web.Response(status=204)
+
+    def events(self, event: str) -> list[tuple[dict[str, str], bytes]]:
+        return [(h, b) for h, b in self.requests if h.get("Shopcast-Event") == event]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    shop = Receiver()
+    app = web.Application()
+    app.router.add_post("/hooks", shop.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield shop, str(server.make_url("/hooks"))
+    await server.close()
+
+
+async def eventually(check: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+async def test_events_are_signed_retried_and_never_duplicated(
+    client: Client, shop: Shop, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    seller, buyer = await shop.account("seller"), await shop.account()
+    created = await client.post("/api/v1/webhooks", json={"url": url}, headers=seller.auth)
+    assert created.status == 201
+    endpoint = await created.json()
+    secret = endpoint["secret"]
+    assert len(secret) == 64
+    listed = await (await client.get("/api/v1/webhooks", headers=seller.auth)).json()
+    assert listed == [{"id": endpoint["id"], "url": url, "created_at": endpoint["created_at"]}]
+
+    product = await shop.product(seller, stock=3)
+    stream = await shop.stream(seller, product_ids=[product["id"]])
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(
+        stream["id"]
+    )
+    order = await (
+        await client.post(
+            f"/api/v1/streams/{stream['id']}/orders",
+            json={"product_id": product["id"]},
+            headers={**buyer.auth, "Idempotency-Key": "webhook-order-1"},
+        )
+    ).json()
+
+    await eventually(lambda: len(hooks.events("order.reserved")) == 2, 15, "no retry")
+    (first, _), (second, body) = hooks.events("order.reserved")
+    assert first["Shopcast-Event-Id"] == second["Shopcast-Event-Id"], "a retry is the same event"
+    assert verify([secret], second["Shopcast-Signature"], body)
+    assert not verify(["another secret"], second["Shopcast-Signature"], body)
+    payload = json.loads(body)
+    assert payload["id"] == second["Shopcast-Event-Id"]
+    assert payload["type"] == "order.reserved" and payload["data"]["id"] == order["id"]
+    await eventually(lambda: len(hooks.events("stream.live")) == 2, 10, "no stream.live")
+    await asyncio.sleep(2.5)
+    assert len(hooks.events("order.reserved")) == 2, "acknowledged events are not sent again"
+
+    settle = f"/api/v1/orders/{order['id']}/settle"
+    paid = json.dumps({"status": "paid"}).encode()
+    async with shop.unchanged():
+        for header in (
+            "",
+            sign("wrong secret", int(time.time()), paid),
+            sign(secret, int(time.time()) - 3600, paid),
+        ):
+            response = await client.post(
+                settle,
+                data=paid,
+                headers={"Content-Type": "application/json", "Shopcast-Signature": header},
+            )
+            await expect_error(response, 401, "invalid_signature")
+    response = await client.post(
+        settle,
+        data=paid,
+        headers={
+            "Content-Type": "application/json",
+            "Shopcast-Signature": sign(secret, int(time.time()), paid),
+        },
+    )
+    assert response.status == 200 and (await response.json())["status"] == "paid"
+    await eventually(lambda: len(hooks.events("order.paid")) == 2, 10, "no order.paid")
+    assert (
+        await client.post(f"/api/v1/streams/{stream['id']}/end", headers=seller.auth)
+    ).status == 200
+    await eventually(lambda: len(hooks.events("stream.ended")) == 2, 10, "no stream.ended")
+    ids = {h["Shopcast-Event-Id"] for h, _ in hooks.requests}
+    assert len(ids) == 4, "four events, each sent twice under one id"
+
+
+async def test_webhook_endpoint_refusals(client: Client, shop: Shop) -> None:
+    seller, viewer = await shop.account("seller"), await shop.account()
+    async with shop.unchanged():
+        for url in ("ftp://shop.example/hook", "not a url", "javascript:alert(1)"):
+            response = await client.post("/api/v1/webhooks", json={"url": url}, headers=seller.auth)
+            await expect_error(response, 422, "invalid")
+        response = await client.post(
+            "/api/v1/webhooks", json={"url": "https://shop.example/h"}, headers=viewer.auth
+        )
+        await expect_error(response, 403, "forbidden")
+        await expect_error(
+            await client.delete("/api/v1/webhooks/nope", headers=seller.auth), 404, "not_found"
+        )
