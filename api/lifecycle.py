@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import webhooks
 from api.context import Rooms
-from api.errors import ApiError, not_found
+from api.errors import ApiError
 from api.models import Stream, StreamStatus, utcnow
 from server.bus import Bus
 
@@ -113,7 +113,7 @@ class StreamLifecycle:
                 select(Stream).where(Stream.id == stream_id).with_for_update()
             )
             if stream is None:
-                raise not_found("Stream")
+                return False  # deleted meanwhile: nothing to move
             source = stream.status
             changed = source in sources
             if changed:

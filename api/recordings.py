@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -111,15 +112,20 @@ class Recordings:
                 await queue.drain()
         finally:
             await queue.close()
-        vod_url = await self._store.url_for(f"{prefix}/{VOD_PLAYLIST}")
-        poster = f"{prefix}/{POSTER}"
-        thumbnail = await self._store.url_for(poster) if await self._store.exists(poster) else None
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(Stream)
-                .where(Stream.id == stream_id)
-                .values(vod_url=vod_url, thumbnail_url=thumbnail)
-            )
+        playlist, poster = f"{prefix}/{VOD_PLAYLIST}", f"{prefix}/{POSTER}"
+        if await self._store.exists(playlist):
+            vod_url = await self._store.url_for(playlist)
+            has_poster = await self._store.exists(poster)
+            thumbnail = await self._store.url_for(poster) if has_poster else None
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(Stream)
+                    .where(Stream.id == stream_id)
+                    .values(vod_url=vod_url, thumbnail_url=thumbnail)
+                )
+        # Published: what is left locally (journal, metadata) is no longer needed, and start-up
+        # must not find this recording again.
+        await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def recover(self) -> list[str]:
         """At start-up: repair the recordings a crash cut short and finish their uploads.
@@ -148,12 +154,14 @@ class Recordings:
         if not task.cancelled() and task.exception() is not None:
             log.error("recording work failed", exc_info=task.exception())
 
-    async def close(self) -> None:
-        """Shutting down: finish what is recording so it can be published on restart."""
+    async def close(self) -> list[str]:
+        """Shutting down: finish and publish what is recording; return those streams."""
+        stopped = list(self._active)
         for stream_id, recorder in list(self._active.items()):
             self._spawn(self._publish(stream_id, recorder))
         if self._work:
             await asyncio.wait(self._work, timeout=30)
+        return stopped
 
 
 def cue_of(message: dict[str, Any]) -> Cue:

@@ -135,9 +135,13 @@ def build_app(settings: Settings) -> web.Application:
         await holds.close()
         await dispatcher.close()
         # Media first: closing it emits the last events, whose status updates then finish.
+        carried = [room.id for room in sfu.rooms() if room.publisher is not None]
         await sfu.close()
         await supervisor.close()
-        await recordings.close()
+        # A show this node carried cannot go on without it: its recording is published and
+        # the show marked interrupted, as after a crash.
+        for stream_id in {*carried, *await recordings.close()}:
+            await lifecycle.interrupted(stream_id)
         await realtime.close()
         await bus.close()
         if link is not None:

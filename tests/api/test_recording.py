@@ -8,6 +8,7 @@ from typing import Any
 import av
 from aiohttp.test_utils import TestClient
 
+from api.models import Base
 from bench.peers import PublisherPeer
 from tests.conftest import Shop
 
@@ -106,3 +107,35 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
 async def _contains(client: Client, stream_id: str, text: str) -> bool:
     playlist = await (await client.get(f"/hls/{stream_id}/index.m3u8")).text()
     return "#EXT-X-DATERANGE" in playlist and text in playlist
+
+
+async def test_clean_shutdown_publishes_and_interrupts(
+    client: Client, shop: Shop, settings: Any
+) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    sid = stream["id"]
+    live = await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)
+    token = (await live.json())["publish_token"]
+    publisher = PublisherPeer()
+    answer = await client.post(
+        f"/whip/{sid}",
+        data=await publisher.offer(),
+        headers={**SDP, "Authorization": f"Bearer {token}"},
+    )
+    await publisher.accept(await answer.text())
+
+    async def recorded() -> bool:
+        text = await (await client.get(f"/hls/{sid}/index.m3u8")).text()
+        return text.count("#EXTINF") >= 2
+
+    await eventually(recorded, 20, "no segments")
+    await client.close()
+    await publisher.close()
+    columns = list(Base.metadata.tables["streams"].columns.keys())
+    (row,) = [r for r in (await shop.snapshot())["streams"] if r[0] == sid]
+    assert row[columns.index("status")] == "interrupted"
+    assert row[columns.index("vod_url")].endswith(f"/media/vod/{sid}/vod.m3u8")
+    recordings = Path(settings.resolved_media_dir) / "recordings"
+    assert not (recordings / sid).exists(), "a published recording leaves nothing to recover"
+    assert (Path(settings.resolved_media_dir) / "store" / "vod" / sid / "vod.m3u8").exists()
