@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.context import SERVICES
-from api.errors import ApiError, not_found
+from api.errors import ApiError, Handler, not_found
 from api.models import Audience, Stream
 from api.recordings import Recordings
 from api.signaling import authorise_viewer
@@ -18,9 +18,27 @@ BLOCK_SECONDS = 3.0
 RECORDINGS = web.AppKey("recordings", Recordings)
 
 
-def _cors(response: web.StreamResponse) -> web.StreamResponse:
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization"
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization",
+    "Access-Control-Expose-Headers": "Location, Retry-After",
+}
+
+
+@web.middleware
+async def hls_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Players on any origin may load HLS: every answer under /hls/ says so, errors and the
+    redirect to the replay included, and preflights (a player sending a token) succeed."""
+    if not request.path.startswith("/hls/"):
+        return await handler(request)
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers={**CORS, "Access-Control-Max-Age": "600"})
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(CORS)
+        raise
+    response.headers.update(CORS)
     return response
 
 
@@ -69,7 +87,7 @@ async def playlist(request: web.Request) -> web.StreamResponse:
     response = web.Response(
         text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache"}
     )
-    return _cors(response)
+    return response
 
 
 async def media(request: web.Request) -> web.StreamResponse:
@@ -84,7 +102,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         "Cache-Control": "public, max-age=31536000, immutable" if immutable else "max-age=10",
         "Content-Type": MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
     }
-    return _cors(web.FileResponse(path, headers=headers))
+    return web.FileResponse(path, headers=headers)
 
 
 def routes() -> list[web.RouteDef]:

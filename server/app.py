@@ -15,7 +15,7 @@ from api import hls, signaling
 from api.auth import TokenIssuer
 from api.context import SERVICES, Services
 from api.errors import error_middleware
-from api.hls import RECORDINGS
+from api.hls import RECORDINGS, hls_cors
 from api.lifecycle import FINISHED, StreamLifecycle
 from api.observability import metrics_route
 from api.orders import HoldExpiry
@@ -100,7 +100,7 @@ def build_app(settings: Settings) -> web.Application:
     bus.subscribe(media_events)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, signaling_cors, error_middleware],
+        middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
     )
     app[MEDIA] = Media(sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins))
     app[RECORDINGS] = recordings

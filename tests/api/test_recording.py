@@ -59,7 +59,16 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     ) + live.count("#EXTINF")
     blocked = await client.get(f"/hls/{sid}/index.m3u8?_HLS_msn={msn}&_HLS_part=0")
     assert blocked.status == 200 and "#EXT-X-PART" in await blocked.text()
-    assert (await client.get(f"/hls/{sid}/index.m3u8?_HLS_msn=99999")).status == 400
+    too_far = await client.get(f"/hls/{sid}/index.m3u8?_HLS_msn=99999")
+    assert too_far.status == 400 and too_far.headers["Access-Control-Allow-Origin"] == "*"
+    preflight = await client.options(
+        f"/hls/{sid}/index.m3u8",
+        headers={
+            "Origin": "https://player.example",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status == 204 and preflight.headers["Access-Control-Allow-Origin"] == "*"
     assert (await client.get(f"/hls/{sid}/index.m3u8?_HLS_part=1")).status == 400
     init = await client.get(f"/hls/{sid}/init.mp4")
     assert init.status == 200 and init.headers["Content-Type"] == "video/mp4"
@@ -85,6 +94,7 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     url = await eventually(vod_url, 30, "the replay was never published")
     redirect = await client.get(f"/hls/{sid}/index.m3u8", allow_redirects=False)
     assert redirect.status == 307 and redirect.headers["Location"] == url
+    assert redirect.headers["Access-Control-Allow-Origin"] == "*"
     path = url.split("http://shopcast.test", 1)[1]
     vod = await (await client.get(path)).text()
     assert "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
