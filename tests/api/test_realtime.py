@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from api.context import SERVICES
 from api.lifecycle import StreamLifecycle
 from api.models import Base
-from tests.conftest import Account, Shop
+from tests.conftest import Account, Shop, expect_error
 from tests.socket_client import Viewer
 
 Client = TestClient[Any, Any]
@@ -215,39 +215,20 @@ async def test_moderation_refusals_change_nothing(
     sid = stream["id"]
     speaker = await joined(viewers, sid, viewer)
     message = (await speaker.call("stream:chat", {"stream_id": sid, "text": "hi"}))["message"]
+    sanctions = f"/api/v1/streams/{sid}/sanctions"
+    refusals = [
+        ("PUT", f"{sanctions}/{seller.id}/ban", viewer, 403, "forbidden"),
+        ("PUT", f"{sanctions}/{seller.id}/ban", moderator, 409, "cannot_sanction"),
+        ("PUT", f"{sanctions}/{moderator.id}/mute", seller, 409, "cannot_sanction"),
+        ("PUT", f"{sanctions}/{viewer.id}/gag", seller, 422, "invalid"),
+        ("PUT", f"{sanctions}/nobody/mute", seller, 404, "not_found"),
+        ("DELETE", f"/api/v1/streams/{sid}/chat/{message['id']}", viewer, 403, "forbidden"),
+        ("DELETE", f"/api/v1/streams/{sid}/chat/missing", seller, 404, "not_found"),
+        ("GET", sanctions, viewer, 403, "forbidden"),
+    ]
     async with shop.unchanged():
-        assert (
-            await client.put(
-                f"/api/v1/streams/{sid}/sanctions/{seller.id}/ban", headers=viewer.auth
-            )
-        ).status == 403
-        assert (
-            await client.put(
-                f"/api/v1/streams/{sid}/sanctions/{seller.id}/ban", headers=moderator.auth
-            )
-        ).status == 409
-        assert (
-            await client.put(
-                f"/api/v1/streams/{sid}/sanctions/{moderator.id}/mute", headers=seller.auth
-            )
-        ).status == 409
-        assert (
-            await client.put(
-                f"/api/v1/streams/{sid}/sanctions/{viewer.id}/gag", headers=seller.auth
-            )
-        ).status == 422
-        assert (
-            await client.put(f"/api/v1/streams/{sid}/sanctions/nobody/mute", headers=seller.auth)
-        ).status == 404
-        assert (
-            await client.delete(f"/api/v1/streams/{sid}/chat/{message['id']}", headers=viewer.auth)
-        ).status == 403
-        assert (
-            await client.delete(f"/api/v1/streams/{sid}/chat/missing", headers=seller.auth)
-        ).status == 404
-        assert (
-            await client.get(f"/api/v1/streams/{sid}/sanctions", headers=viewer.auth)
-        ).status == 403
+        for method, url, who, status, code in refusals:
+            await expect_error(await client.request(method, url, headers=who.auth), status, code)
         reply = await speaker.call("moderation:ban", {"stream_id": sid, "user_id": viewer.id})
         assert reply["error"] == "forbidden"
 
