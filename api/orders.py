@@ -155,6 +155,12 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     now = utcnow()
     in_sale = row.sale_price_cents is not None
     if in_sale:
+        # What we just read may be stale, so it can only refuse early: a sold-out or finished
+        # sale never queues on the row lock. The conditional UPDATE below decides the rest.
+        if row.sale_ends_at is not None and row.sale_ends_at <= now:
+            raise ApiError(409, "sale_ended", "The flash sale is over")
+        if (row.sale_remaining or 0) < body.quantity:
+            raise ApiError(409, "out_of_stock", "Sold out", {"remaining": row.sale_remaining})
         if await _take_sale(ctx.session, row.id, body.quantity, now) is None:
             await ctx.session.refresh(row)
             if row.sale_ends_at is not None and row.sale_ends_at <= now:
@@ -169,6 +175,8 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
                 f"At most {row.sale_limit} per buyer in this sale",
                 {"limit": row.sale_limit, "bought": bought},
             )
+    if row.product.stock < body.quantity and not in_sale:
+        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
     stock = await _take_stock(ctx.session, row.product_id, body.quantity)
     if stock is None:
         raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})

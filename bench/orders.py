@@ -1,0 +1,178 @@
+"""Flash-sale contention: N buyers at once for a few units, on SQLite or PostgreSQL.
+
+    python -m bench.orders --buyers 1000 --units 10 --engine sqlite
+    python -m bench.orders --buyers 1000 --units 10 --engine postgresql
+
+Prints orders accepted, refusals, requests per second and p50/p99 latency. Loopback only; the
+PostgreSQL run uses (and drops) its own database next to SHOPCAST_TEST_POSTGRES_URL's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+from sqlalchemy import insert, text
+from sqlalchemy.engine import make_url
+
+from api.auth import hash_password
+from api.context import SERVICES
+from api.lifecycle import StreamLifecycle
+from api.models import User, new_id
+from server import migrate
+from server.app import build_app
+from server.database import create_engine
+from server.settings import Settings
+
+POSTGRES = os.environ.get(
+    "SHOPCAST_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+async def _admin(sql: str) -> None:
+    url = make_url(POSTGRES)
+    conn = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database=url.database,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> None:
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    settings = Settings(
+        _env_file=None, data_dir=data_dir, database_url=database_url, auth_burst=100
+    )
+    app = build_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    base = f"http://127.0.0.1:{port}"
+    tokens = app[SERVICES].tokens
+    engine = create_engine(database_url)
+    seller_id = new_id()
+    users = [
+        {
+            "id": seller_id,
+            "email": "seller@bench.example.com",
+            "display_name": "seller",
+            "password_hash": hash_password("bench password"),
+            "role": "seller",
+        }
+    ]
+    users += [
+        {
+            "id": new_id(),
+            "email": f"b{n}@bench.example.com",
+            "display_name": f"b{n}",
+            "password_hash": "x",
+            "role": "viewer",
+        }
+        for n in range(buyers)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(insert(User), users)
+    await engine.dispose()
+    seller = {"Authorization": f"Bearer {tokens.issue(seller_id)}"}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
+        async with http.post(
+            f"{base}/api/v1/products",
+            headers=seller,
+            json={"title": "Bench", "price_cents": 1000, "stock": units * 5},
+        ) as r:
+            product = (await r.json())["id"]
+        async with http.post(
+            f"{base}/api/v1/streams",
+            headers=seller,
+            json={"title": "Bench", "product_ids": [product]},
+        ) as r:
+            stream = (await r.json())["id"]
+        services = app[SERVICES]
+        await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(stream)
+        sale = {
+            "price_cents": 500,
+            "quantity": units,
+            "per_buyer_limit": 1,
+            "duration_seconds": 300,
+        }
+        async with http.post(
+            f"{base}/api/v1/streams/{stream}/pins",
+            headers=seller,
+            json={"product_id": product, "sale": sale},
+        ) as r:
+            assert r.status == 201
+
+        async def buy(user_id: str) -> tuple[int, float]:
+            headers = {
+                "Authorization": f"Bearer {tokens.issue(user_id)}",
+                "Idempotency-Key": secrets.token_hex(8),
+            }
+            started = time.perf_counter()
+            async with http.post(
+                f"{base}/api/v1/streams/{stream}/orders",
+                headers=headers,
+                json={"product_id": product},
+            ) as response:
+                await response.read()
+                return response.status, time.perf_counter() - started
+
+        began = time.perf_counter()
+        results = await asyncio.gather(*(buy(u["id"]) for u in users[1:]))
+        wall = time.perf_counter() - began
+    await runner.cleanup()
+    statuses = Counter(status for status, _ in results)
+    latencies = sorted(latency for _, latency in results)
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    print(
+        f"{make_url(database_url).get_backend_name()}: {buyers} buyers for {units} units: "
+        f"{statuses[201]} orders, refusals {dict((k, v) for k, v in statuses.items() if k != 201)}"
+    )
+    print(
+        f"  {buyers / wall:,.0f} requests/s over {wall:.2f} s; latency p50 {p(0.5):.0f} ms, "
+        f"p99 {p(0.99):.0f} ms"
+    )
+    check = create_engine(database_url)
+    async with check.connect() as conn:
+        stock = (await conn.execute(text("SELECT stock FROM products"))).scalar_one()
+    await check.dispose()
+    print(f"  stock left {stock} (started {units * 5}); never negative by the CHECK constraint")
+
+
+async def main(buyers: int, units: int, engine: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        if engine == "sqlite":
+            await run(buyers, units, f"sqlite+aiosqlite:///{tmp}/bench.db", Path(tmp))
+            return
+        name = f"shopcast_bench_{secrets.token_hex(4)}"
+        await _admin(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+            await run(buyers, units, url, Path(tmp))
+        finally:
+            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--buyers", type=int, default=1000)
+    parser.add_argument("--units", type=int, default=10)
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    args = parser.parse_args()
+    asyncio.run(main(args.buyers, args.units, args.engine))
