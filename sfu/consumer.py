@@ -41,7 +41,7 @@ _VIEW = memoryview(srtp_ffi.buffer(_BUFFER))
 _LENGTH = srtp_ffi.new("int *")
 # ``_SENDABLE[n]`` is ``_VIEW[:n]``, made once per length: slicing per packet and viewer
 # allocated a memoryview each time.
-_SENDABLE: list[memoryview | None] = [None] * len(_VIEW)
+_SENDABLE: list[memoryview | None] = [None] * (len(_VIEW) + 1)
 
 
 def _sendable(length: int) -> memoryview:
