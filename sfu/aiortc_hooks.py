@@ -16,7 +16,8 @@ from typing import Any
 
 import aiortc
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
-from aiortc.rtcrtpparameters import RTCRtpSendParameters
+from aiortc import codecs as aiortc_codecs
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtp import RtcpSrPacket
 from pylibsrtp import _binding as _srtp_binding
 
@@ -30,6 +31,38 @@ def check_aiortc_version() -> None:
     """Refuse to run on an aiortc whose internals were not reviewed."""
     if aiortc.__version__ != AIORTC_VERSION:
         raise RuntimeError(f"sfu needs aiortc {AIORTC_VERSION}, found {aiortc.__version__}")
+
+
+# Main, constrained high and high: what OBS and phones send besides baseline. The SFU never
+# decodes, so any profile a viewer's browser can decode may be forwarded as it is.
+EXTRA_H264_PROFILES = ("4d001f", "640c1f", "64001f")
+
+
+def allow_h264_profiles() -> None:
+    """Add H.264 profiles beyond aiortc's two baseline ones to its codec list (idempotent)."""
+    video = aiortc_codecs.CODECS["video"]
+    known = {c.parameters.get("profile-level-id") for c in video if c.mimeType == "video/H264"}
+    template = next(c for c in video if c.mimeType == "video/H264")
+    next_pt = max(c.payloadType or 0 for c in video) + 1
+    for profile in EXTRA_H264_PROFILES:
+        if profile in known:
+            continue
+        video += [
+            RTCRtpCodecParameters(
+                mimeType="video/H264",
+                clockRate=90000,
+                payloadType=next_pt,
+                rtcpFeedback=list(template.rtcpFeedback),
+                parameters={**template.parameters, "profile-level-id": profile},
+            ),
+            RTCRtpCodecParameters(
+                mimeType="video/rtx",
+                clockRate=90000,
+                payloadType=next_pt + 1,
+                parameters={"apt": next_pt},
+            ),
+        ]
+        next_pt += 2
 
 
 def tap_rtp(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:

@@ -14,7 +14,14 @@ from .errors import SdpError, UnsupportedMediaError
 MAX_SDP_BYTES = 64 * 1024
 # H.264 first: every browser and phone sends it, and the recorder can remux it (DESIGN.md #3).
 # Constrained baseline before baseline: the profile every decoder supports.
-_VIDEO_ORDER = (("video/h264", "42e01f"), ("video/h264", "42001f"), ("video/vp8", None))
+_VIDEO_ORDER = (
+    ("video/h264", "42e01f"),
+    ("video/h264", "42001f"),
+    ("video/h264", "640c1f"),
+    ("video/h264", "4d001f"),
+    ("video/h264", "64001f"),
+    ("video/vp8", None),
+)
 _AUDIO_ORDER = (("audio/opus", None),)
 
 

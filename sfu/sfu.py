@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .aiortc_hooks import check_aiortc_version
+from .aiortc_hooks import allow_h264_profiles, check_aiortc_version
 from .candidates import install_host_address_hook
 from .errors import NotLiveError
 from .events import EventSink, ignore_events
@@ -25,6 +25,7 @@ class Sfu:
 
     def __init__(self, settings: SfuSettings | None = None, events: EventSink = ignore_events):
         check_aiortc_version()
+        allow_h264_profiles()
         install_host_address_hook()
         self.settings = settings or SfuSettings()
         self._events = events

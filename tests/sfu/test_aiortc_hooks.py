@@ -14,10 +14,17 @@ import aioice.ice
 import aiortc
 import pytest
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc import codecs as aiortc_codecs
 from aiortc.rtcpeerconnection import is_codec_compatible
 
 from bench.peers import wait_until
-from sfu.aiortc_hooks import AIORTC_VERSION, nominated_pairs, sender_round_trip_time
+from sfu.aiortc_hooks import (
+    AIORTC_VERSION,
+    EXTRA_H264_PROFILES,
+    allow_h264_profiles,
+    nominated_pairs,
+    sender_round_trip_time,
+)
 from sfu.candidates import _ORIGINAL_GET_HOST_ADDRESSES
 
 from .conftest import Harness
@@ -175,3 +182,16 @@ async def test_raw_socket_of_a_datagram_transport() -> None:
         assert not sock.getblocking()  # a full buffer raises instead of blocking the loop
     finally:
         transport.close()
+
+
+def test_extra_h264_profiles_join_aiortcs_codec_list() -> None:
+    allow_h264_profiles()
+    allow_h264_profiles()  # idempotent
+    video = aiortc_codecs.CODECS["video"]
+    profiles = [c.parameters.get("profile-level-id") for c in video if c.mimeType == "video/H264"]
+    assert profiles == ["42001f", "42e01f", *EXTRA_H264_PROFILES]
+    payload_types = [c.payloadType for c in video]
+    assert len(payload_types) == len(set(payload_types))
+    for codec in video:
+        if codec.mimeType == "video/rtx":
+            assert any(c.payloadType == codec.parameters["apt"] for c in video)

@@ -103,6 +103,29 @@ async def test_a_vp8_publisher_works(harness: Harness) -> None:
     assert (stats.width, stats.height) == (320, 240)
 
 
+async def test_a_high_profile_h264_publisher_is_forwarded(harness: Harness) -> None:
+    """OBS sends H.264 High profile by default: forwarded as it is, never decoded."""
+    peer = PublisherPeer()
+    harness.peers.append(peer)
+    high = [
+        c
+        for c in RTCRtpSender.getCapabilities("video").codecs
+        if c.parameters.get("profile-level-id") == "640c1f" or c.name == "rtx"
+    ]
+    assert any(c.name == "H264" for c in high), "the SFU lets aiortc negotiate High profile"
+    for transceiver in peer.pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(high)
+    offer = await peer.offer()
+    assert "profile-level-id=42" not in offer
+    session, answer = await harness.sfu.publish("room", offer)
+    await peer.accept(answer)
+    assert "profile-level-id=640c1f" in answer[answer.index("m=video") :]
+    await wait_until(lambda: session.producers["video"].keyframes > 0)
+    viewer, _ = await harness.view()
+    await wait_until(lambda: len(viewer.video_packets()) > 10)
+
+
 async def test_a_viewer_that_cannot_decode_the_codec_is_unsupported(harness: Harness) -> None:
     await harness.live()  # H.264
     viewer = ViewerPeer(want_audio=False)
