@@ -32,11 +32,13 @@ class Recordings:
         self,
         sfu: Sfu,
         sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
         store: ObjectStore,
         directory: Path,
     ) -> None:
         self._sfu = sfu
         self._sessions = sessions
+        self._reads = reads
         self._store = store
         self._directory = directory
         self._active: dict[str, Recorder] = {}
@@ -53,7 +55,7 @@ class Recordings:
             return
         recorder = self._active.get(stream_id)
         if recorder is None:
-            async with self._sessions() as session:
+            async with self._reads() as session:
                 wanted = await session.scalar(
                     select(Stream.record_stream).where(Stream.id == stream_id)
                 )

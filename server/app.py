@@ -86,7 +86,7 @@ def build_app(settings: Settings) -> web.Application:
         events=supervisor.on_event,
     )
 
-    recordings = Recordings(sfu, sessions, store, settings.resolved_media_dir / "recordings")
+    recordings = Recordings(sfu, sessions, reads, store, settings.resolved_media_dir / "recordings")
 
     async def media_events(message: dict[str, Any]) -> None:
         # Whichever node ended the show or pinned a product, the node carrying its media acts.

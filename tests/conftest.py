@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import os
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -226,3 +228,16 @@ async def viewers(client: TestClient[Any, Any]) -> AsyncIterator[Callable[..., A
     yield open_viewer
     for viewer in opened:
         await viewer.close()
+
+
+async def eventually(check: Callable[[], Any], within: float, what: str) -> Any:
+    """Poll ``check`` (plain or async) every 0.1 s until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)

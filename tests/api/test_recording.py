@@ -10,18 +10,10 @@ from aiohttp.test_utils import TestClient
 
 from api.models import Base
 from bench.peers import PublisherPeer
-from tests.conftest import Shop
+from tests.conftest import Shop, eventually
 
 Client = TestClient[Any, Any]
 SDP = {"Content-Type": "application/sdp"}
-
-
-async def eventually(check: Any, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while not (value := await check()):
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-    return value
 
 
 async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.context import SERVICES
 from api.lifecycle import StreamLifecycle
 from api.webhooks import sign, verify
-from tests.conftest import Shop, expect_error
+from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
 
@@ -47,13 +47,6 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     await server.start_server()
     yield shop, str(server.make_url("/hooks"))
     await server.close()
-
-
-async def eventually(check: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def test_events_are_signed_retried_and_never_duplicated(

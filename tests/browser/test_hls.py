@@ -1,7 +1,6 @@
 """Chromium plays a running show over HLS with hls.js (low-latency mode), then its replay."""
 
 import asyncio
-import time
 from typing import Any
 
 from playwright.async_api import Browser
@@ -9,18 +8,10 @@ from playwright.async_api import Browser
 from bench.peers import PublisherPeer
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, serve
-from tests.conftest import Shop
+from tests.conftest import Shop, eventually
 
 PLAYING = "() => { const v = document.getElementById('player'); return v.currentTime; }"
 LATENCY = "() => window.shopcastPlayer?.hls ? window.shopcastPlayer.hls.latency : null"
-
-
-async def eventually(check: Any, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while not (value := await check()):
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.2)
-    return value
 
 
 async def test_hls_live_then_replay(

@@ -1,6 +1,5 @@
 """A page publishes the fake camera over WHIP; another page plays it over WHEP."""
 
-import asyncio
 import time
 from typing import Any
 
@@ -10,7 +9,7 @@ from playwright.async_api import Browser, Page
 from server.app import build_app
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS
-from tests.conftest import Shop
+from tests.conftest import Shop, eventually
 
 FRAMES_DECODED = """async () => {
   const player = window.shopcastPlayer;
@@ -25,16 +24,6 @@ FRAMES_DECODED = """async () => {
 
 async def stream_status(client: TestClient[Any, Any], stream_id: str) -> str:
     return str((await (await client.get(f"/api/v1/streams/{stream_id}")).json())["status"])
-
-
-async def eventually(check: Any, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
 
 
 async def test_chromium_publishes_and_chromium_watches(
