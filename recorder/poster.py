@@ -43,7 +43,7 @@ def poster_from_mp4(data: bytes) -> bytes | None:
             if not container.streams.video:
                 return None
             for frame in container.decode(video=0):
-                return _encode_jpeg(frame)
+                return encode_jpeg(frame)
     except av.FFmpegError:
         return None
     return None
@@ -52,10 +52,10 @@ def poster_from_mp4(data: bytes) -> bytes | None:
 def poster_jpeg(codec: str, keyframe: bytes) -> bytes | None:
     """JPEG bytes of a keyframe's picture; None if it does not decode."""
     picture = decode_keyframe(codec, keyframe)
-    return None if picture is None else _encode_jpeg(picture)
+    return None if picture is None else encode_jpeg(picture)
 
 
-def _encode_jpeg(frame: VideoFrame) -> bytes:
+def encode_jpeg(frame: VideoFrame) -> bytes:
     width, height = frame.width, frame.height
     if width > _MAX_WIDTH:
         width, height = _MAX_WIDTH, round(height * _MAX_WIDTH / width)
