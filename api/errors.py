@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, "error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return error_response(ApiError(exc.status, code, exc.reason, headers=headers))
-    except (OperationalError, InterfaceError):
+    except json.JSONDecodeError as exc:
+        return error_response(ApiError(400, "invalid_json", f"Body is not valid JSON: {exc.msg}"))
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            log.exception("database error on %s %s", request.method, request.path)
+            return error_response(ApiError(500, "internal", "Internal server error"))
         log.warning("database unavailable on %s %s", request.method, request.path, exc_info=True)
         return error_response(
             ApiError(
@@ -97,8 +102,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 headers={"Retry-After": "2"},
             )
         )
-    except json.JSONDecodeError as exc:
-        return error_response(ApiError(400, "invalid_json", f"Body is not valid JSON: {exc.msg}"))
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal", "Internal server error"))
+
+
+def database_unreachable(exc: DBAPIError) -> bool:
+    """A lost or refused connection (a restart, a failover), not a fault of the request."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,13 +22,30 @@ def create_engine(url: str) -> AsyncEngine:
     """An engine tuned for the URL's backend."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
     event.listen(engine.sync_engine, "connect", _sqlite_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _connect_or_unavailable(
+    dialect: Dialect, _record: object, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    # asyncpg lets a refused connection through as a bare OSError, and a server starting up or
+    # shutting down ("cannot connect now") as a generic driver error: both mean the database is
+    # unavailable, so raise them as the driver's OperationalError for SQLAlchemy to wrap.
+    dbapi = dialect.loaded_dbapi
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except (dbapi.OperationalError, dbapi.InterfaceError):
+        raise
+    except (OSError, dbapi.Error) as exc:
+        raise dbapi.OperationalError(str(exc), exc) from exc
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
