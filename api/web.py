@@ -27,11 +27,17 @@ def page_csp(media_origins: list[str]) -> str:
     )
 
 
+HSTS = "max-age=31536000"
+
+
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if request.secure:
+        # Served over TLS by this process (`shopcast serve --tls`): browsers stay on HTTPS.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 
@@ -51,6 +57,11 @@ def _page(name: str, csp: str) -> Handler:
         return web.FileResponse(path, headers=headers)
 
     return serve
+
+
+async def _to_studio(request: web.Request) -> web.StreamResponse:
+    """The first broadcaster page's address: the studio replaced it."""
+    raise web.HTTPMovedPermanently("/studio")
 
 
 def mount(
@@ -73,8 +84,11 @@ def mount(
     csp = page_csp(media_origins)
     app.router.add_get("/api/docs", _page("api-docs.html", csp))
     app.router.add_get("/", _page("index.html", csp))
-    app.router.add_get("/broadcast", _page("broadcast.html", csp))
+    app.router.add_get("/studio", _page("studio.html", csp))
+    app.router.add_get("/broadcast", _to_studio)
     app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
+    app.router.add_get("/admin", _page("admin.html", csp))
+    app.router.add_get("/admin/shows/{stream_id}", _page("admin.html", csp))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False,

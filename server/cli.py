@@ -24,6 +24,7 @@ from server import migrate
 from server.app import build_app
 from server.database import create_engine, session_factory
 from server.settings import Settings
+from server.tls import server_context
 
 
 def _settings_help() -> str:
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="bind address (SHOPCAST_HOST)")
     serve.add_argument("--port", type=int, help="HTTP port (SHOPCAST_PORT)")
+    serve.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a self-signed certificate made in the data dir (development)",
+    )
     up = commands.add_parser("migrate", help="apply database migrations")
     up.add_argument("--to", help="target revision (default: head; with --downgrade, required)")
     up.add_argument("--downgrade", action="store_true", help="move down to --to (e.g. base)")
@@ -73,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     if command == "serve":
         return _serve(
-            settings, args.host if args.command else None, args.port if args.command else None
+            settings,
+            args.host if args.command else None,
+            args.port if args.command else None,
+            tls=bool(args.command and args.tls),
         )
     if command == "migrate":
         if args.downgrade and not args.to:
@@ -94,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+def _serve(settings: Settings, host: str | None, port: int | None, *, tls: bool = False) -> int:
     settings.host = host or settings.host
     settings.port = settings.port if port is None else port
+    context = server_context(settings.data_dir, settings.host) if tls else None
+    if tls and not settings.public_url:
+        settings.public_url = settings.resolved_public_url.replace("http://", "https://", 1)
     current, head = migrate.pending(settings.resolved_database_url)
     if current != head:
         print(
@@ -107,7 +119,9 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         return 1
     log = logging.getLogger("shopcast")
     log.info("Shopcast %s on %s", version("shopcast"), settings.resolved_public_url)
-    web.run_app(build_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        build_app(settings), host=settings.host, port=settings.port, ssl_context=context, print=None
+    )
     return 0
 
 

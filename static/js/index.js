@@ -9,7 +9,8 @@ async function refresh() {
     const streams = await response.json();
     list.replaceChildren(...streams.map((stream) => {
       const item = document.createElement("li");
-      const title = document.createElement("strong");
+      const title = document.createElement("a");
+      title.href = `/watch/${encodeURIComponent(stream.id)}`;
       title.textContent = stream.title;
       const seller = document.createElement("span");
       seller.textContent = ` by ${stream.owner.display_name}`;

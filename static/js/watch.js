@@ -1,73 +1,400 @@
-// Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or ?hls is asked, the replay after the show.
+// Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0), the
+// replay after the show; pinned products, tags, chat and reactions over Socket.IO.
+// Text from users is only ever set with textContent.
 import Hls from "/static/node_modules/hls.js/dist/hls.mjs";
+import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
 import { play } from "./webrtc.js";
 
 const streamId = decodeURIComponent(location.pathname.split("/").pop());
-const video = document.getElementById("player");
-const status = document.getElementById("status");
-const wantsHls = new URLSearchParams(location.search).has("hls");
+const video = $("#player");
+const status = $("#status");
+const params = new URLSearchParams(location.search);
+const forceHls = params.has("hls") || params.get("webrtc") === "0";
 const FINISHED = new Set(["ended", "interrupted"]);
+const REPLAY_POLLS = 200;
 
-function show(text, mode) {
-  status.textContent = text;
+const state = {
+  stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
+  timeline: [], replay: false, waitingForLive: false, ownReactions: {},
+};
+
+function show(text, mode, kind) {
+  say(status, text, kind);
   if (mode) document.body.dataset.mode = mode;
 }
 
+function setStatus(now) {
+  document.body.dataset.status = now;
+  const labels = { created: "Soon", live: "LIVE", reconnecting: "Reconnecting", ended: "Ended", interrupted: "Ended" };
+  $("#state").textContent = labels[now] || now;
+}
+
+// Time to first frame: from navigation (performance.now() is 0 there) to the first decoded frame.
+function watchFirstFrame() {
+  if (!video.requestVideoFrameCallback) return;
+  video.requestVideoFrameCallback((now) => {
+    window.shopcastFirstFrame = now;
+    document.body.dataset.firstFrame = String(Math.round(now));
+  });
+}
+
 function playHls(url, { live }) {
-  window.shopcastPlayer = { mode: "hls", url };
+  state.playback = "hls";
+  window.shopcastPlayer?.stop?.();
+  window.shopcastPlayer = { mode: live ? "hls" : "replay", url };
+  watchFirstFrame();
   if (Hls.isSupported()) {
     const hls = new Hls({ lowLatencyMode: live, backBufferLength: live ? 30 : Infinity });
     hls.loadSource(url);
     hls.attachMedia(video);
     hls.on(Hls.Events.ERROR, (_event, data) => {
-      if (data.fatal) show(`Playback error: ${data.details}`);
+      if (data.fatal) show(`Playback error: ${data.details}`, null, "error");
     });
     window.shopcastPlayer.hls = hls;
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = url;
   } else {
-    show("This browser can play neither WebRTC nor HLS.");
+    show("This browser can play neither WebRTC nor HLS.", null, "error");
     return;
   }
   video.play().catch(() => {});
+  if (live && state.socket) notify("stream:playback", { playback: "hls" });
   show(live ? "Live (HLS)." : "Replay.", live ? "hls" : "replay");
 }
 
-async function playWebRtc(stream) {
+async function playWebRtc() {
+  state.playback = "webrtc";
+  watchFirstFrame();
   try {
-    const session = await play(`${location.origin}/whep/${encodeURIComponent(streamId)}`, video);
+    const session = await play(state.stream.whep_url, video, session_token());
     window.shopcastPlayer = { mode: "webrtc", ...session };
     session.pc.addEventListener("connectionstatechange", () => {
       document.body.dataset.connection = session.pc.connectionState;
-      if (session.pc.connectionState === "failed") playHls(stream.hls_url, { live: true });
+      if (session.pc.connectionState === "failed" && !FINISHED.has(state.stream.status)) {
+        playHls(state.stream.hls_url, { live: true });
+      }
     });
     show("Live.", "webrtc");
   } catch (error) {
     if (error.status === 409 && error.retryAfter) {
-      show("The show has not started yet…");
-      setTimeout(start, error.retryAfter * 1000);
+      show("The show has not started yet…", "waiting");
+      state.waitingForLive = true;
+      setTimeout(() => { if (state.waitingForLive) startPlayback(); }, error.retryAfter * 1000);
     } else {
-      playHls(stream.hls_url, { live: true });
+      playHls(state.stream.hls_url, { live: true });
     }
   }
 }
 
-async function start() {
-  const response = await fetch(`/api/v1/streams/${encodeURIComponent(streamId)}`);
-  if (!response.ok) {
-    show(response.status === 404 ? "No such show." : `Could not load the show (${response.status}).`);
-    return;
+const session_token = () => (state.stream.audience === "everyone" ? undefined : session.token);
+
+function startPlayback() {
+  state.waitingForLive = false;
+  if (FINISHED.has(state.stream.status)) return startReplay();
+  if (forceHls || !window.RTCPeerConnection) return playHls(state.stream.hls_url, { live: true });
+  return playWebRtc();
+}
+
+async function startReplay() {
+  state.replay = true;
+  setStatus(state.stream.status);
+  for (let poll = 0; poll < REPLAY_POLLS && !state.stream.vod_url; poll += 1) {
+    show("The show has ended; its replay is being prepared…", "ended");
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    state.stream = await api("GET", `/streams/${encodeURIComponent(streamId)}`);
   }
-  const stream = await response.json();
-  document.getElementById("title").textContent = stream.title;
-  if (FINISHED.has(stream.status)) {
-    if (stream.vod_url) playHls(stream.vod_url, { live: false });
-    else show("The show has ended; its replay is not ready yet.", "ended");
-  } else if (wantsHls || !window.RTCPeerConnection) {
-    playHls(stream.hls_url, { live: true });
-  } else {
-    await playWebRtc(stream);
+  if (!state.stream.vod_url) return show("The show has ended; its replay is not ready yet.", "ended");
+  window.shopcastPlayer?.stop?.();
+  video.srcObject = null;
+  await loadTimeline();
+  playHls(state.stream.vod_url, { live: false });
+  video.addEventListener("timeupdate", replayCues);
+}
+
+// Product cues in the replay: the pins active at the video's time, from the stored timeline.
+async function loadTimeline() {
+  const pins = await api("GET", `/streams/${encodeURIComponent(streamId)}/pins`);
+  state.timeline = pins.timeline.filter((cue) => cue.offset_seconds !== null);
+}
+
+function replayCues() {
+  const now = video.currentTime;
+  const active = new Map();
+  for (const cue of state.timeline) {
+    if (cue.offset_seconds > now) break;
+    const item = state.products.get(cue.product_id);
+    if (!item) continue;
+    if (cue.action === "pin") {
+      active.set(cue.product_id, {
+        product: item.product, x: cue.x, y: cue.y, replay: true,
+        sale: cue.sale_price_cents ? { price_cents: cue.sale_price_cents } : null,
+      });
+    } else if (cue.action === "unpin") {
+      active.delete(cue.product_id);
+    } else if (active.has(cue.product_id)) {
+      Object.assign(active.get(cue.product_id), { x: cue.x, y: cue.y });
+    }
+  }
+  const key = (pins) => [...pins.entries()].map(([id, p]) => `${id}@${p.x},${p.y}`).join("|");
+  if (key(active) !== key(state.pins)) {
+    state.pins = active;
+    renderPins();
   }
 }
 
+// Pinned products: cards with price, sale, stock and countdown, and tags on the video.
+function renderPins() {
+  const pins = [...state.pins.values()];
+  $("#pinned").replaceChildren(...pins.map(card));
+  $("#tags").replaceChildren(...pins.filter((pin) => pin.x !== null && pin.x !== undefined).map((pin) => el("button", {
+    type: "button", class: "tag pinned", style: `left:${pin.x * 100}%;top:${pin.y * 100}%`,
+    dataset: { productId: pin.product.id },
+    onclick: () => { clicked(pin.product.id); $(`#card-${pin.product.id}`)?.focus(); },
+  }, pin.product.title)));
+  tick();
+}
+
+function card(pin) {
+  const { product, sale } = pin;
+  const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, pin.replay ? "Show ended" : "Buy now");
+  if (pin.replay) buy.disabled = true;
+  return el("li", {
+    id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
+    dataset: { productId: product.id }, onclick: (event) => { if (event.target === event.currentTarget) clicked(product.id); },
+  },
+  product.image_urls?.[0] ? el("img", { src: product.image_urls[0], alt: "", class: "thumb" }) : null,
+  el("div", { class: "card-body" },
+    el("strong", { class: "product-title" }, product.title),
+    el("p", { class: "prices" },
+      sale ? el("s", { class: "was" }, money(product.price_cents, product.currency)) : null,
+      el("span", { class: "price" }, money(sale ? sale.price_cents : product.price_cents, product.currency))),
+    pin.replay ? null : el("p", { class: "muted stock" }, stockText(pin)),
+    sale?.ends_at ? el("p", { class: "countdown-line", dataset: { endsAt: sale.ends_at } }, "") : null,
+    el("p", { class: "result", role: "status" }, ""),
+    el("div", { class: "row" }, buy,
+      pin.replay ? null : el("button", { type: "button", class: "secondary small", onclick: () => ask(product) }, "Ask"))));
+}
+
+function stockText(pin) {
+  if (pin.sale) return pin.sale.remaining > 0 ? `${pin.sale.remaining} left at this price` : "Sold out";
+  return pin.product.stock > 0 ? `${pin.product.stock} in stock` : "Sold out";
+}
+
+function tick() {
+  for (const line of document.querySelectorAll(".countdown-line")) {
+    const left = Math.max(0, Math.round((Date.parse(line.dataset.endsAt) - Date.now()) / 1000));
+    line.textContent = left > 0 ? `Sale ends in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "Sale ended";
+    line.closest(".card").classList.toggle("expired", left === 0);
+  }
+}
+setInterval(tick, 250);
+
+function notify(event, payload) {
+  // Counted by the server when it knows the event; nothing waits for the answer.
+  state.socket?.timeout(5000).emit(event, { stream_id: streamId, ...payload }, () => {});
+}
+const clicked = (productId) => notify("product:click", { product_id: productId });
+function ask(product) {
+  notify("product:ask", { product_id: product.id });
+  const input = $("#chat-form").text;
+  if (!session.token) return openAccount();
+  input.value = `Question about ${product.title}: `;
+  input.focus();
+}
+
+function openAccount() {
+  $("#account").open = true;
+  $("#auth-form").email.focus();
+}
+
+async function buyNow(pin, button) {
+  const card = button.closest(".card");
+  const result = card.querySelector(".result");
+  clicked(pin.product.id);
+  if (!session.token) {
+    say(result, "Sign in to buy.");
+    return openAccount();
+  }
+  // One key per purchase attempt: a retried request cannot buy twice.
+  button.dataset.key ||= crypto.randomUUID();
+  button.disabled = true;
+  try {
+    const order = await api("POST", `/streams/${encodeURIComponent(streamId)}/orders`,
+      { product_id: pin.product.id, quantity: 1 }, { "Idempotency-Key": button.dataset.key });
+    card.dataset.order = order.status;
+    say(result, `Reserved: ${money(order.unit_price_cents, order.currency)}. The seller will confirm.`, "ok");
+    button.textContent = "Reserved";
+  } catch (error) {
+    delete button.dataset.key;
+    if (SOLD_OUT.has(error.code)) {
+      card.dataset.order = "sold_out";
+      say(result, error.code === "sale_ended" ? "The sale has ended." : "Sold out.", "error");
+      button.textContent = "Sold out";
+      return;
+    }
+    say(result, error.message, "error");
+    button.disabled = false;
+  }
+}
+
+// Chat and reactions.
+function addChat(message) {
+  if (document.getElementById(`m-${message.id}`)) return;
+  const chat = $("#chat");
+  chat.append(el("li", { id: `m-${message.id}` }, el("strong", {}, message.user.display_name), " ", el("span", { class: "text" }, message.text)));
+  while (chat.children.length > 200) chat.firstChild.remove();
+  chat.scrollTop = chat.scrollHeight;
+}
+
+$("#chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = event.target.text;
+  if (!input.value.trim()) return;
+  try {
+    await emit(state.socket, "stream:chat", { stream_id: streamId, text: input.value });
+    input.value = "";
+  } catch (error) {
+    show(`Chat: ${error.message}`, null, "error");
+  }
+});
+
+function float(emoji) {
+  const layer = $("#floats");
+  if (layer.childElementCount > 30) return;
+  const bubble = el("span", { class: "float", style: `left:${10 + Math.random() * 80}%` }, emoji);
+  bubble.addEventListener("animationend", () => bubble.remove());
+  layer.append(bubble);
+}
+
+$("#reactions").append(...REACTIONS.map((emoji) => el("button", {
+  type: "button", class: "reaction", "aria-label": `React ${emoji}`,
+  onclick: async () => {
+    float(emoji);
+    state.ownReactions[emoji] = (state.ownReactions[emoji] || 0) + 1;
+    try {
+      await emit(state.socket, "stream:reaction", { stream_id: streamId, emoji });
+    } catch (error) {
+      state.ownReactions[emoji] -= 1;
+      show(`Reaction: ${error.message}`, null, "error");
+    }
+  },
+}, emoji)));
+
+// The room.
+function openSocket() {
+  state.socket?.disconnect();
+  const socket = connect();
+  state.socket = socket;
+  socket.on("connect", () => join().catch((error) => show(error.message, null, "error")));
+  socket.on("stream:viewers", ({ count }) => { $("#viewers").textContent = String(count); });
+  socket.on("stream:chat", addChat);
+  socket.on("stream:chat_batch", ({ messages }) => messages.forEach(addChat));
+  socket.on("stream:chat_deleted", ({ ids }) => ids.forEach((id) => document.getElementById(`m-${id}`)?.remove()));
+  socket.on("stream:reactions", ({ counts }) => {
+    for (const [emoji, n] of Object.entries(counts)) {
+      const own = Math.min(state.ownReactions[emoji] || 0, n);
+      state.ownReactions[emoji] = (state.ownReactions[emoji] || 0) - own;
+      for (let i = 0; i < Math.min(n - own, 8); i += 1) float(emoji);
+    }
+  });
+  socket.on("stream:status", (change) => {
+    if (change.preparing) return countdown(change.countdown);
+    state.stream.status = change.status;
+    setStatus(change.status);
+    if (change.status === "live" && state.waitingForLive) startPlayback();
+    if (FINISHED.has(change.status) && !state.replay) {
+      window.shopcastPlayer?.stop?.();
+      window.shopcastPlayer?.hls?.destroy();
+      state.pins.clear();
+      renderPins();
+      startReplay();
+    }
+  });
+  socket.on("stream:banned", () => show("You have been removed from this show.", null, "error"));
+  socket.on("product:pinned", (pin) => {
+    if (state.replay) return;
+    state.pins.set(pin.product.id, pin);
+    renderPins();
+  });
+  socket.on("product:unpinned", ({ product_id: id }) => {
+    if (state.replay) return;
+    state.pins.delete(id);
+    renderPins();
+  });
+  socket.on("product:tagged", (tag) => {
+    const pin = state.pins.get(tag.product_id);
+    if (!pin || state.replay) return;
+    Object.assign(pin, { x: tag.x, y: tag.y });
+    renderPins();
+  });
+  socket.on("product:stock", (change) => {
+    const pin = state.pins.get(change.product_id);
+    if (!pin || state.replay) return;
+    pin.product.stock = change.stock;
+    if (pin.sale && change.sale_remaining !== null) pin.sale.remaining = change.sale_remaining;
+    const card = $(`#card-${change.product_id}`);
+    if (card) card.querySelector(".stock").textContent = stockText(pin);
+  });
+}
+
+async function join() {
+  let room;
+  try {
+    room = await emit(state.socket, "stream:join", { stream_id: streamId, playback: state.playback || "webrtc" });
+  } catch (error) {
+    // A server that does not know `playback` yet refuses it as malformed.
+    if (error.code !== "invalid") throw error;
+    room = await emit(state.socket, "stream:join", { stream_id: streamId });
+  }
+  $("#viewers").textContent = String(room.viewers);
+  $("#chat").replaceChildren();
+  room.chat.forEach(addChat);
+  state.products = new Map(room.products.map((item) => [item.product.id, item]));
+  $("#chat-form").hidden = !session.token || !room.stream.enable_chat;
+  if (!state.replay) {
+    const pins = await api("GET", `/streams/${encodeURIComponent(streamId)}/pins`);
+    state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
+    renderPins();
+  }
+}
+
+function countdown(seconds) {
+  const box = $("#countdown");
+  box.hidden = false;
+  let left = seconds;
+  const step = () => {
+    box.textContent = left > 0 ? `Starting in ${left}` : "";
+    if (left <= 0) box.hidden = true;
+    else setTimeout(step, 1000);
+    left -= 1;
+  };
+  step();
+}
+
+function signedIn(user) {
+  $("#account-summary").textContent = `Signed in as ${user.display_name}`;
+  $("#account").open = false;
+  openSocket();
+}
+
+async function start() {
+  try {
+    state.stream = await api("GET", `/streams/${encodeURIComponent(streamId)}`);
+  } catch (error) {
+    const audience = error.details.audience;
+    if (audience) show(`This show is for ${audience === "followers" ? "the seller's followers" : "the seller's neighbourhood"}: sign in.`, null, "error");
+    else show(error.status === 404 ? "No such show." : `Could not load the show (${error.message}).`, null, "error");
+    if (error.status === 401) openAccount();
+    return;
+  }
+  $("#title").textContent = state.stream.title;
+  document.title = `${state.stream.title} · Shopcast`;
+  setStatus(state.stream.status);
+  if (forceHls) state.playback = "hls";
+  openSocket();
+  await startPlayback();
+}
+
+authForm($("#auth-form"), $("#auth-status"), signedIn);
+if (session.user) $("#account-summary").textContent = `Signed in as ${session.user.display_name}`;
 start();

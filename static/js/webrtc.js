@@ -41,9 +41,15 @@ function preferH264(transceiver) {
   transceiver.setCodecPreferences([...h264, ...codecs.filter((c) => c.mimeType !== "video/H264")]);
 }
 
+function iceConfig(servers) {
+  return servers.map(({ urls, username, credential }) => ({
+    urls, ...(username ? { username, credential } : {}),
+  }));
+}
+
 /** Publish a MediaStream over WHIP; returns {pc, session, stop()}. */
-export async function publish(url, token, stream) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+export async function publish(url, token, stream, iceServers = []) {
+  const pc = new RTCPeerConnection({ iceServers: iceConfig(iceServers) });
   for (const track of stream.getTracks()) {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     if (track.kind === "video") preferH264(transceiver);

@@ -1,0 +1,211 @@
+// Admin dashboard: shows with their media health, a show's charts, funnel and moderation, users.
+import uPlot from "/static/node_modules/uplot/dist/uPlot.esm.js";
+import { $, api, authForm, el, money, say, session } from "./common.js";
+
+const status = $("#status");
+const STAFF = new Set(["admin", "moderator"]);
+const REFRESH_MS = 3000;
+const ROLES = ["viewer", "seller", "moderator", "admin"];
+const showMatch = location.pathname.match(/^\/admin\/shows\/([^/]+)$/);
+const showId = showMatch ? decodeURIComponent(showMatch[1]) : null;
+const view = showId ? "show" : new URLSearchParams(location.search).has("users") ? "users" : "shows";
+let timer = null;
+
+function every(fn) {
+  clearInterval(timer);
+  const run = () => fn().catch((error) => say(status, error.message, "error"));
+  run();
+  timer = setInterval(run, REFRESH_MS);
+}
+
+// Shows: status, viewers, ingest and recording, refreshed live.
+async function refreshShows() {
+  const filter = $("#filter").value;
+  const streams = await api("GET", `/streams?limit=100${filter ? `&status=${filter}` : ""}`);
+  const healths = await Promise.all(streams.map((s) => (["live", "reconnecting"].includes(s.status)
+    ? api("GET", `/streams/${s.id}/health`).catch(() => null) : null)));
+  $("#shows-table tbody").replaceChildren(...streams.map((stream, i) => showRow(stream, healths[i])));
+  if (!streams.length) $("#shows-table tbody").append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No shows.")));
+  say(status, `Updated ${new Date().toLocaleTimeString()}.`);
+}
+
+function ingest(health) {
+  const tracks = health?.media?.publisher?.tracks || [];
+  const video = tracks.find((t) => t.kind === "video");
+  const bitrate = tracks.reduce((sum, t) => sum + (t.bitrate_bps || 0), 0);
+  const lost = tracks.reduce((sum, t) => sum + (t.packets_lost || 0), 0);
+  const packets = tracks.reduce((sum, t) => sum + (t.packets || 0), 0);
+  if (!tracks.length) return { text: "—", loss: "—" };
+  const fps = video?.fps ? ` · ${Math.round(video.fps)} fps` : "";
+  const size = video?.width ? ` · ${video.width}×${video.height}` : "";
+  const share = packets ? ((100 * lost) / (packets + lost)).toFixed(1) : "0.0";
+  return { text: `${(bitrate / 1e6).toFixed(2)} Mb/s${fps}${size}`, loss: `${lost} (${share} %)` };
+}
+
+function recording(stream) {
+  if (!stream.record_stream) return "off";
+  if (stream.vod_url) return "replay published";
+  if (["live", "reconnecting"].includes(stream.status)) return "recording";
+  return stream.status === "created" ? "will record" : "processing";
+}
+
+function showRow(stream, health) {
+  const media = ingest(health);
+  return el("tr", { dataset: { streamId: stream.id, status: stream.status } },
+    el("th", { scope: "row" }, el("a", { href: `/admin/shows/${encodeURIComponent(stream.id)}` }, stream.title)),
+    el("td", {}, stream.owner.display_name),
+    el("td", {}, el("span", { class: `pill status-${stream.status}` }, stream.status)),
+    el("td", { class: "viewers" }, health?.media ? String(health.media.viewers) : "—"),
+    el("td", {}, media.text),
+    el("td", {}, media.loss),
+    el("td", {}, recording(stream)));
+}
+
+// One show: figures, charts, funnel, moderation, end.
+const charts = {};
+
+function chart(key, target, labels, colors, data) {
+  if (!data[0].length) {
+    target.replaceChildren(el("p", { class: "muted" }, "No per-minute figures yet."));
+    delete charts[key];
+    return;
+  }
+  if (charts[key]) {
+    charts[key].setData(data);
+    return;
+  }
+  target.replaceChildren();
+  charts[key] = new uPlot({
+    width: Math.max(280, target.clientWidth), height: 200,
+    series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], width: 2 }))],
+    axes: [{ stroke: "#9ca3af" }, { stroke: "#9ca3af" }],
+    scales: { x: { time: true } },
+  }, data, target);
+}
+
+async function refreshShow() {
+  const [stream, analytics, health, chat, sanctions] = await Promise.all([
+    api("GET", `/streams/${showId}`),
+    api("GET", `/streams/${showId}/analytics`),
+    api("GET", `/streams/${showId}/health`).catch(() => null),
+    api("GET", `/streams/${showId}/chat?limit=100`),
+    api("GET", `/streams/${showId}/sanctions`),
+  ]);
+  $("#show-title").textContent = stream.title;
+  $("#show-status").textContent = stream.status;
+  document.body.dataset.status = stream.status;
+  $("#show-watch").href = `/watch/${encodeURIComponent(stream.id)}`;
+  $("#end-show").hidden = !["live", "reconnecting"].includes(stream.status);
+  const media = ingest(health);
+  const split = analytics.viewers_by_playback;
+  const figures = [
+    ["Seller", stream.owner.display_name],
+    ["Viewers now", health?.media ? health.media.viewers : "—"],
+    ["Peak viewers", analytics.peak_viewers], ["Unique viewers", analytics.unique_viewers],
+    ["WebRTC / HLS", split ? `${split.webrtc ?? 0} / ${split.hls ?? 0}` : "—"],
+    ["Reactions", analytics.total_likes], ["Chat lines", analytics.chat_messages_count],
+    ["Average watch", `${Math.round(analytics.average_watch_time)} s`],
+    ["Ingest", media.text], ["Loss", media.loss], ["Recording", recording(stream)],
+  ];
+  $("#show-figures").replaceChildren(...figures.map(([k, v]) => el("div", { dataset: { figure: k } }, el("dt", {}, k), el("dd", {}, String(v)))));
+
+  const series = analytics.series || [];
+  const xs = series.map((p) => Date.parse(p.minute) / 1000);
+  const col = (name) => series.map((p) => p[name] ?? 0);
+  chart("viewers", $("#chart-viewers"), ["Viewers", "WebRTC", "HLS"], ["#2563eb", "#16a34a", "#d97706"],
+    [xs, col("viewers"), col("webrtc_viewers"), col("hls_viewers")]);
+  chart("engagement", $("#chart-engagement"), ["Reactions", "Chat", "Clicks", "Orders"],
+    ["#db2777", "#7c3aed", "#0891b2", "#ea580c"], [xs, col("likes"), col("chat_messages"), col("clicks"), col("orders")]);
+
+  $("#funnel tbody").replaceChildren(...analytics.products.map((p) => el("tr", { dataset: { productId: p.product_id } },
+    el("th", { scope: "row" }, p.title),
+    el("td", {}, String(p.impressions ?? p.views)), el("td", {}, String(p.clicks)),
+    el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders ?? "—")),
+    el("td", {}, String(p.paid ?? p.purchases)),
+    el("td", {}, p.revenue_cents === undefined ? "—" : money(p.revenue_cents)))));
+
+  renderChat(chat);
+  $("#sanctions").replaceChildren(...sanctions.map((s) => el("li", {},
+    el("span", { class: "grow" }, `${s.kind}: ${s.user_id}`),
+    el("button", { type: "button", class: "small", onclick: () => act(`Lift ${s.kind}`, "DELETE", `/streams/${showId}/sanctions/${s.user_id}/${s.kind}`) }, `Lift ${s.kind}`))));
+  if (!sanctions.length) $("#sanctions").append(el("li", { class: "muted" }, "Nobody is muted or banned."));
+}
+
+function renderChat(messages) {
+  $("#admin-chat").replaceChildren(...messages.map((m) => el("li", { id: `m-${m.id}` },
+    el("strong", {}, m.user.display_name), " ", el("span", { class: "text" }, m.text),
+    el("span", { class: "actions" },
+      el("button", { type: "button", class: "small", onclick: () => act("Delete", "DELETE", `/streams/${showId}/chat/${m.id}`) }, "Delete"),
+      el("button", { type: "button", class: "small", onclick: () => act("Mute", "PUT", `/streams/${showId}/sanctions/${m.user.id}/mute`) }, "Mute"),
+      el("button", { type: "button", class: "small", onclick: () => act("Ban", "PUT", `/streams/${showId}/sanctions/${m.user.id}/ban`) }, "Ban")))));
+  if (!messages.length) $("#admin-chat").append(el("li", { class: "muted" }, "No chat yet."));
+}
+
+async function act(label, method, path, body) {
+  try {
+    await api(method, path, body);
+    say(status, `${label}: done.`);
+    await refreshShow();
+  } catch (error) {
+    say(status, `${label}: ${error.message}`, "error");
+  }
+}
+
+$("#slow-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  act("Slow mode", "PUT", `/streams/${showId}/slow-mode`, { seconds: Number(event.target.seconds.value) });
+});
+$("#end-show").addEventListener("click", () => act("End show", "POST", `/streams/${showId}/end`));
+
+// Users and roles.
+let offset = 0;
+async function loadUsers() {
+  const page = await api("GET", `/users?limit=100&offset=${offset}`);
+  offset += page.length;
+  $("#more-users").hidden = page.length < 100;
+  const me = session.user;
+  $("#users-body").append(...page.map((user) => {
+    const select = el("select", {
+      "aria-label": `Role of ${user.display_name}`,
+      disabled: me.role !== "admin" || user.id === me.id,
+      onchange: async (event) => {
+        try {
+          await api("PATCH", `/users/${user.id}`, { role: event.target.value });
+          say(status, `${user.display_name} is now ${event.target.value}.`);
+        } catch (error) {
+          say(status, error.message, "error");
+          event.target.value = user.role;
+        }
+      },
+    }, ...ROLES.map((role) => el("option", { value: role, selected: role === user.role }, role)));
+    return el("tr", { dataset: { userId: user.id } }, el("th", { scope: "row" }, user.display_name), el("td", {}, user.email), el("td", {}, select));
+  }));
+}
+$("#more-users").addEventListener("click", () => loadUsers().catch((e) => say(status, e.message, "error")));
+
+function signedIn(user) {
+  if (!STAFF.has(user.role)) {
+    $("#auth").hidden = false;
+    say($("#auth-status"), "Only admins and moderators can use the dashboard.", "error");
+    return;
+  }
+  $("#auth").hidden = true;
+  $("#nav").hidden = false;
+  $(`#${view}`).hidden = false;
+  if (view === "shows") every(refreshShows);
+  else if (view === "show") every(refreshShow);
+  else loadUsers().catch((e) => say(status, e.message, "error"));
+}
+
+$("#filter").addEventListener("change", () => every(refreshShows));
+$("#sign-out").addEventListener("click", () => {
+  session.clear();
+  location.href = "/admin";
+});
+authForm($("#auth-form"), $("#auth-status"), signedIn);
+if (session.token) {
+  api("GET", "/me").then((user) => { session.save({ access_token: session.token, user }); signedIn(user); })
+    .catch(() => { $("#auth").hidden = false; });
+} else {
+  $("#auth").hidden = false;
+}

@@ -1,0 +1,502 @@
+// The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
+import { $, api, authForm, connect, el, emit, money, say, session } from "./common.js";
+import { publish } from "./webrtc.js";
+
+const status = $("#status");
+const preview = $("#preview");
+const RECONNECT_LIMIT = 30;
+const state = {
+  details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user",
+  live: null, socket: null, products: new Map(), pins: new Map(), tagging: null, startedAt: null,
+  reconnecting: false, ended: false, likes: 0,
+};
+
+function showStep(n) {
+  for (const section of document.querySelectorAll(".step")) section.hidden = section.id !== `step-${n}`;
+  for (const item of document.querySelectorAll("#steps li")) {
+    const step = Number(item.dataset.step);
+    item.classList.toggle("done", step < n);
+    if (step === n) item.setAttribute("aria-current", "step");
+    else item.removeAttribute("aria-current");
+  }
+  $("#steps").hidden = false;
+  $("#stage").hidden = n < 4;
+  document.body.dataset.step = n;
+  document.querySelector(`#step-${n} h2`)?.focus?.();
+}
+
+function signedIn(user) {
+  $("#who").textContent = user.display_name;
+  if (!["seller", "admin"].includes(user.role)) {
+    $("#auth").hidden = false;
+    say($("#auth-status"), "This account cannot sell: create a seller account.", "error");
+    return;
+  }
+  $("#auth").hidden = true;
+  showStep(1);
+}
+
+// Step 1: details.
+$("#details").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  state.details = {
+    title: form.title.value.trim(),
+    description: form.description.value.trim(),
+    audience: form.audience.value,
+    estimated_duration: form.estimated_duration.value ? Number(form.estimated_duration.value) : null,
+    notify_followers: form.notify_followers.checked,
+    notify_neighborhood: form.notify_neighborhood.checked,
+  };
+  showStep(2);
+  await loadCatalogue();
+});
+
+// Step 2: products.
+async function loadCatalogue() {
+  try {
+    state.catalogue = await api("GET", "/products");
+    renderCatalogue();
+  } catch (error) {
+    say(status, `Could not load your products: ${error.message}`, "error");
+  }
+}
+
+function renderCatalogue() {
+  const list = $("#catalogue");
+  list.replaceChildren(...state.catalogue.map((product) => el("li", {},
+    el("label", { class: "check" },
+      el("input", {
+        type: "checkbox", value: product.id, checked: state.chosen.has(product.id),
+        onchange: (event) => (event.target.checked ? state.chosen.add(product.id) : state.chosen.delete(product.id)),
+      }),
+      el("span", { class: "grow" }, product.title),
+      el("span", { class: "muted" }, `${money(product.price_cents, product.currency)} · ${product.stock} in stock`)))));
+  if (!state.catalogue.length) list.append(el("li", { class: "muted" }, "No products yet: add one below."));
+}
+
+$("#product-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = {
+    title: form.title.value.trim(),
+    price_cents: Math.round(Number(form.price.value) * 100),
+    stock: Number(form.stock.value),
+  };
+  if (form.image.value) body.image_urls = [form.image.value];
+  try {
+    const product = await api("POST", "/products", body);
+    state.catalogue.push(product);
+    state.chosen.add(product.id);
+    renderCatalogue();
+    form.reset();
+    say(status, `${product.title} added.`);
+  } catch (error) {
+    say(status, `Could not add the product: ${error.message}`, "error");
+  }
+});
+
+for (const back of document.querySelectorAll("[data-back]")) {
+  back.addEventListener("click", () => showStep(Number(back.dataset.back)));
+}
+$("#to-settings").addEventListener("click", () => showStep(3));
+
+// Step 3: settings, then the show is created.
+$("#settings").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = {
+    ...state.details,
+    enable_chat: form.enable_chat.checked,
+    enable_comments: form.enable_comments.checked,
+    record_stream: form.record_stream.checked,
+  };
+  const productIds = [...state.chosen];
+  try {
+    if (state.stream) {
+      // Back from the camera step: the show exists already.
+      state.stream = await api("PATCH", `/streams/${state.stream.id}/settings`, body);
+      if (productIds.length) await api("POST", `/streams/${state.stream.id}/products`, { product_ids: productIds });
+    } else {
+      state.stream = await api("POST", "/streams", { ...body, product_ids: productIds });
+    }
+    document.body.dataset.streamId = state.stream.id;
+    showStep(4);
+    await startCamera();
+  } catch (error) {
+    say(status, `Could not create the show: ${error.message}`, "error");
+  }
+});
+
+// Step 4: camera, microphone, countdown.
+async function camera(facing) {
+  return navigator.mediaDevices.getUserMedia({
+    video: { facingMode: { ideal: facing }, width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+    audio: !state.media,
+  });
+}
+
+async function startCamera() {
+  if (state.media) return;
+  say(status, "Starting the camera…");
+  try {
+    state.media = await camera(state.facing);
+    preview.srcObject = state.media;
+    say(status, "Check your picture and sound, then go live.");
+  } catch (error) {
+    say(status, `No camera: ${error.message}. Allow the camera (the page must be on HTTPS).`, "error");
+  }
+}
+
+async function flip() {
+  if (!state.media) return;
+  state.facing = state.facing === "user" ? "environment" : "user";
+  const old = state.media.getVideoTracks()[0];
+  const fresh = (await camera(state.facing)).getVideoTracks()[0];
+  state.media.removeTrack(old);
+  old.stop();
+  state.media.addTrack(fresh);
+  preview.srcObject = state.media;
+  const sender = state.live?.pc.getSenders().find((s) => s.track?.kind === "video" || s.track === old);
+  if (sender) await sender.replaceTrack(fresh);
+  document.body.dataset.facing = state.facing;
+}
+
+function toggleMute() {
+  const track = state.media?.getAudioTracks()[0];
+  if (!track) return;
+  track.enabled = !track.enabled;
+  for (const button of [$("#mute"), $("#mute-live")]) {
+    button.setAttribute("aria-pressed", String(!track.enabled));
+    button.textContent = track.enabled ? "Mute microphone" : "Unmute microphone";
+  }
+}
+
+$("#flip").addEventListener("click", flip);
+$("#flip-live").addEventListener("click", flip);
+$("#mute").addEventListener("click", toggleMute);
+$("#mute-live").addEventListener("click", toggleMute);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+$("#go-live").addEventListener("click", async (event) => {
+  if (!state.media) return;
+  event.target.disabled = true;
+  try {
+    state.socket = state.socket || openSocket();
+    await emit(state.socket, "stream:prepare", { stream_id: state.stream.id, countdown: 3 });
+    const countdown = $("#countdown");
+    countdown.hidden = false;
+    for (const n of [3, 2, 1]) {
+      countdown.textContent = String(n);
+      await sleep(1000);
+    }
+    countdown.hidden = true;
+    await publishNow();
+    showStep(5);
+    await joinRoom();
+  } catch (error) {
+    say(status, `Could not go live: ${error.message}`, "error");
+    event.target.disabled = false;
+  }
+});
+
+async function publishNow() {
+  const goLive = await api("POST", `/streams/${state.stream.id}/go-live`);
+  const live = await publish(goLive.whip_url, goLive.publish_token, state.media, goLive.ice_servers);
+  state.live = live;
+  document.body.dataset.connection = live.pc.connectionState;
+  live.pc.addEventListener("connectionstatechange", () => {
+    if (state.live !== live) return;
+    document.body.dataset.connection = live.pc.connectionState;
+    if (["failed", "disconnected", "closed"].includes(live.pc.connectionState) && !state.ended) reconnect();
+  });
+  say(status, "You are live.");
+  $("#badge").hidden = false;
+}
+
+// Reconnects by itself: a new publish token and WHIP session with the same camera.
+async function reconnect() {
+  if (state.reconnecting) return;
+  state.reconnecting = true;
+  $("#quality").textContent = "Reconnecting…";
+  for (let attempt = 1; attempt <= RECONNECT_LIMIT && !state.ended; attempt += 1) {
+    say(status, `Connection lost: reconnecting (attempt ${attempt})…`, "warning");
+    await sleep(Math.min(1000 * attempt, 5000));
+    if (!navigator.onLine) continue;
+    try {
+      state.live?.pc.close();
+      await publishNow();
+      break;
+    } catch (error) {
+      say(status, `Still offline: ${error.message}`, "warning");
+    }
+  }
+  state.reconnecting = false;
+}
+window.addEventListener("online", () => {
+  if (state.live && state.live.pc.connectionState !== "connected" && !state.ended) reconnect();
+});
+
+// Step 5: the live room.
+function openSocket() {
+  const socket = connect();
+  socket.on("connect", () => { if (state.live) joinRoom().catch(() => {}); });
+  socket.on("stream:viewers", ({ count }) => { $("#viewers").textContent = String(count); });
+  socket.on("stream:chat", addChat);
+  socket.on("stream:chat_batch", ({ messages }) => messages.forEach(addChat));
+  socket.on("stream:chat_deleted", ({ ids }) => ids.forEach((id) => document.getElementById(`m-${id}`)?.remove()));
+  socket.on("stream:reactions", ({ counts }) => {
+    state.likes += Object.values(counts).reduce((a, b) => a + b, 0);
+    $("#likes").textContent = String(state.likes);
+  });
+  socket.on("stream:status", ({ status: now }) => {
+    document.body.dataset.status = now;
+    if (now === "live" && !state.startedAt) state.startedAt = Date.now();
+    if (now === "ended") finish(null);
+  });
+  socket.on("product:pinned", (pin) => { state.pins.set(pin.product.id, pin); renderProducts(); });
+  socket.on("product:unpinned", ({ product_id: id }) => { state.pins.delete(id); renderProducts(); });
+  socket.on("product:tagged", (tag) => {
+    const item = state.products.get(tag.product_id);
+    if (item) Object.assign(item, { x: tag.x, y: tag.y });
+    renderProducts();
+  });
+  socket.on("product:stock", (change) => {
+    const item = state.products.get(change.product_id);
+    if (item) item.product.stock = change.stock;
+    const pin = state.pins.get(change.product_id);
+    if (pin?.sale) pin.sale.remaining = change.sale_remaining ?? pin.sale.remaining;
+    renderProducts();
+    loadOrders();
+  });
+  return socket;
+}
+
+async function joinRoom() {
+  const room = await emit(state.socket, "stream:join", { stream_id: state.stream.id });
+  $("#viewers").textContent = String(room.viewers);
+  state.likes = Object.values(room.reactions).reduce((a, b) => a + b, 0);
+  $("#likes").textContent = String(state.likes);
+  $("#chat").replaceChildren();
+  room.chat.forEach(addChat);
+  state.products = new Map(room.products.map((item) => [item.product.id, item]));
+  const pins = await api("GET", `/streams/${state.stream.id}/pins`);
+  state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
+  const fresh = await api("GET", `/streams/${state.stream.id}`);
+  state.startedAt = fresh.started_at ? Date.parse(fresh.started_at) : state.startedAt || Date.now();
+  renderProducts();
+  await loadOrders();
+}
+
+function addChat(message) {
+  if (document.getElementById(`m-${message.id}`)) return;
+  const mine = message.user.id === session.user?.id;
+  const moderate = (event, payload, label) => el("button", {
+    type: "button", class: "small", "aria-label": `${label} ${message.user.display_name}`,
+    onclick: async () => {
+      try {
+        await emit(state.socket, event, { stream_id: state.stream.id, ...payload });
+        say(status, `${label}: done.`);
+      } catch (error) {
+        say(status, `${label} failed: ${error.message}`, "error");
+      }
+    },
+  }, label);
+  const item = el("li", { id: `m-${message.id}` },
+    el("strong", {}, message.user.display_name), " ", el("span", { class: "text" }, message.text),
+    mine ? null : el("span", { class: "actions" },
+      moderate("chat:delete", { message_id: message.id }, "Delete"),
+      moderate("moderation:mute", { user_id: message.user.id }, "Mute"),
+      moderate("moderation:ban", { user_id: message.user.id }, "Ban")));
+  const chat = $("#chat");
+  chat.append(item);
+  while (chat.children.length > 200) chat.firstChild.remove();
+  chat.scrollTop = chat.scrollHeight;
+}
+
+$("#chat-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = event.target.text;
+  if (!input.value.trim()) return;
+  try {
+    await emit(state.socket, "stream:chat", { stream_id: state.stream.id, text: input.value });
+    input.value = "";
+  } catch (error) {
+    say(status, `Chat: ${error.message}`, "error");
+  }
+});
+
+function renderProducts() {
+  const list = $("#live-products");
+  list.replaceChildren(...[...state.products.values()].map((item) => productCard(item)));
+  const tags = $("#tags");
+  tags.replaceChildren(...[...state.products.values()]
+    .filter((item) => item.x !== null && item.x !== undefined)
+    .map((item) => el("span", {
+      class: `tag${state.pins.has(item.product.id) ? " pinned" : ""}`,
+      style: `left:${item.x * 100}%;top:${item.y * 100}%`,
+    }, item.product.title)));
+}
+
+function productCard(item) {
+  const { product } = item;
+  const pin = state.pins.get(product.id);
+  const act = (label, fn, cls = "small") => el("button", { type: "button", class: cls, onclick: fn }, label);
+  const call = async (label, fn) => {
+    try {
+      await fn();
+    } catch (error) {
+      say(status, `${label}: ${error.message}`, "error");
+    }
+  };
+  const saleForm = el("form", {
+    class: "sale", onsubmit: (event) => {
+      event.preventDefault();
+      const form = event.target;
+      call("Flash sale", () => api("POST", `/streams/${state.stream.id}/pins`, {
+        product_id: product.id,
+        sale: {
+          price_cents: Math.round(Number(form.price.value) * 100),
+          quantity: Number(form.quantity.value),
+          duration_seconds: Number(form.duration.value),
+          per_buyer_limit: 1,
+        },
+      }));
+    },
+  },
+  el("label", {}, "Sale price ", el("input", { name: "price", type: "number", min: "0.01", step: "0.01", required: true, value: (product.price_cents * 0.8 / 100).toFixed(2) })),
+  el("label", {}, "Units ", el("input", { name: "quantity", type: "number", min: "1", max: String(Math.max(product.stock, 1)), required: true, value: String(Math.min(5, Math.max(product.stock, 1))) })),
+  el("label", {}, "Seconds ", el("input", { name: "duration", type: "number", min: "10", max: "300", required: true, value: "60" })),
+  el("button", { type: "submit", class: "small" }, "Start flash sale"));
+  return el("li", { class: `card${pin ? " pinned" : ""}`, dataset: { productId: product.id } },
+    el("div", { class: "card-head" },
+      el("strong", {}, product.title),
+      el("span", {}, money(product.price_cents, product.currency)),
+      el("span", { class: "muted stock" }, `${product.stock} in stock`)),
+    pin?.sale ? el("p", { class: "sale-line" }, `Flash sale ${money(pin.sale.price_cents, product.currency)} · ${pin.sale.remaining} left`) : null,
+    el("div", { class: "row" },
+      pin
+        ? act("Unpin", () => call("Unpin", () => api("DELETE", `/streams/${state.stream.id}/pins/${product.id}`)))
+        : act("Pin", () => call("Pin", () => api("POST", `/streams/${state.stream.id}/pins`, { product_id: product.id }))),
+      act(state.tagging === product.id ? "Tap the video…" : "Tag on video", () => {
+        state.tagging = state.tagging === product.id ? null : product.id;
+        $("#tag-hint").hidden = !state.tagging;
+        document.body.dataset.tagging = state.tagging || "";
+        renderProducts();
+      })),
+    el("details", {}, el("summary", {}, "Flash sale"), saleForm));
+}
+
+$("#stage").addEventListener("click", async (event) => {
+  if (!state.tagging || !state.stream) return;
+  const box = preview.getBoundingClientRect();
+  const x = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+  const y = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+  const productId = state.tagging;
+  state.tagging = null;
+  $("#tag-hint").hidden = true;
+  document.body.dataset.tagging = "";
+  try {
+    const timestamp = Math.max(0, (Date.now() - (state.startedAt || Date.now())) / 1000);
+    await api("POST", `/streams/${state.stream.id}/products/${productId}/tag`, { x, y, timestamp });
+  } catch (error) {
+    say(status, `Tag: ${error.message}`, "error");
+  }
+});
+
+async function loadOrders() {
+  if (!state.stream) return;
+  try {
+    const orders = await api("GET", `/streams/${state.stream.id}/orders`);
+    $("#orders").replaceChildren(...orders.slice().reverse().map((order) => {
+      const title = state.products.get(order.product_id)?.product.title || order.product_id;
+      return el("li", { dataset: { status: order.status } },
+        el("span", { class: "grow" }, `${order.quantity} × ${title}`),
+        el("span", {}, money(order.unit_price_cents * order.quantity, order.currency)),
+        el("span", { class: "pill" }, order.status),
+        order.status === "reserved" ? el("button", {
+          type: "button", class: "small",
+          onclick: () => api("POST", `/orders/${order.id}/pay`).then(loadOrders).catch((e) => say(status, e.message, "error")),
+        }, "Mark paid") : null);
+    }));
+    if (!orders.length) $("#orders").append(el("li", { class: "muted" }, "No orders yet."));
+  } catch (error) {
+    say(status, `Orders: ${error.message}`, "error");
+  }
+}
+
+// Connection quality from the publisher's own statistics.
+let lastSent = null;
+async function measure() {
+  const pc = state.live?.pc;
+  if (!pc || state.ended || state.reconnecting) return;
+  const report = await pc.getStats();
+  let bytes = 0;
+  let rtt = null;
+  let lost = 0;
+  report.forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") bytes = s.bytesSent;
+    if (s.type === "remote-inbound-rtp" && s.kind === "video") {
+      rtt = s.roundTripTime ?? rtt;
+      lost = s.fractionLost ?? lost;
+    }
+  });
+  const now = performance.now();
+  const kbps = lastSent ? ((bytes - lastSent.bytes) * 8) / (now - lastSent.at) : 0;
+  lastSent = { bytes, at: now };
+  const label = pc.connectionState !== "connected" ? "poor"
+    : (lost > 0.05 || (rtt ?? 0) > 0.4 || kbps < 100) ? "fair" : "good";
+  document.body.dataset.quality = label;
+  const parts = [label[0].toUpperCase() + label.slice(1), `${Math.round(kbps)} kb/s`];
+  if (rtt !== null) parts.push(`${Math.round(rtt * 1000)} ms`);
+  $("#quality").textContent = parts.join(" · ");
+}
+setInterval(() => measure().catch(() => {}), 2000);
+
+// End of the show: summary from the analytics.
+$("#end").addEventListener("click", async () => {
+  try {
+    finish(await api("POST", `/streams/${state.stream.id}/end`));
+  } catch (error) {
+    say(status, `Could not end the show: ${error.message}`, "error");
+  }
+});
+
+async function finish(analytics) {
+  if (state.ended && !analytics) return;
+  state.ended = true;
+  state.live?.stop();
+  state.media?.getTracks().forEach((track) => track.stop());
+  state.socket?.disconnect();
+  const figures = analytics || await api("GET", `/streams/${state.stream.id}/analytics`);
+  showSummary(figures);
+}
+
+function showSummary(a) {
+  for (const section of document.querySelectorAll(".step")) section.hidden = true;
+  $("#stage").hidden = true;
+  $("#steps").hidden = true;
+  $("#summary").hidden = false;
+  document.body.dataset.step = "summary";
+  say(status, "The show has ended.");
+  const minutes = a.duration_seconds ? `${Math.floor(a.duration_seconds / 60)} min ${Math.round(a.duration_seconds % 60)} s` : "—";
+  const split = a.viewers_by_playback;
+  const figures = [
+    ["Duration", minutes], ["Peak viewers", a.peak_viewers], ["Unique viewers", a.unique_viewers],
+    ["Reactions", a.total_likes], ["Chat messages", a.chat_messages_count],
+    ["Average watch", `${Math.round(a.average_watch_time)} s`],
+  ];
+  if (split) figures.push(["WebRTC / HLS", `${split.webrtc ?? 0} / ${split.hls ?? 0}`]);
+  $("#summary-figures").replaceChildren(...figures.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v)))));
+  $("#summary-products").replaceChildren(...a.products.map((p) => el("tr", {},
+    el("th", { scope: "row" }, p.title), el("td", {}, String(p.impressions ?? p.views)),
+    el("td", {}, String(p.clicks)), el("td", {}, String(p.orders ?? "—")), el("td", {}, String(p.paid ?? p.purchases)))));
+}
+
+authForm($("#auth-form"), $("#auth-status"), signedIn);
+if (session.token && session.user) {
+  api("GET", "/me").then((user) => signedIn(user)).catch(() => { $("#auth").hidden = false; });
+} else {
+  $("#auth").hidden = false;
+}
