@@ -1,0 +1,88 @@
+"""The disk fills up while a show records: the recording stops cleanly at what fitted, the
+show goes on for its viewers, and the part that was recorded is published as the replay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.hls import RECORDINGS
+from bench.peers import PublisherPeer, ViewerPeer
+from server.app import build_app
+from server.settings import Settings
+from tests.conftest import Shop, eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+SDP = {"Content-Type": "application/sdp"}
+
+
+@pytest.fixture
+def small_disk(node_settings: Settings) -> Iterator[Path]:
+    """A 300 kB tmpfs where the node writes its recordings."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    path = node_settings.resolved_media_dir / "recordings"
+    path.mkdir(parents=True)
+    command = ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+async def test_disk_full_while_recording(
+    small_disk: Path, node_settings: Settings, sqlite_url: str, aiohttp_client: Any
+) -> None:
+    client = await aiohttp_client(build_app(node_settings))
+    shop = Shop(client, sqlite_url)
+    seller = await shop.account("seller")
+    sid = (await shop.stream(seller))["id"]
+    live = await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)
+    token = (await live.json())["publish_token"]
+    publisher, viewer = PublisherPeer(size=(640, 480)), ViewerPeer(record=False)
+    try:
+        answer = await client.post(
+            f"/whip/{sid}",
+            data=await publisher.offer(),
+            headers={**SDP, "Authorization": f"Bearer {token}"},
+        )
+        await publisher.accept(await answer.text())
+
+        async def is_live() -> bool:
+            show = await (await client.get(f"/api/v1/streams/{sid}")).json()
+            return bool(show["status"] == "live")
+
+        await eventually(is_live, 10, "the show never went live")
+        watched = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+        assert watched.status == 201, await watched.text()
+        await viewer.accept(await watched.text())
+
+        recordings = client.app[RECORDINGS]
+        recorder = await eventually(lambda: recordings.recorder(sid), 10, "never recorded")
+        await eventually(lambda: recorder.truncated, 60, "the small disk never filled")
+        # The show goes on: media still reaches the viewer, the API still answers.
+        received = sum(viewer.counts.values())
+        await eventually(lambda: sum(viewer.counts.values()) > received + 100, 10, "media stopped")
+        assert await is_live()
+        assert (await client.get(f"/api/v1/streams/{sid}/chat")).status == 200
+        assert (await client.get("/healthz")).status == 200
+
+        ended = await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)
+        assert ended.status == 200
+    finally:
+        await publisher.close()
+        await viewer.close()
+
+    async def replay() -> str | None:
+        show = await (await client.get(f"/api/v1/streams/{sid}")).json()
+        return str(show["vod_url"] or "")
+
+    url = await eventually(replay, 30, "what was recorded was never published")
+    vod = await (await client.get(url.removeprefix("http://shopcast.test"))).text()
+    assert "#EXT-X-ENDLIST" in vod and "#EXTINF" in vod
