@@ -26,13 +26,12 @@ from api.supervisor import StreamSupervisor
 from sfu import (
     ClosedError,
     IceRestartUnsupportedError,
+    MediaSession,
     NotLiveError,
     Publisher,
     SdpError,
-    Session,
     Sfu,
     SfuError,
-    Subscriber,
     UnsupportedMediaError,
 )
 from sfu.ice import IceServer
@@ -62,7 +61,7 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _etag(session: Session) -> str:
+def _etag(session: MediaSession) -> str:
     return '"' + hashlib.sha256(session.id.encode()).hexdigest()[:16] + '"'
 
 
@@ -146,7 +145,7 @@ def _check_capacity(media: Media) -> None:
 
 
 def _created(
-    request: web.Request, kind: str, stream_id: str, session: Session, answer: str, user: str
+    request: web.Request, kind: str, stream_id: str, session: MediaSession, answer: str, user: str
 ) -> web.Response:
     services = request.app[SERVICES]
     response = web.Response(status=201, text=answer, content_type=SDP)
@@ -158,8 +157,8 @@ def _created(
 
 
 async def _negotiate(
-    media: Media, call: Callable[[], Awaitable[tuple[Session, str]]]
-) -> tuple[Session, str]:
+    media: Media, call: Callable[[], Awaitable[tuple[MediaSession, str]]]
+) -> tuple[MediaSession, str]:
     try:
         session, answer = await call()
     except SdpError as exc:
@@ -216,19 +215,12 @@ async def whep_play(request: web.Request) -> web.StreamResponse:
     return _created(request, "whep", stream_id, session, answer, user.id if user else "viewer")
 
 
-async def _session(request: web.Request) -> Session:
+async def _session(request: web.Request) -> MediaSession:
     media = request.app[MEDIA]
     kind = request.match_info["kind"]
     stream_id = request.match_info["stream_id"]
-    session = media.sfu.session(request.match_info["session_id"])
-    room = media.sfu.get_room(stream_id)
-    expected = Publisher if kind == "whip" else Subscriber
-    if (
-        session is None
-        or room is None
-        or room.session(session.id) is not session
-        or not isinstance(session, expected)
-    ):
+    session = media.sfu.session(stream_id, request.match_info["session_id"])
+    if session is None or isinstance(session, Publisher) != (kind == "whip"):
         raise not_found("Session")
     if kind == "whip":
         await _authorise_publisher(request, await _stream(request.app[SERVICES], stream_id))

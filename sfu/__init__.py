@@ -17,11 +17,12 @@ from .errors import (
     UnsupportedMediaError,
 )
 from .events import EventSink, GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
+from .pool import RemoteSubscriber
 from .producer import Producer, ProducerState
 from .publisher import Publisher
 from .room import Room, RoomState, SfuSettings
 from .session import Session, SessionState
-from .sfu import Sfu
+from .sfu import MediaSession, Sfu
 from .stats import ConsumerStats, ProducerStats, RoomStats, SessionStats
 from .subscriber import Subscriber
 
@@ -34,6 +35,7 @@ __all__ = [
     "GoneReason",
     "IceRestartUnsupportedError",
     "IceSettings",
+    "MediaSession",
     "MediaStarted",
     "NotLiveError",
     "Producer",
@@ -41,6 +43,7 @@ __all__ = [
     "ProducerStats",
     "Publisher",
     "PublisherGone",
+    "RemoteSubscriber",
     "Room",
     "RoomState",
     "RoomStats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiortc import RTCRtpCodecCapability
@@ -24,6 +25,28 @@ _NTP_ONE_SECOND = 1 << 32
 # One packet as consumers and the keyframe cache see it:
 # (sequence number, timestamp, marker bit 0x80|0, payload, starts a keyframe, audio level|-1)
 Entry = tuple[int, int, int, bytes, bool, int]
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """A producer's negotiated format, as JSON-able values (for relays to other processes)."""
+
+    kind: str
+    mime_type: str
+    clock_rate: int
+    channels: int | None
+    parameters: dict[str, str | int | None]
+    payload_type: int
+    rtx_payload_type: int | None
+    audio_level_id: int
+
+    def codec(self) -> RTCRtpCodecCapability:
+        return RTCRtpCodecCapability(
+            mimeType=self.mime_type,
+            clockRate=self.clock_rate,
+            channels=self.channels,
+            parameters=dict(self.parameters),
+        )
 
 
 class ProducerState(enum.Enum):
@@ -56,6 +79,7 @@ class Producer:
         self.codec = codec
         self.clock_rate = codec.clockRate
         self.payload_type = payload_type  # the publisher's, as negotiated
+        self.rtx_payload_type: int | None = None
         self.state = ProducerState.NEW
         self._level_id = audio_level_id
         self._request_pli = request_pli
@@ -88,6 +112,19 @@ class Producer:
     @property
     def closed(self) -> bool:
         return self.state is ProducerState.CLOSED
+
+    def spec(self) -> TrackSpec:
+        codec = self.codec
+        return TrackSpec(
+            kind=self.kind,
+            mime_type=codec.mimeType,
+            clock_rate=codec.clockRate,
+            channels=codec.channels,
+            parameters=dict(codec.parameters),
+            payload_type=self.payload_type,
+            rtx_payload_type=self.rtx_payload_type,
+            audio_level_id=self._level_id,
+        )
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:

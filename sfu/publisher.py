@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiortc import (
     RTCPeerConnection,
@@ -30,12 +31,22 @@ from .candidates import IceSettings, announce, gathering_on
 from .errors import UnsupportedMediaError
 from .events import GoneReason
 from .offer import Offer, choose_publisher_codec, preferences
-from .producer import Producer
+from .producer import Producer, TrackSpec
 from .rtp import AUDIO_LEVEL_URI
 from .session import Session, SessionState, new_peer_connection
 from .stats import SessionStats
 
 _RtpRoute = Callable[[bytes], None] | None
+
+
+class Relay(Protocol):
+    """Where a publisher's packets are copied to (a worker process's pipe)."""
+
+    def rtp(self, data: bytes) -> None: ...
+
+    def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None: ...
+
+
 INGEST_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
@@ -68,6 +79,7 @@ class Publisher(Session):
         self._on_media_started = on_media_started
         self._routes: list[_RtpRoute] = [None] * 128
         self._receivers: dict[str, RTCRtpReceiver] = {}
+        self._relays: tuple[Relay, ...] = ()
 
     @classmethod
     async def negotiate(
@@ -141,6 +153,7 @@ class Publisher(Session):
         self._routes[main & 0x7F] = producer.receive
         for rtx in rtp.codecs[1:]:
             if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == main:
+                producer.rtx_payload_type = rtx.payloadType
                 self._routes[(rtx.payloadType or 0) & 0x7F] = producer.receive_rtx
         disable_decoding(receiver)
         tap_sender_reports(receiver, self._sender_report)
@@ -159,16 +172,35 @@ class Publisher(Session):
                 receive if listener is None else _teed(receive, kind, listener)
             )
 
+    def add_relay(self, relay: Relay) -> None:
+        """Also hand every RTP packet and sender report, as received, to ``relay``.
+
+        For the SFU's worker processes: they rebuild this publisher's producers from
+        :meth:`tracks` and feed them the same packets (RTX included).
+        """
+        self._relays = (*self._relays, relay)
+
+    def remove_relay(self, relay: Relay) -> None:
+        self._relays = tuple(r for r in self._relays if r is not relay)
+
+    def tracks(self) -> list[TrackSpec]:
+        """What a relay needs to rebuild this publisher's producers elsewhere."""
+        return [producer.spec() for producer in self.producers.values()]
+
     def _on_rtp(self, data: bytes) -> None:
         if len(data) > 12:
             route = self._routes[data[1] & 0x7F]
             if route is not None:
                 route(data)
+            for relay in self._relays:
+                relay.rtp(data)
 
     def _sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         for producer in self.producers.values():
             if producer.ssrc == ssrc:
                 producer.on_sender_report(ntp, rtp)
+        for relay in self._relays:
+            relay.sender_report(ssrc, ntp, rtp)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:
@@ -196,6 +228,7 @@ class Publisher(Session):
 
     def _release(self) -> None:
         self._routes = [None] * 128
+        self._relays = ()
         for producer in self.producers.values():
             producer.close()
 
@@ -217,4 +250,4 @@ def _teed(
     return both
 
 
-__all__ = ["PublishOptions", "Publisher", "SessionState"]
+__all__ = ["PublishOptions", "Publisher", "Relay", "SessionState"]

@@ -7,7 +7,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,13 +22,16 @@ from .events import (
     SubscriberGone,
 )
 from .offer import parse_offer
-from .producer import Producer
+from .producer import Producer, TrackSpec
 from .publisher import Publisher, PublishOptions
+from .relay import RelaySource
 from .session import Session
 from .stats import RoomStats
 from .subscriber import Subscriber
 
 logger = logging.getLogger(__name__)
+
+Source = Publisher | RelaySource
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,19 @@ class Room:
     the viewers carry on with it. Closing the room closes its publisher and subscribers.
     """
 
-    def __init__(self, room_id: str, settings: SfuSettings, events: EventSink) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        settings: SfuSettings,
+        events: EventSink,
+        on_publisher: Callable[[Room, Publisher], None] | None = None,
+    ) -> None:
         self.id = room_id
         self.state = RoomState.IDLE
         self._settings = settings
         self._events = events
-        self._publisher: Publisher | None = None
+        self._on_publisher = on_publisher
+        self._publisher: Source | None = None
         self._subscribers: dict[str, Subscriber] = {}
         self._publish_lock = asyncio.Lock()
         self._tick_task: asyncio.Task[None] | None = None
@@ -78,6 +88,13 @@ class Room:
 
     @property
     def publisher(self) -> Publisher | None:
+        """The WHIP session feeding this room (None in a worker, fed by a relay)."""
+        source = self._publisher
+        return source if isinstance(source, Publisher) else None
+
+    @property
+    def source(self) -> Source | None:
+        """What feeds this room: a WHIP publisher, or a relay from the origin process."""
         return self._publisher
 
     @property
@@ -89,8 +106,9 @@ class Room:
         return dict(publisher.producers) if publisher is not None else {}
 
     def session(self, session_id: str) -> Session | None:
-        if self._publisher is not None and self._publisher.id == session_id:
-            return self._publisher
+        publisher = self.publisher
+        if publisher is not None and publisher.id == session_id:
+            return publisher
         return self._subscribers.get(session_id)
 
     async def publish(self, offer_sdp: str) -> tuple[Publisher, str]:
@@ -102,20 +120,40 @@ class Room:
             publisher, answer = await Publisher.negotiate(
                 offer,
                 options,
-                on_closed=self._session_closed,
+                on_closed=self._source_closed,
                 on_media_started=self._media_started,
             )
             if self.closed:
                 await publisher.close()
                 raise ClosedError("room closed")
-            old, self._publisher = self._publisher, publisher
-            if old is not None:
-                await old.close(GoneReason.REPLACED)
-            self.state = RoomState.LIVE
-            for subscriber in self._subscribers.values():
-                subscriber.rebind(publisher.producers)
-            self._ensure_tick()
+            await self._install(publisher)
+            if self._on_publisher is not None:
+                self._on_publisher(self, publisher)
             return publisher, answer
+
+    async def relay(
+        self, tracks: list[TrackSpec], request_keyframe: Callable[[str], None]
+    ) -> RelaySource:
+        """Feed the room from a relay of the origin's publisher (in a worker process)."""
+        self._check_open()
+        source = RelaySource(
+            tracks,
+            keyframe_interval=self._settings.keyframe_interval,
+            request_keyframe=request_keyframe,
+            on_closed=self._source_closed,
+            on_media_started=self._media_started,
+        )
+        await self._install(source)
+        return source
+
+    async def _install(self, source: Source) -> None:
+        old, self._publisher = self._publisher, source
+        if old is not None:
+            await old.close(GoneReason.REPLACED)
+        self.state = RoomState.LIVE
+        for subscriber in self._subscribers.values():
+            subscriber.rebind(source.producers)
+        self._ensure_tick()
 
     async def subscribe(self, offer_sdp: str) -> tuple[Subscriber, str]:
         """Answer a WHEP offer. Raises NotLiveError while there is no publisher."""
@@ -128,7 +166,7 @@ class Room:
             offer,
             producers,
             self._settings.ice,
-            on_closed=self._session_closed,
+            on_closed=self._subscriber_closed,
         )
         if self.closed:
             await subscriber.close()
@@ -151,18 +189,19 @@ class Room:
             # The listener's failure is its own: media keeps flowing.
             logger.exception("event listener failed on %s", event)
 
-    def _media_started(self, publisher: Publisher) -> None:
-        if publisher is self._publisher:
-            self._emit(MediaStarted(self.id, publisher.id))
+    def _media_started(self, source: Source) -> None:
+        if source is self._publisher:
+            self._emit(MediaStarted(self.id, source.id))
 
-    def _session_closed(self, session: Session, reason: GoneReason) -> None:
-        if isinstance(session, Publisher):
-            if session is self._publisher:
-                self._publisher = None
-                if not self.closed:
-                    self.state = RoomState.IDLE
-            self._emit(PublisherGone(self.id, session.id, reason))
-        elif self._subscribers.pop(session.id, None) is not None:
+    def _source_closed(self, source: Session | RelaySource, reason: GoneReason) -> None:
+        if source is self._publisher:
+            self._publisher = None
+            if not self.closed:
+                self.state = RoomState.IDLE
+        self._emit(PublisherGone(self.id, source.id, reason))
+
+    def _subscriber_closed(self, session: Session, reason: GoneReason) -> None:
+        if self._subscribers.pop(session.id, None) is not None:
             self._emit(SubscriberGone(self.id, session.id, reason))
 
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
@@ -217,7 +256,7 @@ class Room:
         if self.closed:
             return
         self.state = RoomState.CLOSED
-        sessions: list[Session] = list(self._subscribers.values())
+        sessions: list[Session | RelaySource] = list(self._subscribers.values())
         if self._publisher is not None:
             sessions.append(self._publisher)
         await asyncio.gather(*(s.close() for s in sessions))

@@ -9,10 +9,14 @@ from .candidates import install_host_address_hook
 from .errors import NotLiveError
 from .events import EventSink, ignore_events
 from .offer import parse_offer
+from .pool import RemoteSubscriber, WorkerPool
 from .publisher import Publisher
 from .room import Room, SfuSettings
 from .session import Session
 from .subscriber import Subscriber
+
+Viewer = Subscriber | RemoteSubscriber
+MediaSession = Session | RemoteSubscriber
 
 
 class Sfu:
@@ -20,7 +24,8 @@ class Sfu:
 
     States: open -> closed. ``close()`` closes every room. The HTTP layer calls
     :meth:`publish` (WHIP POST), :meth:`subscribe` (WHEP POST), :meth:`session` to find a
-    session for PATCH/DELETE, and receives lifecycle events through ``events``.
+    session for PATCH/DELETE, and receives lifecycle events through ``events``. With
+    :meth:`start_workers`, viewers are spread over worker processes (:mod:`sfu.pool`).
     """
 
     def __init__(self, settings: SfuSettings | None = None, events: EventSink = ignore_events):
@@ -30,14 +35,27 @@ class Sfu:
         self.settings = settings or SfuSettings()
         self._events = events
         self._rooms: dict[str, Room] = {}
+        self._pool: WorkerPool | None = None
         self.closed = False
+
+    async def start_workers(self, count: int) -> None:
+        """Spread viewers over ``count`` more processes (one per extra core)."""
+        if count > 0:
+            self._pool = WorkerPool(self.settings, self._events, self.get_room)
+            await self._pool.start(count)
 
     def room(self, room_id: str) -> Room:
         """The room of a stream, created on first use."""
         room = self._rooms.get(room_id)
         if room is None or room.closed:
-            room = self._rooms[room_id] = Room(room_id, self.settings, self._events)
+            room = self._rooms[room_id] = Room(
+                room_id, self.settings, self._events, self._publisher_changed
+            )
         return room
+
+    def _publisher_changed(self, room: Room, publisher: Publisher) -> None:
+        if self._pool is not None:
+            self._pool.publisher_changed(room, publisher)
 
     def get_room(self, room_id: str) -> Room | None:
         """The open room of a stream, or None."""
@@ -48,33 +66,48 @@ class Sfu:
         """Answer a WHIP offer for ``room_id``; a current publisher there is replaced."""
         return await self.room(room_id).publish(offer_sdp)
 
-    async def subscribe(self, room_id: str, offer_sdp: str) -> tuple[Subscriber, str]:
-        """Answer a WHEP offer; NotLiveError if nobody publishes in the room."""
+    async def subscribe(self, room_id: str, offer_sdp: str) -> tuple[Viewer, str]:
+        """Answer a WHEP offer, in the least-loaded process; NotLiveError if nobody publishes."""
+        parse_offer(offer_sdp)  # a malformed offer is a 400 even for an unknown room
         room = self.get_room(room_id)
-        if room is None:
-            parse_offer(offer_sdp)  # a malformed offer is a 400 even for an unknown room
+        if room is None or not room.producers():
             raise NotLiveError(f"room {room_id!r} has no publisher")
+        pool = self._pool
+        if pool is not None:
+            worker = pool.place(sum(len(r.subscribers) for r in self._rooms.values()))
+            if worker is not None and room.publisher is not None:
+                return await pool.subscribe(worker, room, offer_sdp)
         return await room.subscribe(offer_sdp)
 
-    def session(self, session_id: str) -> Session | None:
-        """A live publisher or subscriber session by id (for PATCH and DELETE)."""
-        for room in self._rooms.values():
-            session = room.session(session_id)
-            if session is not None:
-                return session
-        return None
+    def session(self, room_id: str, session_id: str) -> MediaSession | None:
+        """A live session of a room by id (for WHIP/WHEP PATCH and DELETE)."""
+        room = self.get_room(room_id)
+        session = room.session(session_id) if room is not None else None
+        if session is None and self._pool is not None:
+            return self._pool.session(room_id, session_id)
+        return session
+
+    def viewers(self, room_id: str) -> int:
+        """Viewer sessions of a room in every process of this node."""
+        room = self.get_room(room_id)
+        local = len(room.subscribers) if room is not None else 0
+        return local + (self._pool.viewers(room_id) if self._pool is not None else 0)
 
     async def close_room(self, room_id: str) -> None:
         """End a stream's media: its publisher and viewers are closed, the room forgotten."""
+        if self._pool is not None:
+            await self._pool.close_room(room_id)
         room = self._rooms.pop(room_id, None)
         if room is not None:
             await room.close()
 
     async def close(self) -> None:
-        """Close every room. Idempotent."""
+        """Close every room and stop the worker processes. Idempotent."""
         if self.closed:
             return
         self.closed = True
+        if self._pool is not None:
+            await self._pool.close()
         rooms, self._rooms = list(self._rooms.values()), {}
         await asyncio.gather(*(room.close() for room in rooms))
 

@@ -17,9 +17,9 @@ async def test_sessions_are_found_by_id_and_rooms_close_everything(harness: Harn
     viewer, subscriber = await harness.view()
     await wait_until(lambda: len(viewer.video_packets()) > 0)
     sfu = harness.sfu
-    assert sfu.session(publisher.id) is publisher
-    assert sfu.session(subscriber.id) is subscriber
-    assert sfu.session("nope") is None
+    assert sfu.session("room", publisher.id) is publisher
+    assert sfu.session("room", subscriber.id) is subscriber
+    assert sfu.session("room", "nope") is None
     assert len(publisher.id) >= 20 and publisher.id != subscriber.id  # unguessable
 
     room = sfu.get_room("room")
@@ -27,7 +27,7 @@ async def test_sessions_are_found_by_id_and_rooms_close_everything(harness: Harn
     await sfu.close_room("room")
     assert sfu.rooms() == []
     assert room.closed and publisher.closed and subscriber.closed
-    assert sfu.get_room("room") is None and sfu.session(publisher.id) is None
+    assert sfu.get_room("room") is None and sfu.session("room", publisher.id) is None
     assert PublisherGone("room", publisher.id, GoneReason.CLOSED) in harness.events
     with pytest.raises(ClosedError):
         await room.subscribe(viewer.pc.localDescription.sdp)

@@ -1,0 +1,133 @@
+"""Relaying a publisher's packets to the SFU's worker processes over a loopback UDP pipe.
+
+The process that holds the WHIP session copies each decrypted RTP packet and sender report
+of a room into one datagram per worker that has viewers of the room (:class:`RelayLink`).
+The worker feeds them to a :class:`RelaySource`: producers rebuilt from the publisher's
+:class:`~sfu.producer.TrackSpec` s, so its viewers get the same keyframe cache, NACK history
+and sender reports as the origin's. Keyframe requests travel back the same way.
+
+Datagram: ``!IB`` header (channel, type) then an RTP packet, a sender report ``!IQI``
+(ssrc, NTP, RTP timestamp), or the kind (``audio``/``video``) a keyframe is asked for.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import time
+from collections.abc import Callable
+
+from .events import GoneReason
+from .producer import Producer, TrackSpec
+from .stats import SessionStats
+
+HEADER = struct.Struct("!IB")
+SENDER_REPORT = struct.Struct("!IQI")
+RTP, SR, PLI = 0, 1, 2
+
+Send = Callable[[bytes], None]
+
+
+class RelayLink:
+    """The origin's end of one room's pipe to one worker (a publisher's relay)."""
+
+    def __init__(self, channel: int, send: Send) -> None:
+        self.channel = channel
+        self._send = send
+        self._rtp = HEADER.pack(channel, RTP)
+        self._sr = HEADER.pack(channel, SR)
+
+    def rtp(self, data: bytes) -> None:
+        self._send(self._rtp + data)
+
+    def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        self._send(self._sr + SENDER_REPORT.pack(ssrc, ntp, rtp))
+
+
+def keyframe_request(channel: int, kind: str) -> bytes:
+    """The datagram a worker sends upstream when its viewers need a keyframe."""
+    return HEADER.pack(channel, PLI) + kind.encode()
+
+
+class RelaySource:
+    """A room's publisher as a worker process sees it: producers fed from the pipe.
+
+    States: open -> closed; ``live`` once the first packet arrived. It stands in for a
+    :class:`~sfu.publisher.Publisher` in the worker's room (same producers, timeouts, stats).
+    """
+
+    def __init__(
+        self,
+        tracks: list[TrackSpec],
+        *,
+        keyframe_interval: float,
+        request_keyframe: Callable[[str], None],
+        on_closed: Callable[[RelaySource, GoneReason], None],
+        on_media_started: Callable[[RelaySource], None],
+    ) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.live = False
+        self.closed = False
+        self.created_at = time.monotonic()
+        self.producers: dict[str, Producer] = {}
+        self._routes: list[Callable[[bytes], None] | None] = [None] * 128
+        self._on_closed = on_closed
+        self._on_media_started = on_media_started
+        for spec in tracks:
+            producer = Producer(
+                kind=spec.kind,
+                codec=spec.codec(),
+                payload_type=spec.payload_type,
+                audio_level_id=spec.audio_level_id,
+                request_pli=_asker(request_keyframe, spec.kind),
+                on_first_packet=self._first_packet,
+                keyframe_interval=keyframe_interval,
+            )
+            producer.rtx_payload_type = spec.rtx_payload_type
+            self._routes[spec.payload_type & 0x7F] = producer.receive
+            if spec.rtx_payload_type is not None:
+                self._routes[spec.rtx_payload_type & 0x7F] = producer.receive_rtx
+            self.producers[spec.kind] = producer
+
+    def rtp(self, data: bytes) -> None:
+        if len(data) > 12:
+            route = self._routes[data[1] & 0x7F]
+            if route is not None:
+                route(data)
+
+    def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
+        for producer in self.producers.values():
+            if producer.ssrc == ssrc:
+                producer.on_sender_report(ntp, rtp)
+
+    def _first_packet(self, producer: Producer) -> None:
+        if not self.live:
+            self.live = True
+            self._on_media_started(self)
+
+    def last_media_at(self) -> float:
+        return max([self.created_at, *(p.last_arrival for p in self.producers.values())])
+
+    async def close(self, reason: GoneReason = GoneReason.CLOSED) -> None:
+        """Stop feeding the producers; the room's viewers go idle. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._routes = [None] * 128
+        for producer in self.producers.values():
+            producer.close()
+        self._on_closed(self, reason)
+
+    def stats(self) -> SessionStats:
+        return SessionStats(
+            session_id=self.id,
+            state="closed" if self.closed else "live" if self.live else "connecting",
+            tracks=[p.stats() for p in self.producers.values()],
+        )
+
+
+def _asker(request_keyframe: Callable[[str], None], kind: str) -> Callable[[int], None]:
+    def ask(ssrc: int) -> None:
+        request_keyframe(kind)
+
+    return ask

@@ -1,0 +1,123 @@
+"""Viewers spread over SFU worker processes, fed by relays of the origin's publisher."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from bench.peers import wait_until
+from sfu import GoneReason, RemoteSubscriber, Subscriber, SubscriberGone
+from sfu.keyframe import h264_is_keyframe
+from sfu.pool import WorkerPool
+from tests.sfu.conftest import Harness, HarnessFactory
+from tests.sfu.test_lifecycle import assert_continuous
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def workers(make_harness: HarnessFactory, count: int = 1, **settings: object) -> Harness:
+    harness = await make_harness(**settings)
+    await harness.sfu.start_workers(count)
+    return harness
+
+
+def pool(harness: Harness) -> WorkerPool:
+    assert harness.sfu._pool is not None
+    return harness.sfu._pool
+
+
+async def test_viewers_are_spread_over_the_processes_and_all_get_the_media(
+    make_harness: HarnessFactory,
+) -> None:
+    harness = await workers(make_harness, count=2)
+    await harness.live()
+    views = [await harness.view() for _ in range(3)]
+    kinds = [type(session) for _, session in views]
+    assert kinds.count(RemoteSubscriber) == 2 and kinds.count(Subscriber) == 1
+    assert {w.viewers() for w in pool(harness).workers} == {1}
+    assert harness.sfu.viewers("room") == 3
+    for peer, _ in views:
+        await wait_until(lambda p=peer: len(p.video_packets()) > 30 and len(p.audio_packets()) > 30)
+    remote = next(peer for peer, session in views if isinstance(session, RemoteSubscriber))
+    # The relay forwards the publisher's stream itself: a keyframe first, no gap after it.
+    assert h264_is_keyframe(remote.video_packets()[0].payload)
+    assert_continuous(remote.video_packets())
+    assert_continuous(remote.audio_packets())
+
+
+async def test_a_worker_viewer_is_found_and_closed_through_the_node(
+    make_harness: HarnessFactory,
+) -> None:
+    harness = await workers(make_harness)
+    await harness.live()
+    _, session = await harness.view()
+    assert isinstance(session, RemoteSubscriber)
+    assert harness.sfu.session("room", session.id) is session
+    assert harness.sfu.session("other-room", session.id) is None
+    await session.close()
+    await wait_until(
+        lambda: SubscriberGone("room", session.id, GoneReason.CLOSED) in harness.events
+    )
+    assert harness.sfu.session("room", session.id) is None
+    # Its last viewer gone, the worker no longer receives the room's packets.
+    await wait_until(lambda: not pool(harness).workers[0].relays)
+    publisher = harness.sfu.get_room("room")
+    assert publisher is not None and publisher.publisher is not None
+    assert publisher.publisher._relays == ()
+
+
+async def test_a_new_publisher_reaches_the_viewers_in_workers(make_harness: HarnessFactory) -> None:
+    harness = await workers(make_harness)
+    first_peer, first = await harness.live()
+    viewer, session = await harness.view()
+    assert isinstance(session, RemoteSubscriber)
+    await wait_until(lambda: len(viewer.video_packets()) > 20)
+    ssrcs = {p.ssrc for p in viewer.video_packets()}
+    _, second = await harness.live()
+    await first_peer.close()
+    count = len(viewer.video_packets())
+    await wait_until(lambda: len(viewer.video_packets()) > count + 40)
+    assert second._relays != () and first._relays == ()
+    # The viewer keeps its SSRC and a gapless sequence across the change of publisher.
+    assert {p.ssrc for p in viewer.video_packets()} == ssrcs
+    assert_continuous(viewer.video_packets())
+
+
+async def test_ending_the_room_closes_the_viewers_in_workers(make_harness: HarnessFactory) -> None:
+    harness = await workers(make_harness)
+    await harness.live()
+    _, session = await harness.view()
+    await harness.sfu.close_room("room")
+    await wait_until(
+        lambda: SubscriberGone("room", session.id, GoneReason.CLOSED) in harness.events
+    )
+    assert harness.sfu.viewers("room") == 0
+
+
+async def test_a_dead_worker_loses_only_its_viewers(make_harness: HarnessFactory) -> None:
+    harness = await workers(make_harness)
+    await harness.live()
+    _, remote = await harness.view()
+    local_peer, local = await harness.view()
+    assert isinstance(remote, RemoteSubscriber) and isinstance(local, Subscriber)
+    worker = pool(harness).workers[0]
+    os.kill(worker.process.pid, signal.SIGKILL)
+    await wait_until(
+        lambda: SubscriberGone("room", remote.id, GoneReason.CONNECTION_FAILED) in harness.events
+    )
+    room = harness.sfu.get_room("room")
+    assert room is not None and room.publisher is not None and room.publisher._relays == ()
+    count = len(local_peer.video_packets())
+    await wait_until(lambda: len(local_peer.video_packets()) > count + 20)
+    # New viewers go to the processes that are left.
+    _, again = await harness.view()
+    assert isinstance(again, Subscriber)
+
+
+async def test_closing_the_sfu_stops_its_workers(make_harness: HarnessFactory) -> None:
+    harness = await workers(make_harness, count=2)
+    processes = [w.process for w in pool(harness).workers]
+    await harness.sfu.close()
+    assert all(p.returncode is not None for p in processes)
