@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +28,19 @@ def clean_text(text: str) -> str:
     text = text.translate(_BIDI)
     text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return _SPACES.sub(" ", text).strip()
+
+
+class Mentions:
+    """Which of a show's products a chat line names: a title in any case, as whole words."""
+
+    def __init__(self, titles: Mapping[str, str]) -> None:
+        self._patterns = [
+            (product_id, re.compile(rf"(?<!\w){re.escape(title)}(?!\w)", re.IGNORECASE))
+            for product_id, title in titles.items()
+        ]
+
+    def __call__(self, text: str) -> list[str]:
+        return [product_id for product_id, pattern in self._patterns if pattern.search(text)]
 
 
 def message_out(message: ChatMessage, author: User) -> dict[str, Any]:

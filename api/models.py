@@ -162,6 +162,8 @@ class Stream(Base):
     publish_token_hash: Mapped[str | None] = mapped_column(String(64))
     peak_viewers: Mapped[int] = mapped_column(Integer, default=0)
     unique_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    unique_webrtc_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    unique_hls_viewers: Mapped[int] = mapped_column(Integer, default=0)
     total_likes: Mapped[int] = mapped_column(Integer, default=0)
     chat_messages_count: Mapped[int] = mapped_column(Integer, default=0)
     average_watch_time: Mapped[float] = mapped_column(Float, default=0.0)
@@ -200,6 +202,8 @@ class StreamProduct(Base):
     y: Mapped[float | None] = mapped_column(Float)
     timestamp: Mapped[float | None] = mapped_column(Float)
     clicks: Mapped[int] = mapped_column(Integer, default=0)
+    # Viewers watching while it was pinned: once per viewer per pin, and once per show.
+    impressions: Mapped[int] = mapped_column(Integer, default=0)
     views: Mapped[int] = mapped_column(Integer, default=0)
     inquiries: Mapped[int] = mapped_column(Integer, default=0)
     purchases: Mapped[int] = mapped_column(Integer, default=0)
@@ -264,6 +268,23 @@ class StreamReaction(Base):
     )
     emoji: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StreamMinute(Base):
+    """One UTC minute of a show: peak viewers (by playback) and what happened, added in batches."""
+
+    __tablename__ = "stream_minutes"
+
+    stream_id: Mapped[str] = mapped_column(
+        ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    minute: Mapped[datetime] = mapped_column(primary_key=True)
+    viewers: Mapped[int] = mapped_column(Integer, default=0)
+    webrtc_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    hls_viewers: Mapped[int] = mapped_column(Integer, default=0)
+    likes: Mapped[int] = mapped_column(Integer, default=0)
+    chat_messages: Mapped[int] = mapped_column(Integer, default=0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class PinAction(enum.StrEnum):

@@ -22,7 +22,16 @@ from api import chat, moderation
 from api.auth import InvalidToken, TokenIssuer
 from api.errors import ApiError
 from api.models import SanctionKind, User
-from api.room_state import Member, Room, RoomStats, load_policy, reaction_totals, write_stats
+from api.room_state import (
+    PLAYBACKS,
+    Member,
+    Playback,
+    Room,
+    load_policy,
+    load_products,
+    reaction_totals,
+    write_stats,
+)
 from api.streams import can_watch, stream_products
 from server.bus import Bus
 from server.counters import Counters
@@ -44,6 +53,9 @@ VIEWER_TICK = 1.0
 VIEWER_MIN_GAP = 2.0
 VIEWER_MAX_GAP = 10.0
 FLUSH_EVERY = 5.0
+# A click or ask naming a product the room does not know reloads the show's products at most
+# this often (a product may have been added to the show since).
+PRODUCTS_RELOAD = 2.0
 _VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 Ack = dict[str, Any]
@@ -68,6 +80,18 @@ class StreamIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     stream_id: str
+
+
+class JoinIn(StreamIn):
+    playback: Playback = "webrtc"
+
+
+class PlaybackIn(StreamIn):
+    playback: Playback
+
+
+class ProductIn(StreamIn):
+    product_id: str
 
 
 class ChatIn(StreamIn):
@@ -122,8 +146,11 @@ class Realtime:
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         events: dict[str, tuple[type[BaseModel], Callable[[str, Any], Awaitable[Ack]]]] = {
-            "stream:join": (StreamIn, self._join),
+            "stream:join": (JoinIn, self._join),
             "stream:leave": (StreamIn, self._leave),
+            "stream:playback": (PlaybackIn, self._playback),
+            "product:click": (ProductIn, self._click),
+            "product:ask": (ProductIn, self._ask),
             "stream:chat": (ChatIn, self._chat),
             "stream:reaction": (ReactionIn, self._reaction),
             "stream:prepare": (PrepareIn, self._prepare),
@@ -150,10 +177,7 @@ class Realtime:
             now = time.monotonic()
             for sid in list(room.viewers):
                 self._stop_watching(room, self.members[sid], now)
-            stats, room.stats = (
-                room.stats,
-                RoomStats(peak=room.stats.peak, unique=room.stats.unique),
-            )
+            stats, room.stats = room.stats, room.stats.carry()
             await write_stats(session, stream_id, stats)
 
     # Lifecycle
@@ -237,10 +261,19 @@ class Realtime:
         if room is None:
             async with self._reads() as session:
                 policy = await load_policy(session, stream_id)
-            if policy is None:
-                raise Refusal("not_found", "no such stream")
-            room = self.rooms.setdefault(stream_id, Room(policy))
+                if policy is None:
+                    raise Refusal("not_found", "no such stream")
+                titles, pinned = await load_products(session, stream_id)
+            room = self.rooms.get(stream_id)
+            if room is None:
+                room = self.rooms[stream_id] = Room(policy)
+                room.catalogue(titles, pinned, time.monotonic())
         return room
+
+    async def _reload_products(self, room: Room) -> None:
+        async with self._reads() as session:
+            titles, pinned = await load_products(session, room.policy.stream_id)
+        room.catalogue(titles, pinned, time.monotonic())
 
     def _joined(self, sid: str, stream_id: str) -> tuple[Member, Room]:
         member = self.members[sid]
@@ -249,7 +282,7 @@ class Realtime:
             raise Refusal("not_joined", "join the stream first")
         return member, room
 
-    async def _join(self, sid: str, body: StreamIn) -> Ack:
+    async def _join(self, sid: str, body: JoinIn) -> Ack:
         member = self.members[sid]
         room = await self._room(body.stream_id)
         policy = room.policy
@@ -264,6 +297,7 @@ class Realtime:
         if body.stream_id not in member.rooms:
             await self.sio.enter_room(sid, room_name(body.stream_id))
             member.rooms[body.stream_id] = time.monotonic()
+            member.playback[body.stream_id] = body.playback
             room.members.add(sid)
             if member.counts_as_viewer(policy):
                 room.viewers.add(sid)
@@ -271,6 +305,8 @@ class Realtime:
                     room.stats.unique,
                     await self._counters.add_unique(body.stream_id, member.viewer_key),
                 )
+                await self._count_playback(room, member)
+                room.show_pins(member.viewer_key)
         return {
             "ok": True,
             "stream": policy.public(),
@@ -287,6 +323,49 @@ class Realtime:
             await self.sio.leave_room(sid, room_name(body.stream_id))
         return {"ok": True}
 
+    async def _playback(self, sid: str, body: PlaybackIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        if member.playback[body.stream_id] != body.playback:
+            member.playback[body.stream_id] = body.playback
+            if sid in room.viewers:
+                await self._count_playback(room, member)
+        return {"ok": True}
+
+    async def _count_playback(self, room: Room, member: Member) -> None:
+        """Unique viewers per way of watching: a viewer who switches counts in both."""
+        stream_id = room.policy.stream_id
+        playback = member.playback[stream_id]
+        seen = await self._counters.add_unique(f"{stream_id}/{playback}", member.viewer_key)
+        room.stats.unique_by[playback] = max(room.stats.unique_by[playback], seen)
+
+    async def _product(self, sid: str, body: ProductIn) -> Room | None:
+        """The room, when the event is valid; None when its sender does not count (the
+        seller)."""
+        _, room = self._joined(sid, body.stream_id)
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if (
+            body.product_id not in room.products
+            and time.monotonic() - room.products_loaded_at >= PRODUCTS_RELOAD
+        ):
+            await self._reload_products(room)
+        if body.product_id not in room.products:
+            raise Refusal("unknown_product", "no such product in this stream")
+        return room if sid in room.viewers else None
+
+    async def _click(self, sid: str, body: ProductIn) -> Ack:
+        room = await self._product(sid, body)
+        if room is not None:
+            room.stats.clicks[body.product_id] += 1
+            room.stats.minute().clicks += 1
+        return {"ok": True}
+
+    async def _ask(self, sid: str, body: ProductIn) -> Ack:
+        room = await self._product(sid, body)
+        if room is not None:
+            room.stats.inquiries[body.product_id] += 1
+        return {"ok": True}
+
     def _settle(self, member: Member, stream_id: str, now: float) -> None:
         """The member left the room: their watch session ends."""
         room = self.rooms.get(stream_id)
@@ -294,6 +373,7 @@ class Realtime:
             self._stop_watching(room, member, now)
             room.members.discard(member.sid)
         member.rooms.pop(stream_id)
+        member.playback.pop(stream_id)
 
     def _stop_watching(self, room: Room, member: Member, now: float) -> None:
         if member.sid in room.viewers:
@@ -330,6 +410,9 @@ class Realtime:
         async with self._sessions.begin() as session:
             message = await chat.store(session, body.stream_id, user, text)
         room.stats.chats += 1
+        room.stats.minute().chat_messages += 1
+        if sid in room.viewers:
+            room.stats.inquiries.update(room.mentions(text))
         room.outbox.append(message)
         return {"ok": True, "message": message}
 
@@ -405,10 +488,14 @@ class Realtime:
         )
 
     async def _on_bus(self, message: dict[str, Any]) -> None:
-        if message.get("type") not in ("room.changed", "stream.status"):
+        kind = message.get("type")
+        if kind not in ("room.changed", "stream.status", "cue"):
             return
         room = self.rooms.get(str(message.get("stream_id")))
         if room is None:
+            return
+        if kind == "cue":
+            await self._on_cue(room, message)
             return
         async with self._reads() as session:
             policy = await load_policy(session, room.policy.stream_id)
@@ -425,6 +512,17 @@ class Realtime:
                 await self.sio.emit(
                     "stream:banned", {"stream_id": room.policy.stream_id}, to=sid, ignore_queue=True
                 )
+
+    async def _on_cue(self, room: Room, cue: dict[str, Any]) -> None:
+        """A product was pinned or unpinned: impressions start or stop for it."""
+        product_id = str(cue.get("product_id"))
+        if product_id not in room.products:
+            await self._reload_products(room)
+        if cue.get("action") == "pin":
+            keys = [self.members[sid].viewer_key for sid in room.viewers]
+            room.pinned(product_id, keys)
+        elif cue.get("action") == "unpin":
+            room.unpinned(product_id)
 
     # Tickers
 
@@ -446,21 +544,37 @@ class Realtime:
                 continue
             counts, room.pending = dict(room.pending), type(room.pending)()
             room.stats.reactions.update(counts)
+            room.stats.minute().likes += sum(counts.values())
             await self._counters.add_reactions(stream_id, counts)
             await self.to_stream(
                 stream_id, "stream:reactions", {"stream_id": stream_id, "counts": counts}
             )
 
+    def _local_viewers(self) -> dict[str, int]:
+        """This node's viewers per stream, and per stream and playback (``<id>/hls``)."""
+        local = {}
+        for stream_id, room in self.rooms.items():
+            local[stream_id] = len(room.viewers)
+            hls = sum(1 for s in room.viewers if self.members[s].playback[stream_id] == "hls")
+            local[f"{stream_id}/hls"] = hls
+            local[f"{stream_id}/webrtc"] = len(room.viewers) - hls
+        return local
+
     async def _tick_viewers(self) -> None:
-        local = {sid: len(room.viewers) for sid, room in self.rooms.items()}
-        await self._counters.report_viewers(self.node, local)
+        await self._counters.report_viewers(self.node, self._local_viewers())
         watched = [s for s, room in self.rooms.items() if room.members]
-        totals = await self._counters.viewers(watched) if watched else {}
+        keys = [*watched, *(f"{s}/{p}" for s in watched for p in PLAYBACKS)]
+        totals = await self._counters.viewers(keys) if watched else {}
         now = time.monotonic()
-        for stream_id, total in totals.items():
+        for stream_id in watched:
+            total = totals[stream_id]
             room = self.rooms[stream_id]
             room.remote = max(0, total - len(room.viewers))
             room.stats.peak = max(room.stats.peak, total)
+            if total:
+                room.stats.minute().saw(
+                    total, totals[f"{stream_id}/webrtc"], totals[f"{stream_id}/hls"]
+                )
             gap = now - room.sent_at
             if (total != room.sent_count and gap >= VIEWER_MIN_GAP) or gap >= VIEWER_MAX_GAP:
                 room.sent_count, room.sent_at = total, now
@@ -478,13 +592,13 @@ class Realtime:
                 self.rooms.pop(stream_id, None)
 
     async def _flush_room(self, room: Room) -> None:
-        if not room.stats.changed_since(*room.written):
+        if not room.stats.changed_since(room.written):
             return
-        stats, room.stats = room.stats, RoomStats(peak=room.stats.peak, unique=room.stats.unique)
+        stats, room.stats = room.stats, room.stats.carry()
         try:
             async with self._sessions.begin() as session:
                 await write_stats(session, room.policy.stream_id, stats)
         except Exception:
             room.stats.merge(stats)
             raise
-        room.written = (stats.peak, stats.unique)
+        room.written = stats.running()

@@ -280,10 +280,38 @@ class GoLiveOut(BaseModel):
 class ProductAnalyticsOut(Output):
     product_id: str
     title: str
+    impressions: int = Field(
+        description="Viewers watching while it was pinned, once per viewer per pin"
+    )
+    views: int = Field(description="Distinct viewers who saw it pinned during the show")
     clicks: int
-    views: int
-    inquiries: int
-    purchases: int
+    inquiries: int = Field(description="'Ask' taps and chat lines naming the product")
+    orders: int = Field(description="Orders placed (reserved), whatever became of them")
+    paid: int = Field(description="Orders paid")
+    purchases: int = Field(description="Units of paid orders")
+    revenue_cents: int = Field(description="Paid revenue, in minor units")
+
+
+class ViewersByPlaybackOut(BaseModel):
+    webrtc: int
+    hls: int
+
+
+class PinIntervalOut(BaseModel):
+    product_id: str
+    pinned_at: datetime
+    unpinned_at: datetime | None
+
+
+class MinuteOut(BaseModel):
+    minute: datetime = Field(description="Start of the UTC minute")
+    viewers: int = Field(description="Peak concurrent viewers in the minute")
+    webrtc_viewers: int
+    hls_viewers: int
+    likes: int
+    chat_messages: int
+    clicks: int
+    orders: int
 
 
 class AnalyticsOut(BaseModel):
@@ -296,6 +324,9 @@ class AnalyticsOut(BaseModel):
     chat_messages_count: int
     average_watch_time: float
     products: list[ProductAnalyticsOut]
+    viewers_by_playback: ViewersByPlaybackOut
+    pin_intervals: list[PinIntervalOut]
+    series: list[MinuteOut]
 
 
 class Health(BaseModel):

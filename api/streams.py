@@ -9,6 +9,7 @@ from sqlalchemy.sql import ColumnElement
 
 from api import cues, moderation
 from api.accounts import STAFF, require_role, require_user
+from api.analytics import show_analytics
 from api.auth import new_publish_token
 from api.catalog import SELLERS
 from api.context import Context
@@ -24,7 +25,6 @@ from api.models import (
     StreamProduct,
     StreamStatus,
     User,
-    utcnow,
 )
 from api.moderation import RoomChange
 from api.routing import Api, Auth
@@ -33,7 +33,6 @@ from api.schemas import (
     AttachProductsIn,
     GoLiveOut,
     IceServerOut,
-    ProductAnalyticsOut,
     PublicUserOut,
     StreamIn,
     StreamOut,
@@ -345,39 +344,6 @@ async def go_live(ctx: Context, stream_id: str) -> GoLiveOut:
     )
 
 
-async def _analytics(ctx: Context, stream: Stream) -> AnalyticsOut:
-    rows = await ctx.session.scalars(
-        select(StreamProduct)
-        .options(selectinload(StreamProduct.product))
-        .where(StreamProduct.stream_id == stream.id)
-        .order_by(StreamProduct.sort_order, StreamProduct.id)
-    )
-    duration = None
-    if stream.started_at is not None:
-        duration = ((stream.ended_at or utcnow()) - stream.started_at).total_seconds()
-    return AnalyticsOut(
-        stream_id=stream.id,
-        status=StreamStatus(stream.status),
-        duration_seconds=duration,
-        peak_viewers=stream.peak_viewers,
-        unique_viewers=stream.unique_viewers,
-        total_likes=stream.total_likes,
-        chat_messages_count=stream.chat_messages_count,
-        average_watch_time=stream.average_watch_time,
-        products=[
-            ProductAnalyticsOut(
-                product_id=r.product_id,
-                title=r.product.title,
-                clicks=r.clicks,
-                views=r.views,
-                inquiries=r.inquiries,
-                purchases=r.purchases,
-            )
-            for r in rows
-        ],
-    )
-
-
 @api.route(
     "POST",
     "/api/v1/streams/{stream_id}/end",
@@ -402,7 +368,7 @@ async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
         await announce_status(services.rooms, services.bus, stream_id, StreamStatus.ENDED)
 
     ctx.after_commit(announce)
-    return await _analytics(ctx, stream)
+    return await show_analytics(ctx.session, stream)
 
 
 @api.route(
@@ -418,4 +384,4 @@ async def analytics(ctx: Context, stream_id: str) -> AnalyticsOut:
     stream = await load_stream(ctx, stream_id)
     if stream.owner_id != user.id and user.role not in STAFF:
         raise forbidden("Only the stream's seller and staff see its analytics")
-    return await _analytics(ctx, stream)
+    return await show_analytics(ctx.session, stream)

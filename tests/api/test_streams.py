@@ -226,10 +226,14 @@ async def test_lifecycle_end_returns_analytics(client: Client, shop: Shop) -> No
         {
             "product_id": product["id"],
             "title": "Mug",
-            "clicks": 0,
+            "impressions": 0,
             "views": 0,
+            "clicks": 0,
             "inquiries": 0,
+            "orders": 0,
+            "paid": 0,
             "purchases": 0,
+            "revenue_cents": 0,
         }
     ]
     assert {

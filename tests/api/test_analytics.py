@@ -1,0 +1,272 @@
+"""Funnel analytics of a scripted show, with real Socket.IO clients, on both engines."""
+
+import itertools
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from api.chat import Mentions
+from api.context import SERVICES
+from api.lifecycle import StreamLifecycle
+from api.room_state import Minute, RoomStats, write_stats
+from tests.conftest import Account, Shop, eventually
+from tests.socket_client import Viewer
+
+Client = TestClient[Any, Any]
+Open = Callable[..., Awaitable[Viewer]]
+HEART = "\u2764\ufe0f"
+
+
+async def go_live(client: Client, stream_id: str) -> None:
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(stream_id)
+
+
+async def joined(
+    open_viewer: Open, stream_id: str, account: Account | None = None, **join: Any
+) -> Viewer:
+    viewer = await open_viewer(account) if account else await open_viewer(viewer_id=join.pop("key"))
+    reply = await viewer.call("stream:join", {"stream_id": stream_id, **join})
+    assert reply["ok"], reply
+    return viewer
+
+
+class Seller:
+    """The seller's REST calls of the script."""
+
+    def __init__(self, client: Client, account: Account, stream_id: str) -> None:
+        self.client, self.account, self.sid = client, account, stream_id
+
+    async def pin(self, product_id: str, **where: float) -> None:
+        response = await self.client.post(
+            f"/api/v1/streams/{self.sid}/pins",
+            headers=self.account.auth,
+            json={"product_id": product_id, **where},
+        )
+        assert response.status == 201, await response.text()
+
+    async def unpin(self, product_id: str) -> None:
+        url = f"/api/v1/streams/{self.sid}/pins/{product_id}"
+        assert (await self.client.delete(url, headers=self.account.auth)).status == 204
+
+    async def pay(self, order: dict[str, Any]) -> None:
+        url = f"/api/v1/orders/{order['id']}/pay"
+        assert (await self.client.post(url, headers=self.account.auth)).status == 200
+
+
+async def buy(client: Client, sid: str, buyer: Account, pid: str, quantity: int) -> Any:
+    response = await client.post(
+        f"/api/v1/streams/{sid}/orders",
+        json={"product_id": pid, "quantity": quantity},
+        headers={**buyer.auth, "Idempotency-Key": secrets.token_hex(8)},
+    )
+    assert response.status == 201, await response.text()
+    return await response.json()
+
+
+async def ok(viewer: Viewer, event: str, **data: Any) -> None:
+    reply = await viewer.call(event, data)
+    assert reply == {"ok": True}, reply
+
+
+async def test_scripted_show(client: Client, shop: Shop, viewers: Open) -> None:
+    owner = await shop.account("seller")
+    ann, bob, dan = await shop.account(), await shop.account(), await shop.account()
+    mug = (await shop.product(owner, title="Red Mug", price_cents=2500, stock=10))["id"]
+    scarf = (await shop.product(owner, title="Blue Scarf", price_cents=4000, stock=10))["id"]
+    lamp = (await shop.product(owner, title="Lamp"))["id"]
+    sid = (await shop.stream(owner, product_ids=[mug, scarf]))["id"]
+    other = (await shop.stream(owner, product_ids=[lamp]))["id"]
+    seller = Seller(client, owner, sid)
+    await go_live(client, sid)
+
+    studio = await joined(viewers, sid, owner)
+    a = await joined(viewers, sid, ann)
+    b = await joined(viewers, sid, bob, playback="webrtc")
+    await joined(viewers, sid, key="anonymous-viewer-1", playback="hls")
+    await studio.wait_for("stream:viewers", lambda d: d["count"] == 3)  # webrtc 2, hls 1
+
+    await seller.pin(mug, x=0.3, y=0.6)  # impressions: ann, bob, anon
+    await ok(b, "stream:playback", stream_id=sid, playback="hls")
+    d = await joined(viewers, sid, dan, playback="hls")  # impression: dan
+    await studio.wait_for("stream:viewers", lambda e: e["count"] == 4)  # webrtc 1, hls 3
+
+    for clicker in (a, a, d, studio):  # the seller's own click does not count
+        await ok(clicker, "product:click", stream_id=sid, product_id=mug)
+    await ok(a, "product:ask", stream_id=sid, product_id=mug)
+    for speaker, text in (
+        (b, "Is the RED MUG dishwasher safe?"),  # an inquiry for the mug
+        (d, "hello"),
+        (a, "red mugs are nice"),  # not the title as whole words
+        (studio, "Red Mug: 20% off"),  # the seller's line is no inquiry
+    ):
+        assert (await speaker.call("stream:chat", {"stream_id": sid, "text": text}))["ok"]
+    for _ in range(3):
+        await ok(d, "stream:reaction", stream_id=sid, emoji=HEART)
+    await eventually(
+        lambda: sum(r["counts"][HEART] for r in studio.received("stream:reactions")) == 3,
+        5,
+        "three hearts",
+    )
+    paid = await buy(client, sid, ann, mug, 2)
+    await seller.pay(paid)
+    await buy(client, sid, bob, mug, 1)
+    await seller.unpin(mug)
+
+    await seller.pin(scarf)  # impressions: ann, bob, anon, dan
+    await ok(a, "stream:leave", stream_id=sid)
+    a = await joined(viewers, sid, ann)  # the same viewer, the same pin: nothing new
+    await seller.pin(scarf, x=0.5, y=0.5)  # moved: still the same pin
+    await seller.unpin(scarf)
+    await seller.pin(scarf)  # a new pin: four impressions more
+    await ok(d, "product:click", stream_id=sid, product_id=scarf)
+    await seller.pay(await buy(client, sid, dan, scarf, 1))
+
+    refusals = [
+        ({"stream_id": sid, "product_id": lamp}, "unknown_product"),
+        ({"stream_id": sid, "product_id": "no-such-product"}, "unknown_product"),
+        ({"stream_id": other, "product_id": lamp}, "not_joined"),
+        ({"stream_id": sid}, "invalid"),
+        ({"stream_id": sid, "product_id": 7}, "invalid"),
+    ]
+    for event in ("product:click", "product:ask"):
+        for payload, code in refusals:
+            reply = await a.call(event, payload)
+            assert reply["ok"] is False and reply["error"] == code, (payload, reply)
+            assert isinstance(reply["message"], str)
+    for event, payload in (
+        ("stream:playback", {"stream_id": sid, "playback": "dash"}),
+        ("stream:playback", {"stream_id": sid}),
+        ("stream:join", {"stream_id": sid, "playback": "rtmp"}),
+    ):
+        assert (await a.call(event, payload))["error"] == "invalid"
+    assert (await a.call("stream:playback", {"stream_id": other, "playback": "hls"}))[
+        "error"
+    ] == "not_joined"
+
+    ended = await client.post(f"/api/v1/streams/{sid}/end", headers=owner.auth)
+    assert ended.status == 200
+    summary = await ended.json()
+    assert (summary["peak_viewers"], summary["unique_viewers"]) == (4, 4)
+    assert summary["viewers_by_playback"] == {"webrtc": 2, "hls": 3}  # bob watched both ways
+    assert (summary["total_likes"], summary["chat_messages_count"]) == (3, 4)
+    products = {p["product_id"]: p for p in summary["products"]}
+    assert products[mug] == {
+        "product_id": mug,
+        "title": "Red Mug",
+        "impressions": 4,
+        "views": 4,
+        "clicks": 3,
+        "inquiries": 2,
+        "orders": 2,
+        "paid": 1,
+        "purchases": 2,
+        "revenue_cents": 5000,
+    }
+    assert products[scarf] == {
+        "product_id": scarf,
+        "title": "Blue Scarf",
+        "impressions": 8,
+        "views": 4,
+        "clicks": 1,
+        "inquiries": 0,
+        "orders": 1,
+        "paid": 1,
+        "purchases": 1,
+        "revenue_cents": 4000,
+    }
+
+    series = summary["series"]
+    assert sum(p["likes"] for p in series) == 3
+    assert sum(p["chat_messages"] for p in series) == 4
+    assert sum(p["clicks"] for p in series) == 4
+    assert sum(p["orders"] for p in series) == 3
+    assert max(p["viewers"] for p in series) == 4
+    assert max(p["webrtc_viewers"] for p in series) == 2
+    assert max(p["hls_viewers"] for p in series) == 3
+    minutes = [datetime.fromisoformat(p["minute"]) for p in series]
+    assert all(m.second == m.microsecond == 0 and m.utcoffset() == timedelta(0) for m in minutes)
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(minutes))
+    stream = await (await client.get(f"/api/v1/streams/{sid}")).json()
+    assert minutes[0] == _minute(stream["started_at"])
+    assert minutes[-1] == _minute(stream["ended_at"])
+
+    timeline = (await (await client.get(f"/api/v1/streams/{sid}/pins")).json())["timeline"]
+    at = [(e["product_id"], e["action"], e["created_at"]) for e in timeline]
+    assert [(p, action) for p, action, _ in at] == [
+        (mug, "pin"),
+        (mug, "unpin"),
+        (scarf, "pin"),
+        (scarf, "pin"),
+        (scarf, "unpin"),
+        (scarf, "pin"),
+    ]
+    assert [
+        (i["product_id"], _at(i["pinned_at"]), i["unpinned_at"] and _at(i["unpinned_at"]))
+        for i in summary["pin_intervals"]
+    ] == [
+        (mug, _at(at[0][2]), _at(at[1][2])),
+        (scarf, _at(at[2][2]), _at(at[4][2])),
+        (scarf, _at(at[5][2]), None),
+    ]
+    assert {_minute(i["pinned_at"]) for i in summary["pin_intervals"]} <= set(minutes)
+
+    again = await client.get(f"/api/v1/streams/{sid}/analytics", headers=owner.auth)
+    assert await again.json() == summary
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _minute(text: str) -> datetime:
+    return _at(text).astimezone(UTC).replace(second=0, microsecond=0)
+
+
+async def test_series_fills_empty_minutes_and_batches_add_up(client: Client, shop: Shop) -> None:
+    owner = await shop.account("seller")
+    sid = (await shop.stream(owner))["id"]
+    start = datetime(2026, 1, 2, 10, 0, 30, tzinfo=UTC)
+    await shop.execute(
+        "UPDATE streams SET status = 'ended', started_at = :start, ended_at = :end WHERE id = :id",
+        start=start,
+        end=start + timedelta(minutes=4),
+        id=sid,
+    )
+    first, third = (int(start.timestamp() // 60) + n for n in (0, 2))
+    services = client.app[SERVICES]
+    for batch in (
+        RoomStats(minutes={first: Minute(3, 2, 1, likes=4, chat_messages=1, clicks=2)}),
+        RoomStats(
+            minutes={
+                first: Minute(2, 2, 2, likes=1, clicks=1),
+                third: Minute(5, 1, 4, chat_messages=2),
+            }
+        ),
+    ):
+        async with services.sessions.begin() as session:
+            await write_stats(session, sid, batch)
+    summary = await (
+        await client.get(f"/api/v1/streams/{sid}/analytics", headers=owner.auth)
+    ).json()
+    base = start.replace(second=0)
+    zero = {"viewers": 0, "webrtc_viewers": 0, "hls_viewers": 0, "likes": 0}
+    zero |= {"chat_messages": 0, "clicks": 0, "orders": 0}
+    expected = [{**zero, "minute": (base + timedelta(minutes=n)).isoformat()} for n in range(5)]
+    expected[0] |= {"viewers": 3, "webrtc_viewers": 2, "hls_viewers": 2, "likes": 5}
+    expected[0] |= {"chat_messages": 1, "clicks": 3}
+    expected[2] |= {"viewers": 5, "webrtc_viewers": 1, "hls_viewers": 4, "chat_messages": 2}
+    assert [{**p, "minute": _at(p["minute"]).isoformat()} for p in summary["series"]] == expected
+    assert summary["pin_intervals"] == []
+    assert summary["viewers_by_playback"] == {"webrtc": 0, "hls": 0}
+
+
+def test_mentions_match_whole_titles_in_any_case() -> None:
+    mentions = Mentions({"m": "Red Mug", "c": "C++ Book", "s": "Scarf"})
+    assert mentions("the red mug, please") == ["m"]
+    assert mentions("RED MUG and a scarf?") == ["m", "s"]
+    assert mentions("red mugs and scarves") == []
+    assert mentions("is the c++ book new") == ["c"]
