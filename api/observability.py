@@ -38,11 +38,10 @@ async def stream_health(ctx: Context, stream_id: str) -> StreamHealthOut:
     stream = await load_stream(ctx, stream_id)
     if stream.owner_id != user.id and user.role not in STAFF:
         raise forbidden("Only the stream's seller and staff see its health")
-    room = ctx.request.app[MEDIA].sfu.get_room(stream.id)
     return StreamHealthOut(
         stream_id=stream.id,
         status=StreamStatus(stream.status),
-        media=room.stats() if room is not None else None,
+        media=ctx.request.app[MEDIA].sfu.stats(stream.id),
     )
 
 
@@ -65,9 +64,10 @@ class NodeCollector(Collector):
         lost = GaugeMetricFamily(
             "shopcast_ingest_packets_lost", "Publisher packets lost", labels=["stream", "kind"]
         )
-        for room in self._media.sfu.rooms():
+        sfu = self._media.sfu
+        for room in sfu.rooms():
             stats = room.stats()
-            viewers.add_metric([room.id], stats.viewers)
+            viewers.add_metric([room.id], sfu.viewers(room.id))
             for track in stats.publisher.tracks if stats.publisher else ():
                 if not isinstance(track, ProducerStats):
                     continue

@@ -125,6 +125,7 @@ def build_app(settings: Settings) -> web.Application:
     dispatcher = Dispatcher(sessions)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        await sfu.start_workers(settings.resolved_sfu_workers - 1)
         await bus.start()
         await realtime.start()
         await holds.start()

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (SHOPCAST_HOST)")
     serve.add_argument("--port", type=int, help="HTTP port (SHOPCAST_PORT)")
     serve.add_argument(
+        "--workers", type=int, help="media processes, default one per core (SHOPCAST_SFU_WORKERS)"
+    )
+    serve.add_argument(
         "--tls",
         action="store_true",
         help="serve HTTPS with a self-signed certificate made in the data dir (development)",
@@ -83,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             args.host if args.command else None,
             args.port if args.command else None,
             tls=bool(args.command and args.tls),
+            workers=args.workers if args.command else None,
         )
     if command == "migrate":
         if args.downgrade and not args.to:
@@ -103,8 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _serve(settings: Settings, host: str | None, port: int | None, *, tls: bool = False) -> int:
+def _serve(
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    *,
+    tls: bool = False,
+    workers: int | None = None,
+) -> int:
     settings.host = host or settings.host
+    settings.sfu_workers = settings.sfu_workers if workers is None else workers
     settings.port = settings.port if port is None else port
     context = server_context(settings.data_dir, settings.host) if tls else None
     if tls and not settings.public_url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         500, gt=0, description="WebRTC sessions this node accepts before answering 503."
     )
+    sfu_workers: int = Field(
+        0, ge=0, description="Processes forwarding media to viewers; 0 means one per core."
+    )
     s3_bucket: str = Field("", description="S3 bucket for recordings; empty keeps them local.")
     s3_endpoint_url: str = Field(
         "", description="S3-compatible endpoint (B2, SeaweedFS, MinIO); empty means AWS."
@@ -110,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def resolved_media_dir(self) -> Path:
         return self.media_dir or self.data_dir / "media"
+
+    @property
+    def resolved_sfu_workers(self) -> int:
+        return self.sfu_workers or os.cpu_count() or 1
 
     @property
     def resolved_public_url(self) -> str:

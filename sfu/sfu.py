@@ -13,6 +13,7 @@ from .pool import RemoteSubscriber, WorkerPool
 from .publisher import Publisher
 from .room import Room, SfuSettings
 from .session import Session
+from .stats import RoomStats
 from .subscriber import Subscriber
 
 Viewer = Subscriber | RemoteSubscriber
@@ -92,6 +93,15 @@ class Sfu:
         room = self.get_room(room_id)
         local = len(room.subscribers) if room is not None else 0
         return local + (self._pool.viewers(room_id) if self._pool is not None else 0)
+
+    def stats(self, room_id: str) -> RoomStats | None:
+        """A room's stats; its viewer count includes the viewers in worker processes."""
+        room = self.get_room(room_id)
+        if room is None:
+            return None
+        stats = room.stats()
+        stats.viewers = self.viewers(room_id)
+        return stats
 
     async def close_room(self, room_id: str) -> None:
         """End a stream's media: its publisher and viewers are closed, the room forgotten."""

@@ -113,6 +113,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         public_url="http://shopcast.test",
         cors_origins=["https://shop.example"],
         ice_host_addresses=["127.0.0.1"],
+        sfu_workers=1,
     )
 
 

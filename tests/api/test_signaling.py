@@ -360,3 +360,54 @@ async def test_ice_servers_as_link_headers(
     )
     assert 'credential-type="password"' in links[1]
     await publisher.close()
+
+
+async def test_viewers_in_a_worker_process(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    settings.sfu_workers = 2
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    sid = (await shop.stream(seller))["id"]
+    token = await go_live(client, seller, sid)
+    publisher, _ = await publish(client, sid, token)
+    await wait_status(client, sid, "live")
+    viewers = [ViewerPeer(), ViewerPeer()]
+    locations = []
+    for viewer in viewers:
+        watched = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+        assert watched.status == 201, await watched.text()
+        await viewer.accept(await watched.text())
+        locations.append((watched.headers["Location"], watched.headers["ETag"]))
+    for viewer in viewers:
+        await wait_until(lambda v=viewer: len(v.video_packets()) > 20)
+    sfu = client.app[MEDIA].sfu
+    room = sfu.get_room(sid)
+    assert room is not None and len(room.subscribers) == 1  # the other is in the worker
+    health = await (await client.get(f"/api/v1/streams/{sid}/health", headers=seller.auth)).json()
+    assert health["media"]["viewers"] == 2
+    metrics = await (await client.get("/metrics")).text()
+    assert f'shopcast_webrtc_viewers{{stream="{sid}"}} 2.0' in metrics
+
+    remote, etag = next(
+        loc for loc in locations if loc[0].rsplit("/", 1)[1] not in {s.id for s in room.subscribers}
+    )
+    candidate = "a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\n"
+    frag = {"Content-Type": "application/trickle-ice-sdpfrag"}
+    response = await client.patch(remote, data=candidate, headers={**frag, "If-Match": etag})
+    assert response.status == 204
+    response = await client.patch(
+        remote, data="a=candidate:junk\r\n", headers={**frag, "If-Match": etag}
+    )
+    await expect_error(response, 400, "invalid_sdp")
+    assert (await client.delete(remote)).status == 200
+    await expect_error(await client.delete(remote), 404, "not_found")
+    await wait_until(lambda: client.app[MEDIA].supervisor.sessions == 2)
+    assert sfu.viewers(sid) == 1
+    ended = await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)
+    assert ended.status == 200
+    await wait_until(lambda: client.app[MEDIA].supervisor.sessions == 0)
+    for viewer in viewers:
+        await viewer.close()
+    await publisher.close()
