@@ -1,7 +1,6 @@
 // Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0), the
 // replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
-import Hls from "/static/node_modules/hls.js/dist/hls.mjs";
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
 import { play } from "./webrtc.js";
 
@@ -38,11 +37,15 @@ function watchFirstFrame() {
   });
 }
 
-function playHls(url, { live }) {
+// hls.js is loaded only when needed, so that WebRTC viewers do not wait for it.
+const loadHls = () => import("/static/node_modules/hls.js/dist/hls.mjs").then((module) => module.default);
+
+async function playHls(url, { live }) {
   state.playback = "hls";
   window.shopcastPlayer?.stop?.();
   window.shopcastPlayer = { mode: live ? "hls" : "replay", url };
   watchFirstFrame();
+  const Hls = await loadHls();
   if (Hls.isSupported()) {
     const hls = new Hls({ lowLatencyMode: live, backBufferLength: live ? 30 : Infinity });
     hls.loadSource(url);
@@ -62,15 +65,21 @@ function playHls(url, { live }) {
   show(live ? "Live (HLS)." : "Replay.", live ? "hls" : "replay");
 }
 
-async function playWebRtc() {
+// WHEP starts at once, in parallel with loading the show, for the quickest first frame.
+function startWhep() {
   state.playback = "webrtc";
   watchFirstFrame();
+  const url = `${location.origin}/whep/${encodeURIComponent(streamId)}`;
+  return play(url, video, session.token || undefined);
+}
+
+async function playWebRtc(early) {
   try {
-    const session = await play(state.stream.whep_url, video, session_token());
-    window.shopcastPlayer = { mode: "webrtc", ...session };
-    session.pc.addEventListener("connectionstatechange", () => {
-      document.body.dataset.connection = session.pc.connectionState;
-      if (session.pc.connectionState === "failed" && !FINISHED.has(state.stream.status)) {
+    const whep = await (early || startWhep());
+    window.shopcastPlayer = { mode: "webrtc", ...whep };
+    whep.pc.addEventListener("connectionstatechange", () => {
+      document.body.dataset.connection = whep.pc.connectionState;
+      if (whep.pc.connectionState === "failed" && !FINISHED.has(state.stream.status)) {
         playHls(state.stream.hls_url, { live: true });
       }
     });
@@ -86,13 +95,16 @@ async function playWebRtc() {
   }
 }
 
-const session_token = () => (state.stream.audience === "everyone" ? undefined : session.token);
+const canWebRtc = !forceHls && Boolean(window.RTCPeerConnection);
 
-function startPlayback() {
+function startPlayback(early) {
   state.waitingForLive = false;
-  if (FINISHED.has(state.stream.status)) return startReplay();
-  if (forceHls || !window.RTCPeerConnection) return playHls(state.stream.hls_url, { live: true });
-  return playWebRtc();
+  if (FINISHED.has(state.stream.status)) {
+    early?.then((done) => done.stop()).catch(() => {});
+    return startReplay();
+  }
+  if (!canWebRtc) return playHls(state.stream.hls_url, { live: true });
+  return playWebRtc(early);
 }
 
 async function startReplay() {
@@ -378,9 +390,12 @@ function signedIn(user) {
 }
 
 async function start() {
+  const early = canWebRtc ? startWhep() : null;
+  early?.catch(() => {});
   try {
     state.stream = await api("GET", `/streams/${encodeURIComponent(streamId)}`);
   } catch (error) {
+    early?.then((done) => done.stop()).catch(() => {});
     const audience = error.details.audience;
     if (audience) show(`This show is for ${audience === "followers" ? "the seller's followers" : "the seller's neighbourhood"}: sign in.`, null, "error");
     else show(error.status === 404 ? "No such show." : `Could not load the show (${error.message}).`, null, "error");
@@ -392,7 +407,7 @@ async function start() {
   setStatus(state.stream.status);
   if (forceHls) state.playback = "hls";
   openSocket();
-  await startPlayback();
+  await startPlayback(early);
 }
 
 authForm($("#auth-form"), $("#auth-status"), signedIn);

@@ -55,7 +55,9 @@ async def serve(settings: Settings, aiohttp_client: Any) -> Any:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+async def browser(aiohttp_client: Any) -> AsyncIterator[Browser]:
+    # Depends on aiohttp_client so that it closes first: open pages hold Socket.IO connections,
+    # which the server's shutdown would otherwise wait for.
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=FLAGS, headless=True

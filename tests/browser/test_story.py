@@ -1,0 +1,245 @@
+"""The whole story in real Chromium: a seller goes live from the studio, two viewers watch over
+WebRTC and one over HLS, they chat, react and race for the last unit of a flash sale, an admin
+ends the show, and the viewers play the replay with its product cue.
+
+Screenshots of every page at phone and desktop sizes go to build/screenshots/.
+"""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page
+
+from server.settings import Settings
+from tests.browser.conftest import serve
+from tests.conftest import Account, Shop, eventually
+
+SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+WAIT = 20_000
+FIRST_FRAME = "() => window.shopcastFirstFrame ?? null"
+PASSWORD = "correct horse"
+SEEK = "(t) => { document.getElementById('player').currentTime = t; }"
+
+
+async def context(browser: Browser, viewport: dict[str, int]) -> BrowserContext:
+    return await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
+
+
+async def shoot(page: Page, name: str) -> None:
+    """The page at both sizes, then back to the size it had."""
+    size = page.viewport_size
+    for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
+        await page.set_viewport_size(viewport)  # type: ignore[arg-type]
+        await page.wait_for_timeout(150)
+        await page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+    if size:
+        await page.set_viewport_size(size)
+
+
+async def register(page: Page, name: str) -> None:
+    form = "#auth-form"
+    await page.fill(f"{form} [name=email]", f"{name.lower()}@example.com")
+    await page.fill(f"{form} [name=password]", PASSWORD)
+    await page.fill(f"{form} [name=display_name]", name)
+    await page.click(f"{form} button[value=register]")
+
+
+async def first_frame_ms(page: Page) -> float:
+    handle = await page.wait_for_function(FIRST_FRAME, timeout=WAIT)
+    return float(await handle.json_value())
+
+
+@pytest.mark.timeout(240)
+async def test_seller_viewers_and_admin(
+    browser: Browser, settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    client = await serve(settings, aiohttp_client)
+    shop = Shop(client, database_url)
+    await story(browser, client, settings.resolved_public_url, await shop.account("admin"))
+
+
+async def story(browser: Browser, client: Any, base: str, admin: Account) -> None:
+    # The seller registers in the studio, creates two products and runs the five steps.
+    studio = await (await context(browser, PHONE)).new_page()
+    await studio.goto(f"{base}/studio")
+    await shoot(studio, "studio-sign-in")
+    await register(studio, "Maya")
+    await studio.wait_for_selector("#step-1:not([hidden])")
+    await studio.fill("#details [name=title]", "Scarves & mugs <live>")
+    await studio.fill("#details [name=description]", "Autumn collection")
+    await studio.select_option("#details [name=audience]", "everyone")
+    await studio.fill("#details [name=estimated_duration]", "20")
+    await shoot(studio, "studio-1-details")
+    await studio.click("#details button[type=submit]")
+    await studio.wait_for_selector("#step-2:not([hidden])")
+    await studio.click("#new-product summary")
+    for title, price, stock in (("Silk scarf", "25.00", "3"), ("Stoneware mug", "12.50", "10")):
+        await studio.fill("#product-form [name=title]", title)
+        await studio.fill("#product-form [name=price]", price)
+        await studio.fill("#product-form [name=stock]", stock)
+        await studio.click("#product-form button[type=submit]")
+        await studio.wait_for_selector(f"#catalogue li:has-text('{title}') input:checked")
+    await shoot(studio, "studio-2-products")
+    await studio.click("#to-settings")
+    await studio.wait_for_selector("#step-3:not([hidden])")
+    await shoot(studio, "studio-3-settings")
+    await studio.click("#settings button[type=submit]")
+    await studio.wait_for_selector("#step-4:not([hidden])")
+    await studio.wait_for_function("() => document.getElementById('preview').readyState >= 2")
+    await studio.click("#flip")
+    await studio.wait_for_selector("body[data-facing=environment]")
+    await studio.click("#mute")
+    assert await studio.get_attribute("#mute", "aria-pressed") == "true"
+    await studio.click("#mute")
+    await shoot(studio, "studio-4-camera")
+    sid = str(await studio.get_attribute("body", "data-stream-id"))
+    stream = await (await client.get(f"/api/v1/streams/{sid}")).json()
+    assert stream["estimated_duration"] == 20 and stream["record_stream"] is True
+
+    # A viewer who opened the page early sees the countdown that stream:prepare sends.
+    viewer_a = await (await context(browser, DESKTOP)).new_page()
+    await viewer_a.goto(f"{base}/watch/{sid}")
+    await viewer_a.wait_for_selector("body[data-mode=waiting]", timeout=WAIT)
+    await studio.click("#go-live")
+    await viewer_a.wait_for_selector("#countdown:has-text('Starting in')", timeout=WAIT)
+    await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
+    await studio.wait_for_selector("#step-5:not([hidden])", timeout=WAIT)
+    await eventually(lambda: _status_is(client, sid, "live"), 15, "the stream never turned live")
+    await viewer_a.wait_for_selector("body[data-mode=webrtc]", timeout=WAIT)
+
+    # Two viewers: time to first frame over WHEP, measured from navigation.
+    viewer_b = await (await context(browser, PHONE)).new_page()
+    await viewer_b.goto(f"{base}/watch/{sid}")
+    cold = await first_frame_ms(viewer_b)
+    await viewer_b.reload()
+    warm = await first_frame_ms(viewer_b)
+    await viewer_a.reload()
+    desktop = await first_frame_ms(viewer_a)
+    print(
+        "time to first decoded frame in Chromium over WHEP (navigation to first frame): "
+        f"{cold:.0f} ms first visit, {warm:.0f} ms reload (phone size), {desktop:.0f} ms (desktop)"
+    )
+    assert await viewer_b.inner_text("#title") == "Scarves & mugs <live>"
+    for page, name in ((viewer_a, "Ann"), (viewer_b, "Ben")):
+        await page.click("#account summary")
+        await register(page, name)
+        await page.wait_for_selector("#chat-form:not([hidden])", timeout=WAIT)
+
+    # The seller tags the scarf on the video and starts a one-unit flash sale.
+    scarf = await studio.get_attribute(
+        "#live-products .card:has-text('Silk scarf')", "data-product-id"
+    )
+    card = f"#live-products .card[data-product-id='{scarf}']"
+    await studio.click(f"{card} button:has-text('Tag on video')")
+    box = await studio.locator("#preview").bounding_box()
+    assert box is not None
+    await studio.click("#stage", position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+    await studio.wait_for_selector("#tags .tag:has-text('Silk scarf')", timeout=WAIT)
+    await studio.click(f"{card} summary")
+    await studio.fill(f"{card} [name=price]", "15.00")
+    await studio.fill(f"{card} [name=quantity]", "1")
+    await studio.fill(f"{card} [name=duration]", "120")
+    await studio.click(f"{card} button:has-text('Start flash sale')")
+    for page in (viewer_a, viewer_b):
+        pinned = f"#pinned .card[data-product-id='{scarf}']"
+        await page.wait_for_selector(f"{pinned}:has-text('$15.00')", timeout=WAIT)
+        await page.wait_for_selector(f"{pinned} .countdown-line:has-text('Sale ends in')")
+        await page.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']")
+        assert "1 left" in await page.inner_text(f"{pinned} .stock")
+
+    # Chat (text stays text) and reactions.
+    await viewer_a.fill("#chat-form [name=text]", "Is the <b>scarf</b> pure silk?")
+    await viewer_a.click("#chat-form button")
+    for page in (viewer_b, studio):
+        await page.wait_for_selector(
+            "#chat li:has-text('Is the <b>scarf</b> pure silk?')", timeout=WAIT
+        )
+    assert await viewer_b.locator("#chat b").count() == 0
+    await studio.fill("#chat-form [name=text]", "Yes, 100% silk!")
+    await studio.click("#chat-form button")
+    await viewer_a.wait_for_selector("#chat li:has-text('100% silk')", timeout=WAIT)
+    await viewer_b.click("#reactions button >> nth=0")
+    await viewer_b.click("#reactions button >> nth=1")
+    await viewer_b.wait_for_selector("#floats .float", state="attached")
+    await viewer_a.wait_for_selector("#floats .float", state="attached", timeout=WAIT)
+    await studio.wait_for_function(
+        "() => Number(document.getElementById('likes').textContent) >= 2"
+    )
+
+    # The HLS-only viewer (WebRTC switched off) gets the same product overlays.
+    hls_viewer = await (await context(browser, PHONE)).new_page()
+    await hls_viewer.goto(f"{base}/watch/{sid}?webrtc=0")
+    hls_ms = await first_frame_ms(hls_viewer)
+    print(f"time to first decoded frame in Chromium over HLS (hls.js, LL-HLS): {hls_ms:.0f} ms")
+    await hls_viewer.wait_for_selector("body[data-mode=hls]")
+    await hls_viewer.wait_for_selector(
+        f"#pinned .card[data-product-id='{scarf}']:has-text('$15.00')"
+    )
+    await hls_viewer.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']")
+    await shoot(hls_viewer, "watch-hls")
+
+    # Both buy the last unit at once: one reserves it, the other is told it is sold out.
+    buy = f"#pinned .card[data-product-id='{scarf}'] button.buy"
+    await asyncio.gather(viewer_a.click(buy), viewer_b.click(buy))
+    outcomes = []
+    for page in (viewer_a, viewer_b):
+        handle = await page.wait_for_selector("#pinned .card[data-order]", timeout=WAIT)
+        assert handle is not None
+        outcomes.append(await handle.get_attribute("data-order"))
+    assert sorted(outcomes) == ["reserved", "sold_out"], outcomes
+    await hls_viewer.wait_for_selector("#pinned .card .stock:has-text('Sold out')", timeout=WAIT)
+    await studio.wait_for_selector("#orders li[data-status=reserved]", timeout=WAIT)
+    await shoot(viewer_a, "watch-live")
+    await shoot(studio, "studio-5-live")
+
+    # The admin sees the show live with its two WebRTC viewers, opens it and ends it.
+    desk = await (await context(browser, DESKTOP)).new_page()
+    await desk.goto(f"{base}/admin")
+    await desk.fill("#auth-form [name=email]", admin.email)
+    await desk.fill("#auth-form [name=password]", PASSWORD)
+    await desk.click("#auth-form button")
+    row = f"#shows-table tr[data-stream-id='{sid}']"
+    await desk.wait_for_selector(f"{row}[data-status=live] td.viewers:text-is('2')", timeout=WAIT)
+    assert "Mb/s" in await desk.inner_text(row)
+    assert "recording" in await desk.inner_text(row)
+    await shoot(desk, "admin-shows")
+    await desk.click(f"{row} a")
+    await desk.wait_for_selector("#show:not([hidden]) #funnel tbody tr", timeout=WAIT)
+    await desk.wait_for_selector("#chart-viewers .uplot, #chart-viewers p", timeout=WAIT)
+    assert "Silk scarf" in await desk.inner_text("#funnel")
+    await desk.wait_for_selector("#admin-chat li:has-text('pure silk')")
+    await shoot(desk, "admin-show")
+    await desk.click("#end-show")
+    await desk.wait_for_selector("body[data-status=ended]", timeout=WAIT)
+    await studio.wait_for_selector("#summary:not([hidden]) #summary-products tr", timeout=WAIT)
+    await shoot(studio, "studio-summary")
+    users = await desk.context.new_page()
+    await users.goto(f"{base}/admin?users")
+    await users.wait_for_selector("#users-body tr:has-text('Maya') select", timeout=WAIT)
+    await shoot(users, "admin-users")
+
+    # The viewers see the end, then the replay, with the scarf's cue at its moment.
+    pins = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
+    cue = next(c for c in pins["timeline"] if c["action"] == "pin")
+    for page in (viewer_a, viewer_b):
+        await page.wait_for_selector("body[data-status=ended]", timeout=WAIT)
+        await page.wait_for_selector("body[data-mode=replay]", timeout=60_000)
+        await page.wait_for_function(
+            "() => document.getElementById('player').duration > 0", timeout=WAIT
+        )
+        await page.evaluate(SEEK, cue["offset_seconds"] + 0.5)
+        await page.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']", timeout=WAIT)
+        await page.wait_for_selector(f"#pinned .card[data-product-id='{scarf}']")
+    await shoot(viewer_b, "watch-replay")
+    await viewer_b.evaluate(SEEK, 0)
+    await viewer_b.wait_for_selector("#pinned .card", state="detached", timeout=WAIT)
+
+
+async def _status_is(client: Any, stream_id: str, wanted: str) -> bool:
+    response = await client.get(f"/api/v1/streams/{stream_id}")
+    return bool((await response.json())["status"] == wanted)
