@@ -39,7 +39,7 @@ async def owned_product(ctx: Context, product_id: str) -> Product:
 )
 async def create_product(ctx: Context, body: ProductIn) -> ProductOut:
     seller = require_role(ctx, SELLERS, "Only sellers have a catalogue")
-    product = Product(owner_id=seller.id, **body.model_dump())
+    product = Product(owner_id=seller.id, media=[], **body.model_dump())
     ctx.session.add(product)
     await ctx.session.flush()
     return ProductOut.model_validate(product)

@@ -133,6 +133,13 @@ class Product(Base):
     checkout_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Loaded with every product (ProductOut shows them); rows go with their product.
+    media: Mapped[list[ProductMedia]] = relationship(
+        lazy="selectin",
+        order_by="ProductMedia.created_at, ProductMedia.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
 
 
 class Stream(Base):
@@ -383,3 +390,78 @@ class WebhookDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MediaKind(enum.StrEnum):
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+class MediaState(enum.StrEnum):
+    """An image is ready once its bytes are checked; a video is processing until its job ends."""
+
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class ProductMedia(Base):
+    """A photo or video a seller uploaded for a product (at most 10 images and 1 video)."""
+
+    __tablename__ = "product_media"
+    __table_args__ = (
+        CheckConstraint(_check_in("kind", MediaKind), name="kind"),
+        CheckConstraint(_check_in("state", MediaState), name="state"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    product_id: Mapped[str] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16))
+    upload_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    thumbnail_url: Mapped[str | None] = mapped_column(String(2048))
+    # Duration, size, bitrate, codecs and renditions of a processed video.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobState(enum.StrEnum):
+    """queued -> running -> done | failed; running -> queued again when a try fails for a
+    reason worth retrying (timeout, crash, storage) or its worker stops renewing its lease."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class MediaJob(Base):
+    """Processing of one uploaded video, claimed by one worker at a time under a lease."""
+
+    __tablename__ = "media_jobs"
+    __table_args__ = (
+        CheckConstraint(_check_in("state", JobState), name="state"),
+        CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
+        Index("ix_media_jobs_claim", "state", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    media_id: Mapped[str] = mapped_column(
+        ForeignKey("product_media.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    upload_key: Mapped[str] = mapped_column(String(1024))
+    thumbnail_at: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    error: Mapped[str | None] = mapped_column(String(500))
+    outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

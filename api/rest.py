@@ -6,6 +6,7 @@ from api import (
     accounts,
     catalog,
     health,
+    media,
     observability,
     orders,
     pins,
@@ -18,6 +19,17 @@ from api.routing import Api
 
 def rest_api() -> Api:
     root = Api()
-    for module in (health, accounts, catalog, streams, room, pins, orders, webhooks, observability):
+    for module in (
+        health,
+        accounts,
+        catalog,
+        media,
+        streams,
+        room,
+        pins,
+        orders,
+        webhooks,
+        observability,
+    ):
         root.include(module.api)
     return root

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -164,6 +164,17 @@ class ProductPatch(Patch):
     checkout_url: ImageUrl | None = None
 
 
+class MediaOut(Output):
+    """A product photo, or a video: `url` is its HLS master playlist once `ready`."""
+
+    id: str
+    kind: Literal["image", "video"]
+    state: Literal["processing", "ready", "failed"]
+    url: str | None
+    thumbnail_url: str | None
+    details: dict[str, Any]
+
+
 class ProductOut(Output):
     id: str
     owner_id: str
@@ -174,6 +185,7 @@ class ProductOut(Output):
     stock: int
     image_urls: list[str]
     checkout_url: str | None
+    media: list[MediaOut]
     created_at: datetime
     updated_at: datetime
 

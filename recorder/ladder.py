@@ -73,6 +73,7 @@ class Rendition:
     width: int
     height: int
     bandwidth: int
+    codecs: str
     playlist: str
 
 
@@ -131,7 +132,10 @@ def _metadata(container: InputContainer) -> Metadata:
 def rungs_for(width: int, height: int) -> list[tuple[Rung, int, int]]:
     """The renditions a source allows (never upscaled), with their even output sizes."""
     short = min(width, height)
-    chosen = [r for r in LADDER if r.short_side <= short] or [LADDER[-1]]
+    smallest = LADDER[-1]
+    # A source below the lowest rung keeps its own size, at a bitrate scaled to its area.
+    own = Rung(f"{short}p", short, smallest.level, smallest.bitrate * short**2 // 480**2)
+    chosen = [r for r in LADDER if r.short_side <= short] or [own]
     out = []
     for rung in chosen:
         scale = min(1.0, rung.short_side / short)
@@ -228,19 +232,19 @@ def build_ladder(
     if thumbnail is None:
         raise BadVideo("no picture could be decoded (truncated file?)")
     (output / THUMBNAIL).write_bytes(thumbnail)
+    audio = ",mp4a.40.2" if metadata.audio_codec is not None else ""
     renditions = [
         Rendition(
             o.rung.name,
             o.size[0],
             o.size[1],
-            o.rung.bitrate + AUDIO_BITRATE,
+            o.rung.bitrate + (AUDIO_BITRATE if audio else 0),
+            f"avc1.6400{_LEVEL_IDC[o.rung.level]:02x}{audio}",
             f"{o.rung.name}/index.m3u8",
         )
         for o in outputs
     ]
-    (output / MASTER).write_text(
-        master_playlist(renditions, audio=metadata.audio_codec is not None)
-    )
+    (output / MASTER).write_text(master_playlist(renditions))
     progress(100)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
     return LadderResult(metadata, THUMBNAIL, MASTER, renditions, files)
@@ -290,14 +294,12 @@ def _timeline(
             progress(done)
 
 
-def master_playlist(renditions: list[Rendition], *, audio: bool) -> str:
+def master_playlist(renditions: list[Rendition]) -> str:
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for r in renditions:
-        level = next(x.level for x in LADDER if x.name == r.name)
-        codecs = f"avc1.6400{_LEVEL_IDC[level]:02x}" + (",mp4a.40.2" if audio else "")
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},RESOLUTION={r.width}x{r.height},"
-            f'CODECS="{codecs}"'
+            f'CODECS="{r.codecs}"'
         )
         lines.append(r.playlist)
     return "\n".join(lines) + "\n"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
 import secrets
+import signal
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 from typing import Any
@@ -10,13 +14,16 @@ from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import hls, signaling
+from api import hls, media, signaling
 from api.auth import TokenIssuer
 from api.context import SERVICES, Services
 from api.errors import error_middleware
 from api.hls import RECORDINGS, hls_cors
 from api.lifecycle import FINISHED, StreamLifecycle
+from api.media import MEDIA_UPLOADS, MediaLimits, MediaUploads
+from api.media_jobs import VideoWorker, WorkerConfig
 from api.observability import metrics_route
 from api.orders import HoldExpiry
 from api.realtime import Realtime
@@ -121,6 +128,17 @@ def build_app(settings: Settings) -> web.Application:
         rooms=realtime,
     )
 
+    app[MEDIA_UPLOADS] = MediaUploads(
+        store,
+        MediaLimits(
+            max_image_bytes=settings.media_max_image_bytes,
+            max_video_bytes=settings.media_max_video_bytes,
+            expiry_seconds=settings.media_upload_expiry_seconds,
+            job_attempts=settings.media_job_attempts,
+        ),
+    )
+    worker = _video_worker(settings, engine, store) if settings.media_worker else None
+
     holds = HoldExpiry(sessions, realtime)
     dispatcher = Dispatcher(sessions)
 
@@ -132,7 +150,11 @@ def build_app(settings: Settings) -> web.Application:
         await dispatcher.start()
         for stream_id in await recordings.recover():
             await lifecycle.interrupted(stream_id)
+        if worker is not None:
+            worker.start()
         yield
+        if worker is not None:
+            await worker.close()
         await holds.close()
         await dispatcher.close()
         # Media first: closing it emits the last events, whose status updates then finish.
@@ -151,7 +173,14 @@ def build_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(resources)
     sio.attach(app)
-    app.add_routes([*signaling.routes(), *hls.routes(), metrics_route(app[MEDIA], realtime)])
+    app.add_routes(
+        [
+            *signaling.routes(),
+            *hls.routes(),
+            *media.routes(),
+            metrics_route(app[MEDIA], realtime),
+        ]
+    )
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
     mount(
@@ -162,6 +191,36 @@ def build_app(settings: Settings) -> web.Application:
         media_origins=_media_origins(settings),
     )
     return app
+
+
+async def run_worker(settings: Settings) -> None:
+    """`shopcast worker`: process media jobs until SIGINT or SIGTERM."""
+    engine = create_engine(settings.resolved_database_url)
+    worker = _video_worker(settings, engine, _object_store(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    worker.start()
+    try:
+        await stop.wait()
+    finally:
+        await worker.close()
+        await engine.dispose()
+
+
+def _video_worker(settings: Settings, engine: AsyncEngine, store: ObjectStore) -> VideoWorker:
+    return VideoWorker(
+        session_factory(engine),
+        session_factory(engine, write=False),
+        store,
+        settings.resolved_media_dir / "jobs",
+        WorkerConfig(
+            lease_seconds=settings.media_job_lease_seconds,
+            timeout_seconds=settings.media_job_timeout_seconds,
+            poll_seconds=settings.media_poll_seconds,
+        ),
+    )
 
 
 def _object_store(settings: Settings) -> ObjectStore:
@@ -177,7 +236,16 @@ def _object_store(settings: Settings) -> ObjectStore:
         )
     root = settings.resolved_media_dir / "store"
     root.mkdir(parents=True, exist_ok=True)
-    return LocalStorage(root, base_url=f"{settings.resolved_public_url}/media")
+    # Local uploads are signed with a key derived from the JWT key: nothing more to configure.
+    upload_secret = hmac.new(
+        settings.ensure_jwt_secret().encode(), b"shopcast local uploads", hashlib.sha256
+    ).digest()
+    return LocalStorage(
+        root,
+        base_url=f"{settings.resolved_public_url}/media",
+        upload_url=f"{settings.resolved_public_url}{media.UPLOAD_PATH}",
+        upload_secret=upload_secret,
+    )
 
 
 def _media_origins(settings: Settings) -> list[str]:

@@ -1,4 +1,4 @@
-"""``shopcast`` / ``python -m server``: serve, migrate, create-admin, openapi."""
+"""``shopcast`` / ``python -m server``: serve, worker, migrate, create-admin, openapi."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from api.openapi import build_spec
 from api.rest import rest_api
 from api.signaling import OPENAPI_PATHS
 from server import migrate
-from server.app import build_app
+from server.app import build_app, run_worker
 from server.database import create_engine, session_factory
 from server.settings import Settings
 from server.tls import server_context
@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         "--tls",
         action="store_true",
         help="serve HTTPS with a self-signed certificate made in the data dir (development)",
+    )
+    commands.add_parser(
+        "worker",
+        help="process uploaded videos (media jobs); `serve` runs one too unless "
+        "SHOPCAST_MEDIA_WORKER=false",
     )
     up = commands.add_parser("migrate", help="apply database migrations")
     up.add_argument("--to", help="target revision (default: head; with --downgrade, required)")
@@ -88,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             tls=bool(args.command and args.tls),
             workers=args.workers if args.command else None,
         )
+    if command == "worker":
+        asyncio.run(run_worker(settings))
+        return 0
     if command == "migrate":
         if args.downgrade and not args.to:
             print("shopcast: --downgrade needs --to REVISION (e.g. base)", file=sys.stderr)

@@ -75,6 +75,28 @@ class Settings(BaseSettings):
     s3_public_url: str = Field(
         "", description="Public base URL of the bucket (CDN); empty means presigned URLs."
     )
+    media_max_image_bytes: int = Field(
+        10 * 1024 * 1024, gt=0, description="Largest product photo a seller may upload."
+    )
+    media_max_video_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="Largest product video a seller may upload."
+    )
+    media_upload_expiry_seconds: int = Field(
+        300, gt=0, le=300, description="How long a presigned upload stays valid."
+    )
+    media_worker: bool = Field(
+        True, description="Process uploaded videos in this server (else run `shopcast worker`)."
+    )
+    media_job_timeout_seconds: float = Field(
+        1800, gt=0, description="One try at processing a video is stopped after this long."
+    )
+    media_job_attempts: int = Field(3, ge=1, description="Tries before a media job fails.")
+    media_job_lease_seconds: float = Field(
+        30, gt=0, description="A running job whose worker is silent this long is retried."
+    )
+    media_poll_seconds: float = Field(
+        1.0, gt=0, description="How often an idle media worker looks for jobs."
+    )
     turn_secret: SecretStr = Field(
         SecretStr(""), description="coturn use-auth-secret key for time-limited TURN credentials."
     )

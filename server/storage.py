@@ -8,10 +8,16 @@ same way for both so a key that works locally also works on S3 and never escapes
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import os
 import re
 import shutil
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -21,6 +27,28 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,1023}$")
 
 class ObjectNotFound(Exception):
     """The key does not exist in the store."""
+
+
+class UploadRefused(Exception):
+    """A browser upload whose policy is forged, expired or not kept (type, size, key)."""
+
+
+@dataclass(frozen=True)
+class PresignedPost:
+    """An HTML form upload (S3 POST policy): POST `fields` then `file` as multipart to `url`."""
+
+    url: str
+    fields: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """What a signed upload may write: one key, one content type, at most `max_bytes`."""
+
+    key: str
+    content_type: str
+    max_bytes: int
+    expires_at: int
 
 
 def validate_key(key: str) -> str:
@@ -53,6 +81,17 @@ class ObjectStore(Protocol):
         """A URL a browser can GET: presigned (S3) or public (local, served by the API)."""
         ...
 
+    async def download(self, key: str, path: Path) -> None:
+        """Copy the object to a local file (raise ObjectNotFound if it is missing)."""
+        ...
+
+    async def presigned_post(
+        self, key: str, content_type: str, max_bytes: int, expires: int
+    ) -> PresignedPost:
+        """A form a browser posts the file with, straight to the store: the store itself
+        refuses another key, another content type, more than `max_bytes` or a late upload."""
+        ...
+
 
 class LocalStorage:
     """Objects as files under `root`; URLs under `base_url` (served by the HTTP layer).
@@ -61,9 +100,19 @@ class LocalStorage:
     File work runs in a thread so the event loop never waits on the disk.
     """
 
-    def __init__(self, root: Path, base_url: str = "/media") -> None:
+    def __init__(
+        self,
+        root: Path,
+        base_url: str = "/media",
+        *,
+        upload_url: str = "/media-upload",
+        upload_secret: bytes = b"",
+    ) -> None:
         self.root = root
         self._base_url = base_url.rstrip("/")
+        self._upload_url = upload_url
+        # An empty secret signs nothing anyone could check: uploads stay off.
+        self._upload_secret = upload_secret
 
     def path_for(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -109,6 +158,49 @@ class LocalStorage:
 
     async def url_for(self, key: str, expires: int = 3600) -> str:
         return f"{self._base_url}/{quote(validate_key(key))}"
+
+    async def download(self, key: str, path: Path) -> None:
+        source = self.path_for(key)
+        try:
+            await asyncio.to_thread(shutil.copyfile, source, path)
+        except FileNotFoundError as error:
+            raise ObjectNotFound(key) from error
+
+    async def presigned_post(
+        self, key: str, content_type: str, max_bytes: int, expires: int
+    ) -> PresignedPost:
+        """The same form shape as S3's, posted to this server's own upload endpoint."""
+        policy = {
+            "key": validate_key(key),
+            "content_type": content_type,
+            "max_bytes": max_bytes,
+            "expires_at": int(time.time()) + expires,
+        }
+        encoded = base64.urlsafe_b64encode(json.dumps(policy).encode()).decode()
+        fields = {
+            "key": key,
+            "Content-Type": content_type,
+            "policy": encoded,
+            "signature": self._sign(encoded),
+        }
+        return PresignedPost(self._upload_url, fields)
+
+    def check_upload(self, fields: dict[str, str]) -> UploadPolicy:
+        """The policy of a posted form, if its signature, expiry, key and type hold."""
+        encoded, signature = fields.get("policy", ""), fields.get("signature", "")
+        if not self._upload_secret or not hmac.compare_digest(self._sign(encoded), signature):
+            raise UploadRefused("the upload signature does not match its policy")
+        policy = UploadPolicy(**json.loads(base64.urlsafe_b64decode(encoded)))
+        if policy.expires_at < time.time():
+            raise UploadRefused("the upload URL has expired")
+        if fields.get("key") != policy.key:
+            raise UploadRefused("the key is not the one the policy allows")
+        if fields.get("Content-Type") != policy.content_type:
+            raise UploadRefused("the content type is not the one the policy allows")
+        return policy
+
+    def _sign(self, encoded: str) -> str:
+        return hmac.new(self._upload_secret, encoded.encode(), hashlib.sha256).hexdigest()
 
 
 class S3Storage:
@@ -224,3 +316,31 @@ class S3Storage:
             self._client.generate_presigned_url, "get_object", Params=params, ExpiresIn=expires
         )
         return str(url)
+
+    async def download(self, key: str, path: Path) -> None:
+        validate_key(key)
+        await asyncio.to_thread(self._download, key, path)
+
+    def _download(self, key: str, path: Path) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.download_file(self.bucket, key, str(path))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise ObjectNotFound(key) from error
+            raise
+
+    async def presigned_post(
+        self, key: str, content_type: str, max_bytes: int, expires: int
+    ) -> PresignedPost:
+        validate_key(key)
+        post = await asyncio.to_thread(
+            self._client.generate_presigned_post,
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+            ExpiresIn=expires,
+        )
+        return PresignedPost(str(post["url"]), {k: str(v) for k, v in post["fields"].items()})

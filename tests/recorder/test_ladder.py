@@ -64,7 +64,7 @@ def test_ladder_never_upscales_and_keeps_portrait() -> None:
         ("480p", 852, 480),
     ]
     assert [(r.name, w, h) for r, w, h in rungs_for(1080, 1920)][1] == ("720p", 720, 1280)
-    assert [(w, h) for _, w, h in rungs_for(320, 181)] == [(320, 180)]
+    assert [(r.name, w, h) for r, w, h in rungs_for(320, 181)] == [("181p", 320, 180)]
 
 
 def test_bad_files_fail_with_a_reason(clip: Path, tmp_path: Path) -> None:
