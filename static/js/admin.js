@@ -79,7 +79,8 @@ function chart(key, target, labels, colors, data) {
     width: Math.max(280, target.clientWidth), height: 200,
     series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], width: 2 }))],
     axes: [{ stroke: "#9ca3af" }, { stroke: "#9ca3af" }],
-    scales: { x: { time: true } },
+    // One minute alone would stretch the axis over years: show at least a few minutes.
+    scales: { x: { time: true, range: (_u, min, max) => (max - min < 300 ? [min - 60, Math.max(max, min + 240) + 60] : [min, max]) } },
   }, data, target);
 }
 
@@ -98,9 +99,11 @@ async function refreshShow() {
   $("#end-show").hidden = !["live", "reconnecting"].includes(stream.status);
   const media = ingest(health);
   const split = analytics.viewers_by_playback;
+  const series = analytics.series || [];
   const figures = [
     ["Seller", stream.owner.display_name],
-    ["Viewers now", health?.media ? health.media.viewers : "—"],
+    ["Viewers this minute", series.length ? series[series.length - 1].viewers ?? "—" : "—"],
+    ["WebRTC sessions", health?.media ? health.media.viewers : "—"],
     ["Peak viewers", analytics.peak_viewers], ["Unique viewers", analytics.unique_viewers],
     ["WebRTC / HLS", split ? `${split.webrtc ?? 0} / ${split.hls ?? 0}` : "—"],
     ["Reactions", analytics.total_likes], ["Chat lines", analytics.chat_messages_count],
@@ -109,7 +112,6 @@ async function refreshShow() {
   ];
   $("#show-figures").replaceChildren(...figures.map(([k, v]) => el("div", { dataset: { figure: k } }, el("dt", {}, k), el("dd", {}, String(v)))));
 
-  const series = analytics.series || [];
   const xs = series.map((p) => Date.parse(p.minute) / 1000);
   const col = (name) => series.map((p) => p[name] ?? 0);
   chart("viewers", $("#chart-viewers"), ["Viewers", "WebRTC", "HLS"], ["#2563eb", "#16a34a", "#d97706"],

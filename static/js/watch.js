@@ -47,7 +47,14 @@ async function playHls(url, { live }) {
   watchFirstFrame();
   const Hls = await loadHls();
   if (Hls.isSupported()) {
-    const hls = new Hls({ lowLatencyMode: live, backBufferLength: live ? 30 : Infinity });
+    const hls = new Hls({
+      lowLatencyMode: live,
+      backBufferLength: live ? 30 : Infinity,
+      // Restricted shows: our own /hls/ routes check the viewer's token (never sent elsewhere).
+      xhrSetup: (xhr, target) => {
+        if (session.token && target.startsWith(`${location.origin}/hls/`)) xhr.setRequestHeader("Authorization", `Bearer ${session.token}`);
+      },
+    });
     hls.loadSource(url);
     hls.attachMedia(video);
     hls.on(Hls.Events.ERROR, (_event, data) => {
