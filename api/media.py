@@ -9,6 +9,7 @@ so a caller can only ever name its own uploads.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 import uuid
@@ -37,6 +38,7 @@ from api.models import (
 )
 from api.routing import Api
 from api.schemas import Input, MediaOut, Output
+from server.ratelimit import Limit
 from server.storage import LocalStorage, ObjectStore, UploadRefused
 
 api = Api()
@@ -45,6 +47,7 @@ IMAGE_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 VIDEO_TYPES = {"video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
 MAX_IMAGES, MAX_VIDEOS = 10, 1
 UPLOAD_PATH = "/api/v1/media/uploads"
+UPLOAD_LIMIT = Limit(rate=1, burst=30)  # upload forms per seller: a catalogue session's worth
 _FIELD_BYTES = 8192
 _CHUNK = 256 * 1024
 
@@ -141,11 +144,19 @@ async def _check_room(ctx: Context, product_id: str, kind: MediaKind) -> None:
     tag="media",
     body=UploadUrlIn,
     response=UploadUrlOut,
-    errors=(401, 403, 404, 409, 413, 415, 422),
+    errors=(401, 403, 404, 409, 413, 415, 422, 429),
 )
 async def upload_url(ctx: Context, body: UploadUrlIn) -> UploadUrlOut:
     uploads = _uploads(ctx)
     product = await owned_product(ctx, body.product_id)
+    wait = await ctx.services.limiter.acquire(f"upload:{product.owner_id}", UPLOAD_LIMIT)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many uploads at once",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
     kind = MediaKind(body.kind)
     types, limit = (
         (IMAGE_TYPES, uploads.limits.max_image_bytes)
@@ -342,7 +353,7 @@ async def _spool(part: BodyPartReader, spool: Any, max_bytes: int) -> int:
         size += len(chunk)
         if size > max_bytes:
             raise ApiError(413, "payload_too_large", f"The upload is limited to {max_bytes} bytes")
-        spool.write(chunk)
+        await asyncio.to_thread(spool.write, chunk)
     return size
 
 

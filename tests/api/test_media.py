@@ -250,6 +250,18 @@ async def test_upload_url_refusals(client: Client, shop: Shop, settings: Setting
         )
 
 
+async def test_upload_forms_are_rate_limited(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    body = {"product_id": product["id"], "kind": "image", "content_type": "image/png", "size": 9}
+    for _ in range(200):
+        response = await client.post("/api/v1/media/upload-url", json=body, headers=seller.auth)
+        if response.status != 200:
+            break
+    await expect_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+
+
 # The local twin: the same form, posted to Shopcast itself, with the same refusals.
 
 
