@@ -53,9 +53,6 @@ VIEWER_TICK = 1.0
 VIEWER_MIN_GAP = 2.0
 VIEWER_MAX_GAP = 10.0
 FLUSH_EVERY = 5.0
-# A click or ask naming a product the room does not know reloads the show's products at most
-# this often (a product may have been added to the show since).
-PRODUCTS_RELOAD = 2.0
 _VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 Ack = dict[str, Any]
@@ -267,13 +264,9 @@ class Realtime:
             room = self.rooms.get(stream_id)
             if room is None:
                 room = self.rooms[stream_id] = Room(policy)
-                room.catalogue(titles, pinned, time.monotonic())
+                room.catalogue(titles)
+                room.pins = {product_id: set() for product_id in pinned}
         return room
-
-    async def _reload_products(self, room: Room) -> None:
-        async with self._reads() as session:
-            titles, pinned = await load_products(session, room.policy.stream_id)
-        room.catalogue(titles, pinned, time.monotonic())
 
     def _joined(self, sid: str, stream_id: str) -> tuple[Member, Room]:
         member = self.members[sid]
@@ -344,11 +337,6 @@ class Realtime:
         _, room = self._joined(sid, body.stream_id)
         if room.policy.finished:
             raise Refusal("stream_ended", "the stream has ended")
-        if (
-            body.product_id not in room.products
-            and time.monotonic() - room.products_loaded_at >= PRODUCTS_RELOAD
-        ):
-            await self._reload_products(room)
         if body.product_id not in room.products:
             raise Refusal("unknown_product", "no such product in this stream")
         return room if sid in room.viewers else None
@@ -489,13 +477,18 @@ class Realtime:
 
     async def _on_bus(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind not in ("room.changed", "stream.status", "cue"):
+        if kind not in ("room.changed", "stream.status", "cue", "products.changed"):
             return
         room = self.rooms.get(str(message.get("stream_id")))
         if room is None:
             return
         if kind == "cue":
-            await self._on_cue(room, message)
+            self._on_cue(room, message)
+            return
+        if kind == "products.changed":
+            async with self._reads() as session:
+                titles, _ = await load_products(session, room.policy.stream_id)
+            room.catalogue(titles)
             return
         async with self._reads() as session:
             policy = await load_policy(session, room.policy.stream_id)
@@ -513,11 +506,9 @@ class Realtime:
                     "stream:banned", {"stream_id": room.policy.stream_id}, to=sid, ignore_queue=True
                 )
 
-    async def _on_cue(self, room: Room, cue: dict[str, Any]) -> None:
+    def _on_cue(self, room: Room, cue: dict[str, Any]) -> None:
         """A product was pinned or unpinned: impressions start or stop for it."""
         product_id = str(cue.get("product_id"))
-        if product_id not in room.products:
-            await self._reload_products(room)
         if cue.get("action") == "pin":
             keys = [self.members[sid].viewer_key for sid in room.viewers]
             room.pinned(product_id, keys)

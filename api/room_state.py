@@ -189,14 +189,12 @@ class Room:
     # the current pin, and over the show (impressions count the first, views the second).
     products: dict[str, str] = field(default_factory=dict)
     mentions: Mentions = field(default_factory=lambda: Mentions({}))
-    products_loaded_at: float = 0.0
     pins: dict[str, set[str]] = field(default_factory=dict)
     seen: dict[str, set[str]] = field(default_factory=dict)
 
-    def catalogue(self, titles: dict[str, str], pinned: Iterable[str], now: float) -> None:
-        """The show's products and pins as stored (pins already known keep their viewers)."""
-        self.products, self.mentions, self.products_loaded_at = titles, Mentions(titles), now
-        self.pins = {pid: self.pins.get(pid, set()) for pid in pinned}
+    def catalogue(self, titles: dict[str, str]) -> None:
+        """The show's products, as stored."""
+        self.products, self.mentions = titles, Mentions(titles)
 
     def pinned(self, product_id: str, viewer_keys: Iterable[str]) -> None:
         """A pin starts: everyone watching sees it (pinning it again changes nothing here)."""

@@ -268,6 +268,13 @@ async def attach_products(
     stream = await owned_stream(ctx, stream_id)
     ensure_not_finished(stream)
     await _attach(ctx, stream, body.product_ids)
+    bus = ctx.services.bus
+
+    async def announce() -> None:
+        # Rooms reload the show's products: clicks, asks and chat mentions may name them now.
+        await bus.publish({"type": "products.changed", "stream_id": stream.id})
+
+    ctx.after_commit(announce)
     return await stream_products(ctx.session, stream.id)
 
 

@@ -218,6 +218,33 @@ async def test_scripted_show(client: Client, shop: Shop, viewers: Open) -> None:
     assert await again.json() == summary
 
 
+async def test_products_added_during_the_show_count_at_once(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    owner, ann = await shop.account("seller"), await shop.account()
+    mug = (await shop.product(owner, title="Mug"))["id"]
+    hat = (await shop.product(owner, title="Green Hat"))["id"]
+    sid = (await shop.stream(owner, product_ids=[mug]))["id"]
+    await go_live(client, sid)
+    a = await joined(viewers, sid, ann)
+    assert (await a.call("product:click", {"stream_id": sid, "product_id": hat}))[
+        "error"
+    ] == "unknown_product"
+    added = await client.post(
+        f"/api/v1/streams/{sid}/products", headers=owner.auth, json={"product_ids": [hat]}
+    )
+    assert added.status == 200
+    await ok(a, "product:click", stream_id=sid, product_id=hat)
+    assert (await a.call("stream:chat", {"stream_id": sid, "text": "green hat in L?"}))["ok"]
+    await Seller(client, owner, sid).pin(hat)
+    summary = await (await client.post(f"/api/v1/streams/{sid}/end", headers=owner.auth)).json()
+    counted = {
+        p["product_id"]: (p["clicks"], p["inquiries"], p["impressions"])
+        for p in summary["products"]
+    }
+    assert counted == {mug: (0, 0, 0), hat: (1, 1, 1)}
+
+
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
