@@ -41,7 +41,7 @@ async def stream_health(ctx: Context, stream_id: str) -> StreamHealthOut:
     return StreamHealthOut(
         stream_id=stream.id,
         status=StreamStatus(stream.status),
-        media=ctx.request.app[MEDIA].sfu.stats(stream.id),
+        media=await ctx.request.app[MEDIA].sfu.stats(stream.id),
     )
 
 

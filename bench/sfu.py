@@ -30,7 +30,7 @@ from aiortc import RTCSessionDescription
 
 from bench.clip import ClipTrack, ToneTrack, encode_clip
 from bench.peers import LOOPBACK, new_pc
-from sfu import IceSettings, Sfu, SfuSettings
+from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
 from sfu.aiortc_hooks import disable_decoding, dtls_transports, nominated_pairs, raw_socket
 from sfu.candidates import gathering_on
 
@@ -94,8 +94,9 @@ async def request(port: int, message: dict[str, Any]) -> dict[str, Any]:
 # --- server -------------------------------------------------------------------------------
 
 
-async def run_server() -> None:
-    pin({0})
+async def run_server(workers: int) -> None:
+    if workers == 1:
+        pin({0})
     gc_time = [0.0, 0.0]  # seconds spent in the cyclic garbage collector, start of current
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -106,6 +107,7 @@ async def run_server() -> None:
 
     gc.callbacks.append(on_gc)
     sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK)))
+    await sfu.start_workers(workers - 1)
 
     fan_out = [0.0]  # seconds spent in the producers' fan-out loops
 
@@ -117,16 +119,19 @@ async def run_server() -> None:
 
         return wrapper
 
-    def totals() -> dict[str, Any]:
+    async def totals() -> dict[str, Any]:
         room = sfu.get_room("bench")
+        stats = await sfu.stats("bench")
         sent = dropped = viewers = lost = ingest = 0
-        if room is not None:
+        if room is not None and stats is not None:
             lost = sum(p.stats().packets_lost for p in room.producers().values())
             ingest = sum(p.packets for p in room.producers().values())
-            for subscriber in room.subscribers:
-                viewers += 1
-                dropped += subscriber.packets_dropped
-                sent += sum(c.packets_sent + c.retransmitted for c in subscriber.consumers.values())
+            viewers = stats.viewers
+            for subscriber in stats.subscribers:
+                for track in subscriber.tracks:
+                    assert isinstance(track, ConsumerStats)
+                    dropped += track.packets_dropped
+                    sent += track.packets_sent + track.retransmitted
         return {
             "forwarded": sent,
             "dropped": dropped,
@@ -151,13 +156,14 @@ async def run_server() -> None:
             _, answer = await sfu.subscribe("bench", message["sdp"])
             reply = {"sdp": answer}
         else:
-            reply = totals()
+            reply = await totals()
         writer.write(json.dumps(reply).encode() + b"\n")
         await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
+    port = server.sockets[0].getsockname()[1]
+    print(json.dumps({"port": port, "workers": sfu.worker_pids()}), flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     server.close()
     await sfu.close()
@@ -373,20 +379,25 @@ async def stop(process: asyncio.subprocess.Process) -> None:
     await process.stdin.drain()
 
 
+def _ticks(pids: list[int]) -> tuple[float, float]:
+    times = [cpu_seconds(pid) for pid in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
+
+
 async def measure(
-    server: asyncio.subprocess.Process,
+    server: list[int],
     port: int,
     seconds: float,
     clients: list[asyncio.subprocess.Process],
 ) -> dict[str, float]:
-    before_run = run_seconds(server.pid)
-    before_cpu, before = cpu_seconds(server.pid), await request(port, {"op": "stats"})
+    before_run = sum(run_seconds(pid) for pid in server)
+    before_cpu, before = _ticks(server), await request(port, {"op": "stats"})
     before_clients = sum(run_seconds(p.pid) for p in clients)
     before_overflows = udp_receive_errors()
     started = time.monotonic()
     await asyncio.sleep(seconds)
-    after_run = run_seconds(server.pid)
-    after_cpu, after = cpu_seconds(server.pid), await request(port, {"op": "stats"})
+    after_run = sum(run_seconds(pid) for pid in server)
+    after_cpu, after = _ticks(server), await request(port, {"op": "stats"})
     after_clients = sum(run_seconds(p.pid) for p in clients)
     overflows = udp_receive_errors() - before_overflows
     elapsed = time.monotonic() - started
@@ -413,17 +424,18 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def orchestrate(viewers: int, seconds: float, per_process: int) -> None:
+async def orchestrate(viewers: int, seconds: float, per_process: int, workers: int) -> None:
     floor = await kernel_floor(viewers)
-    server = await spawn("--role", "server")
+    server = await spawn("--role", "server", "--workers", str(workers))
     processes = [server]
     try:
-        port = (await read_json(server, 30))["port"]
+        started = await read_json(server, 60)
+        port, pids = started["port"], [server.pid, *started["workers"]]
         publisher = await spawn("--role", "publisher", "--port", str(port))
         processes.append(publisher)
         await read_json(publisher, 120)
         await asyncio.sleep(3)
-        idle = await measure(server, port, 3, [publisher])
+        idle = await measure(pids, port, 3, [publisher])
         groups = [per_process] * (viewers // per_process)
         if viewers % per_process:
             groups.append(viewers % per_process)
@@ -435,13 +447,13 @@ async def orchestrate(viewers: int, seconds: float, per_process: int) -> None:
         for process in viewer_processes:
             joins += (await read_json(process, 300))["joined"]
         await asyncio.sleep(2)
-        busy = await measure(server, port, seconds, [publisher, *viewer_processes])
+        busy = await measure(pids, port, seconds, [publisher, *viewer_processes])
         for process in viewer_processes:
             await stop(process)
         losses: list[float] = []
         for process in viewer_processes:
             losses += (await read_json(process, 60))["loss"]
-        report(viewers, seconds, idle, busy, joins, losses, floor)
+        report(viewers, workers, seconds, idle, busy, joins, losses, floor)
     finally:
         for process in processes:
             if process.returncode is None:
@@ -455,6 +467,7 @@ async def orchestrate(viewers: int, seconds: float, per_process: int) -> None:
 
 def report(
     viewers: int,
+    workers: int,
     seconds: float,
     idle: dict[str, float],
     busy: dict[str, float],
@@ -498,6 +511,11 @@ def report(
     )
     print(f"server CPU per viewer          {per_viewer * 100:.3f} % of one core")
     print(f"viewers per core at 70 %       {capacity:.0f}")
+    if workers > 1:
+        total = (0.70 * workers - idle["cpu"]) / per_viewer if per_viewer > 0 else float("inf")
+        print(
+            f"viewers with {workers} SFU processes  {total:.0f} (70 % of each of {workers} cores)"
+        )
     print(
         f"client processes               {busy['clients'] * 100:.0f} % CPU (publisher + viewers, "
         f"one core); publisher -> SFU loss {busy['upstream_lost']:.0f} packets; "
@@ -524,6 +542,7 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--per-process", type=int, default=25, help="viewers per process")
+    parser.add_argument("--workers", type=int, default=1, help="SFU processes (serve --workers)")
     roles = ["orchestrator", "server", "publisher", "viewers", "floor-rx", "floor-tx"]
     parser.add_argument("--role", choices=roles, default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -534,9 +553,9 @@ def main() -> None:
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
 
-            cProfile.run("asyncio.run(run_server())", os.environ["BENCH_PROFILE"])
+            cProfile.run(f"asyncio.run(run_server({args.workers}))", os.environ["BENCH_PROFILE"])
         else:
-            asyncio.run(run_server())
+            asyncio.run(run_server(args.workers))
     elif args.role == "publisher":
         asyncio.run(run_publisher(args.port))
     elif args.role == "floor-rx":
@@ -546,7 +565,9 @@ def main() -> None:
     elif args.role == "viewers":
         asyncio.run(run_viewers(args.port, args.count, stagger=0.05))
     else:
-        asyncio.run(orchestrate(args.viewers, min(args.seconds, 600), args.per_process))
+        asyncio.run(
+            orchestrate(args.viewers, min(args.seconds, 600), args.per_process, args.workers)
+        )
 
 
 if __name__ == "__main__":

@@ -69,6 +69,8 @@ def parse_offer(text: str) -> Offer:
             raise SdpError("offer lacks ICE credentials")
         if media.dtls is None or not media.dtls.fingerprints:
             raise SdpError("offer lacks a DTLS fingerprint")
+        if not media.rtcp_mux:  # aiortc refuses it later, and it would be a server error
+            raise SdpError("every media section needs a=rtcp-mux")
         ufrag = ufrag or media.ice.usernameFragment
         sections.append(
             MediaSection(

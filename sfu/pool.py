@@ -33,6 +33,7 @@ from .events import EventSink, GoneReason, SubscriberGone
 from .publisher import Publisher
 from .relay import HEADER, PLI, RelayLink
 from .room import Room, SfuSettings
+from .stats import ConsumerStats, SessionStats
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class WorkerPool(asyncio.DatagramProtocol):
         self.workers: list[WorkerProcess] = []
         self._transport: asyncio.DatagramTransport | None = None
         self._channels: dict[int, str] = {}
+        self._deferred: set[tuple[int, str]] = set()  # keyframe requests waiting for the limit
         self._channel_ids = itertools.count(1)
         self._readers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -162,7 +164,8 @@ class WorkerPool(asyncio.DatagramProtocol):
         self._transport = transport
         port = transport.get_extra_info("sockname")[1]
         settings = dataclasses.asdict(self._settings)
-        config = json.dumps({"settings": settings, "parent_port": port})
+        level = logging.getLogger("sfu").getEffectiveLevel()
+        config = json.dumps({"settings": settings, "parent_port": port, "log_level": level})
         await asyncio.gather(*(self._start_worker(index, config) for index in range(count)))
 
     async def _start_worker(self, index: int, config: str) -> None:
@@ -185,18 +188,26 @@ class WorkerPool(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """A worker's viewers need a keyframe: ask the origin's producer (rate-limited)."""
-        if len(data) <= HEADER.size:
+        if len(data) <= HEADER.size or not any(w.address == addr for w in self.workers):
             return
-        channel, kind = HEADER.unpack_from(data)
+        channel, message = HEADER.unpack_from(data)
         room_id = self._channels.get(channel)
-        if kind != PLI or room_id is None:
+        if message != PLI or room_id is None:
             return
         room = self._room(room_id)
-        producer = (
-            room.producers().get(data[HEADER.size :].decode("ascii", "replace")) if room else None
-        )
-        if producer is not None:
+        kind = data[HEADER.size :].decode("ascii", "replace")
+        producer = room.producers().get(kind) if room is not None else None
+        if producer is None or producer.request_keyframe() or (channel, kind) in self._deferred:
+            return
+        # Rate-limited: the worker's viewer arrived just after a keyframe went by. Ask again
+        # when the interval allows, rather than leave it to the worker's 1 s retry.
+        self._deferred.add((channel, kind))
+
+        def ask() -> None:
+            self._deferred.discard((channel, kind))
             producer.request_keyframe()
+
+        asyncio.get_running_loop().call_later(self._settings.keyframe_interval, ask)
 
     def place(self, local_viewers: int) -> WorkerProcess | None:
         """The process for the next viewer: the least loaded (None: the main process)."""
@@ -209,6 +220,27 @@ class WorkerPool(asyncio.DatagramProtocol):
 
     def viewers(self, room_id: str) -> int:
         return sum(worker.viewers(room_id) for worker in self.workers)
+
+    async def subscriber_stats(self, room_id: str) -> list[SessionStats]:
+        """Delivery stats of a room's viewers in the worker processes."""
+        replies = await asyncio.gather(
+            *(
+                w.call({"op": "stats", "room": room_id})
+                for w in self.workers
+                if w.alive and room_id in w.relays
+            ),
+            return_exceptions=True,
+        )
+        return [
+            SessionStats(
+                session_id=s["session_id"],
+                state=s["state"],
+                tracks=[ConsumerStats(**t) for t in s["tracks"]],
+            )
+            for reply in replies
+            if isinstance(reply, dict)
+            for s in reply["subscribers"]
+        ]
 
     async def subscribe(
         self, worker: WorkerProcess, room: Room, offer_sdp: str
@@ -251,10 +283,10 @@ class WorkerPool(asyncio.DatagramProtocol):
         link = RelayLink(channel, self._sender(worker))
         self._channels[channel] = room.id
         worker.relays[room.id] = _Relay(link, publisher)
-        publisher.add_relay(link)
         video = publisher.producers.get("video")
         if video is not None:
-            video.request_keyframe()  # the worker's first viewer starts at once
+            link.replay_keyframe(video)
+        publisher.add_relay(link)
 
     def _sender(self, worker: WorkerProcess) -> Callable[[bytes], None]:
         transport, address = self._transport, worker.address

@@ -212,6 +212,10 @@ class Producer:
         if size is not None:
             self.width, self.height = size
 
+    def keyframe_packets(self) -> list[Entry]:
+        """The packets of the latest keyframe (and of the frames received since in it)."""
+        return list(self._keyframe)
+
     def attach(self, consumer: Consumer) -> None:
         """Start feeding ``consumer``; a video consumer first gets the cached keyframe."""
         if consumer in self._targets or self.closed:

@@ -23,6 +23,7 @@ from .stats import SessionStats
 
 HEADER = struct.Struct("!IB")
 SENDER_REPORT = struct.Struct("!IQI")
+RTP_HEADER = struct.Struct("!BBHII")
 RTP, SR, PLI = 0, 1, 2
 
 Send = Callable[[bytes], None]
@@ -42,6 +43,14 @@ class RelayLink:
 
     def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         self._send(self._sr + SENDER_REPORT.pack(ssrc, ntp, rtp))
+
+    def replay_keyframe(self, producer: Producer) -> None:
+        """Send the origin's cached keyframe first, so a worker's first viewer starts at once."""
+        ssrc = producer.ssrc
+        if ssrc is None:
+            return
+        for seq, ts, marker, payload, _, _ in producer.keyframe_packets():
+            self.rtp(RTP_HEADER.pack(0x80, marker | producer.payload_type, seq, ts, ssrc) + payload)
 
 
 def keyframe_request(channel: int, kind: str) -> bytes:

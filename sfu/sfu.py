@@ -94,14 +94,21 @@ class Sfu:
         local = len(room.subscribers) if room is not None else 0
         return local + (self._pool.viewers(room_id) if self._pool is not None else 0)
 
-    def stats(self, room_id: str) -> RoomStats | None:
-        """A room's stats; its viewer count includes the viewers in worker processes."""
+    async def stats(self, room_id: str) -> RoomStats | None:
+        """A room's stats, with its viewers in the worker processes."""
         room = self.get_room(room_id)
         if room is None:
             return None
         stats = room.stats()
-        stats.viewers = self.viewers(room_id)
+        if self._pool is not None:
+            stats.subscribers += await self._pool.subscriber_stats(room_id)
+            stats.viewers = self.viewers(room_id)
         return stats
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the worker processes (for benchmarks and operators)."""
+        pool = self._pool
+        return [w.process.pid for w in pool.workers if w.alive] if pool is not None else []
 
     async def close_room(self, room_id: str) -> None:
         """End a stream's media: its publisher and viewers are closed, the room forgotten."""

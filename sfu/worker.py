@@ -1,6 +1,6 @@
 """An SFU worker process: viewers of relayed rooms, driven by its parent over stdin/stdout.
 
-    python -m sfu.worker '{"settings": {...}, "parent_port": 40000}'
+    python -m sfu.worker '{"settings": {...}, "parent_port": 40000, "log_level": 30}'
 
 The parent (:class:`sfu.pool.WorkerPool`) writes one JSON request per line on stdin and reads
 one JSON line per reply or event on stdout; media arrives on a loopback UDP socket whose port
@@ -11,6 +11,7 @@ its viewers are closed and it exits. Logs go to stderr.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -62,6 +63,7 @@ class Worker(asyncio.DatagramProtocol):
             "trickle": self._trickle,
             "close_session": self._close_session,
             "close_room": self._close_room,
+            "stats": self._stats,
         }
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -135,6 +137,11 @@ class Worker(asyncio.DatagramProtocol):
             await session.close()
         return {"ok": True}
 
+    async def _stats(self, request: dict[str, Any]) -> Reply:
+        room = self._rooms.get(request["room"])
+        subscribers = room.subscribers if room is not None else ()
+        return {"subscribers": [dataclasses.asdict(s.stats()) for s in subscribers]}
+
     async def _close_room(self, request: dict[str, Any]) -> Reply:
         room = self._rooms.pop(request["room"], None)
         if room is not None:
@@ -185,10 +192,13 @@ async def serve(config: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    config = json.loads(sys.argv[1])
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format=f"sfu-worker[{os.getpid()}] %(message)s"
+        level=config["log_level"],
+        stream=sys.stderr,
+        format=f"sfu-worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(serve(json.loads(sys.argv[1])))
+    asyncio.run(serve(config))
 
 
 if __name__ == "__main__":

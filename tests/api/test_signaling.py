@@ -386,7 +386,10 @@ async def test_viewers_in_a_worker_process(
     room = sfu.get_room(sid)
     assert room is not None and len(room.subscribers) == 1  # the other is in the worker
     health = await (await client.get(f"/api/v1/streams/{sid}/health", headers=seller.auth)).json()
-    assert health["media"]["viewers"] == 2
+    assert health["media"]["viewers"] == 2 and len(health["media"]["subscribers"]) == 2
+    assert all(
+        sum(t["packets_sent"] for t in s["tracks"]) > 0 for s in health["media"]["subscribers"]
+    )
     metrics = await (await client.get("/metrics")).text()
     assert f'shopcast_webrtc_viewers{{stream="{sid}"}} 2.0' in metrics
 

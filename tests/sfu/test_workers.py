@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -11,6 +12,7 @@ from bench.peers import wait_until
 from sfu import GoneReason, RemoteSubscriber, Subscriber, SubscriberGone
 from sfu.keyframe import h264_is_keyframe
 from sfu.pool import WorkerPool
+from sfu.relay import keyframe_request
 from tests.sfu.conftest import Harness, HarnessFactory
 from tests.sfu.test_lifecycle import assert_continuous
 
@@ -121,3 +123,44 @@ async def test_closing_the_sfu_stops_its_workers(make_harness: HarnessFactory) -
     processes = [w.process for w in pool(harness).workers]
     await harness.sfu.close()
     assert all(p.returncode is not None for p in processes)
+
+
+async def test_a_workers_first_viewer_starts_from_the_cached_keyframe(
+    make_harness: HarnessFactory,
+) -> None:
+    # One keyframe request per minute: only the origin's cached keyframe can start the viewer.
+    harness = await workers(make_harness, keyframe_interval=60.0)
+    _, publisher = await harness.live()
+    video = publisher.producers["video"]
+    before = video.keyframes
+    assert video.request_keyframe()  # the last one the publisher is asked for in a minute
+    await wait_until(lambda: video.keyframes > before)
+    viewer, session = await harness.view()
+    assert isinstance(session, RemoteSubscriber)
+    await wait_until(lambda: viewer.first_video_at is not None, within=2)
+    assert viewer.first_video_at is not None
+    assert viewer.first_video_at - viewer.started_at < 0.5
+    assert h264_is_keyframe(viewer.video_packets()[0].payload)
+
+
+async def test_a_rate_limited_keyframe_request_of_a_worker_is_sent_when_allowed(
+    make_harness: HarnessFactory,
+) -> None:
+    harness = await workers(make_harness, keyframe_interval=0.5)
+    _, publisher = await harness.live()
+    await harness.view()
+    video = publisher.producers["video"]
+    (channel,) = pool(harness)._channels
+    ask = keyframe_request(channel, "video")
+    await asyncio.sleep(0.6)
+    before = video.keyframe_requests
+    pool(harness).datagram_received(ask, ("127.0.0.1", 9))
+    assert video.keyframe_requests == before  # not from a worker: asks nothing
+    assert video.request_keyframe()
+    count = video.keyframe_requests
+    for _ in range(3):  # the worker's viewers ask while the origin may not
+        pool(harness).datagram_received(ask, pool(harness).workers[0].address)
+    assert video.keyframe_requests == count
+    await wait_until(lambda: video.keyframe_requests == count + 1, within=2)
+    await asyncio.sleep(0.7)
+    assert video.keyframe_requests == count + 1  # one deferred request, not three
