@@ -2,10 +2,13 @@
 
 import itertools
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from api.chat import Mentions
@@ -13,6 +16,7 @@ from api.context import SERVICES
 from api.lifecycle import StreamLifecycle
 from api.room_state import Minute, RoomStats, write_stats
 from tests.conftest import Account, Shop, eventually
+from tests.nodes import Node, RedisServer
 from tests.socket_client import Viewer
 
 Client = TestClient[Any, Any]
@@ -243,6 +247,91 @@ async def test_products_added_during_the_show_count_at_once(
         for p in summary["products"]
     }
     assert counted == {mug: (0, 0, 0), hat: (1, 1, 1)}
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+async def test_two_nodes_add_up(
+    postgres_database: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Viewers and clicks on two nodes: peaks by playback are cluster-wide, counts add up."""
+    settings = {
+        "database_url": postgres_database,
+        "redis_url": redis_server.url,
+        "jwt_secret": secrets.token_urlsafe(40),
+    }
+    a, b = Node(tmp_path / "a", **settings), Node(tmp_path / "b", **settings)
+    opened: list[Viewer] = []
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def post(url: str, body: dict[str, Any], token: str = "") -> Any:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with http.post(url, json=body, headers=headers) as response:
+                    assert response.status in (200, 201), await response.text()
+                    return await response.json()
+
+            email = f"{secrets.token_hex(4)}@example.com"
+            account = {"email": email, "password": "long enough", "display_name": "s"}
+            seller = (await post(f"{a.url}/api/v1/auth/register", account | {"role": "seller"}))[
+                "access_token"
+            ]
+            lamp = (
+                await post(
+                    f"{a.url}/api/v1/products",
+                    {"title": "Lamp", "price_cents": 900, "stock": 3},
+                    seller,
+                )
+            )["id"]
+            sid = (
+                await post(f"{a.url}/api/v1/streams", {"title": "t", "product_ids": [lamp]}, seller)
+            )["id"]
+
+            async def watch(node: Node, key: str, playback: str) -> Viewer:
+                viewer = await Viewer().connect(node.url, viewer_id=key)
+                opened.append(viewer)
+                reply = await viewer.call("stream:join", {"stream_id": sid, "playback": playback})
+                assert reply["ok"], reply
+                return viewer
+
+            x = await watch(a, "viewer-x-on-a", "webrtc")
+            y = await watch(b, "viewer-y-on-b", "hls")
+            await watch(b, "viewer-z-on-b", "hls")
+            await x.wait_for("stream:viewers", lambda d: d["count"] == 3, within=6)
+            await post(f"{a.url}/api/v1/streams/{sid}/pins", {"product_id": lamp}, seller)
+            for viewer in (x, y):
+                await ok(viewer, "product:click", stream_id=sid, product_id=lamp)
+
+            async def analytics() -> Any:
+                async with http.get(
+                    f"{a.url}/api/v1/streams/{sid}/analytics",
+                    headers={"Authorization": f"Bearer {seller}"},
+                ) as response:
+                    summary = await response.json()
+                (product,) = summary["products"]
+                flushed = (product["clicks"], product["impressions"]) == (2, 3)
+                return summary if flushed else None
+
+            summary = await eventually(analytics, 15, "both nodes' counts written")
+    finally:
+        for viewer in opened:
+            await viewer.close()
+        a.stop()
+        b.stop()
+    assert summary["unique_viewers"] == 3
+    assert summary["viewers_by_playback"] == {"webrtc": 1, "hls": 2}
+    series = summary["series"]
+    assert max(p["viewers"] for p in series) == 3
+    assert (max(p["webrtc_viewers"] for p in series), max(p["hls_viewers"] for p in series)) == (
+        1,
+        2,
+    )
+    assert sum(p["clicks"] for p in series) == 2
 
 
 def _at(text: str) -> datetime:
