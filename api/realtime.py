@@ -331,7 +331,7 @@ class Realtime:
         seen = await self._counters.add_unique(f"{stream_id}/{playback}", member.viewer_key)
         room.stats.unique_by[playback] = max(room.stats.unique_by[playback], seen)
 
-    async def _product(self, sid: str, body: ProductIn) -> Room | None:
+    def _product(self, sid: str, body: ProductIn) -> Room | None:
         """The room, when the event is valid; None when its sender does not count (the
         seller)."""
         _, room = self._joined(sid, body.stream_id)
@@ -342,14 +342,14 @@ class Realtime:
         return room if sid in room.viewers else None
 
     async def _click(self, sid: str, body: ProductIn) -> Ack:
-        room = await self._product(sid, body)
+        room = self._product(sid, body)
         if room is not None:
             room.stats.clicks[body.product_id] += 1
             room.stats.minute().clicks += 1
         return {"ok": True}
 
     async def _ask(self, sid: str, body: ProductIn) -> Ack:
-        room = await self._product(sid, body)
+        room = self._product(sid, body)
         if room is not None:
             room.stats.inquiries[body.product_id] += 1
         return {"ok": True}
