@@ -205,6 +205,7 @@ async function publishNow() {
   const goLive = await api("POST", `/streams/${state.stream.id}/go-live`);
   const live = await publish(goLive.whip_url, goLive.publish_token, state.media, goLive.ice_servers);
   state.live = live;
+  window.shopcastPublisher = live;
   document.body.dataset.connection = live.pc.connectionState;
   live.pc.addEventListener("connectionstatechange", () => {
     if (state.live !== live) return;
@@ -223,7 +224,6 @@ async function reconnect() {
   for (let attempt = 1; attempt <= RECONNECT_LIMIT && !state.ended; attempt += 1) {
     say(status, `Connection lost: reconnecting (attempt ${attempt})…`, "warning");
     await sleep(Math.min(1000 * attempt, 5000));
-    if (!navigator.onLine) continue;
     try {
       state.live?.pc.close();
       await publishNow();
@@ -253,6 +253,8 @@ function openSocket() {
   socket.on("stream:status", ({ status: now }) => {
     document.body.dataset.status = now;
     if (now === "live" && !state.startedAt) state.startedAt = Date.now();
+    // The server lost our session (the connection may not have noticed yet): publish again.
+    if (now === "reconnecting" && state.live && !state.ended) reconnect();
     if (now === "ended") finish(null);
   });
   socket.on("product:pinned", (pin) => { state.pins.set(pin.product.id, pin); renderProducts(); });

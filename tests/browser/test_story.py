@@ -163,6 +163,11 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.fill("#chat-form [name=text]", "Yes, 100% silk!")
     await studio.click("#chat-form button")
     await viewer_a.wait_for_selector("#chat li:has-text('100% silk')", timeout=WAIT)
+    await studio.click("#chat li:has-text('pure silk') button:has-text('Mute')")
+    await studio.wait_for_selector("#status:has-text('Mute: done')")
+    await viewer_a.fill("#chat-form [name=text]", "Hello again")
+    await viewer_a.click("#chat-form button")
+    await viewer_a.wait_for_selector("#status[data-kind=error]:has-text('Chat:')", timeout=WAIT)
     await viewer_b.click("#reactions button >> nth=0")
     await viewer_b.click("#reactions button >> nth=1")
     await viewer_b.wait_for_selector("#floats .float", state="attached")
@@ -197,6 +202,24 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await shoot(viewer_a, "watch-live")
     await shoot(studio, "studio-5-live")
 
+    # The network drops the publisher's session: the studio reconnects by itself.
+    dropped = str(await studio.evaluate("() => window.shopcastPublisher.session"))
+    seller_token = await studio.evaluate("() => localStorage.getItem('shopcast.token')")
+    live = await client.post(
+        f"/api/v1/streams/{sid}/go-live", headers={"Authorization": f"Bearer {seller_token}"}
+    )
+    publish_token = (await live.json())["publish_token"]
+    cut = await client.delete(
+        dropped.removeprefix(base), headers={"Authorization": f"Bearer {publish_token}"}
+    )
+    assert cut.status == 200
+    await eventually(lambda: _status_is(client, sid, "reconnecting"), 15, "never reconnecting")
+    await studio.wait_for_function(
+        f"() => window.shopcastPublisher.session !== {dropped!r}", timeout=WAIT
+    )
+    await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
+    await eventually(lambda: _status_is(client, sid, "live"), 15, "never live again")
+
     # The admin sees the show live with its two WebRTC viewers, opens it and ends it.
     desk = await (await context(browser, DESKTOP)).new_page()
     await desk.goto(f"{base}/admin")
@@ -214,6 +237,12 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     assert "Silk scarf" in await desk.inner_text("#funnel")
     await desk.wait_for_selector("#admin-chat li:has-text('pure silk')")
     await shoot(desk, "admin-show")
+    await desk.wait_for_selector("#sanctions li:has-text('mute')")
+    await desk.fill("#slow-form [name=seconds]", "5")
+    await desk.click("#slow-form button")
+    await desk.wait_for_selector("#status:has-text('Slow mode: done')", timeout=WAIT)
+    await desk.click("#admin-chat li:has-text('100% silk') button:has-text('Delete')")
+    await viewer_b.wait_for_selector("#chat li:has-text('100% silk')", state="detached")
     await desk.click("#end-show")
     await desk.wait_for_selector("body[data-status=ended]", timeout=WAIT)
     await studio.wait_for_selector("#summary:not([hidden]) #summary-products tr", timeout=WAIT)
@@ -222,6 +251,8 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await users.goto(f"{base}/admin?users")
     await users.wait_for_selector("#users-body tr:has-text('Maya') select", timeout=WAIT)
     await shoot(users, "admin-users")
+    await users.select_option("#users-body tr:has-text('Ben') select", "moderator")
+    await users.wait_for_selector("#status:has-text('Ben is now moderator')", timeout=WAIT)
 
     # The viewers see the end, then the replay, with the scarf's cue at its moment.
     pins = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
