@@ -22,6 +22,7 @@ import filetype
 from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from api.accounts import require_user
 from api.catalog import owned_product
@@ -131,6 +132,9 @@ async def _media_count(ctx: Context, product_id: str, kind: MediaKind) -> int:
 
 async def _check_room(ctx: Context, product_id: str, kind: MediaKind) -> None:
     limit = MAX_IMAGES if kind is MediaKind.IMAGE else MAX_VIDEOS
+    # The product's row lock makes concurrent attaches count one after the other (PostgreSQL;
+    # SQLite's single writer already does).
+    await ctx.session.execute(select(Product.id).where(Product.id == product_id).with_for_update())
     if await _media_count(ctx, product_id, kind) >= limit:
         raise ApiError(
             409, "media_limit", f"A product has at most {limit} {kind.value}(s); remove one first"
@@ -201,6 +205,15 @@ async def _own_upload(ctx: Context, key: str) -> tuple[Product, str]:
     return product, extension
 
 
+async def _add_media(ctx: Context, media: ProductMedia) -> None:
+    ctx.session.add(media)
+    try:
+        await ctx.session.flush()
+    except IntegrityError:
+        # The same key attached by a concurrent request a moment ago.
+        raise ApiError(409, "already_used", "This upload is already attached") from None
+
+
 @api.route(
     "POST",
     "/api/v1/media/image",
@@ -240,8 +253,7 @@ async def attach_image(ctx: Context, body: UploadKeyIn) -> MediaOut:
         url=await uploads.store.url_for(body.upload_key),
         details={"content_type": declared, "bytes": size},
     )
-    ctx.session.add(media)
-    await ctx.session.flush()
+    await _add_media(ctx, media)
     return MediaOut.model_validate(media)
 
 
@@ -274,8 +286,7 @@ async def process_video(ctx: Context, body: VideoProcessIn) -> JobOut:
         upload_key=body.upload_key,
         details={},
     )
-    ctx.session.add(media)
-    await ctx.session.flush()
+    await _add_media(ctx, media)
     job = MediaJob(
         media_id=media.id,
         owner_id=user.id,

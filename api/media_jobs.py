@@ -162,8 +162,7 @@ class VideoWorker:
             await self._retry_or_fail(job, str(failure), failure.retry)
         finally:
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
-                await heartbeat
+            await asyncio.gather(heartbeat, return_exceptions=True)
             await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def _process(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -323,6 +324,29 @@ async def test_images_are_checked_and_limited(client: Client, shop: Shop) -> Non
     product = await (await client.get(f"/api/v1/products/{product['id']}")).json()
     assert len(product["media"]) == 10
     assert all(m["url"].startswith("http://shopcast.test/media/uploads/") for m in product["media"])
+
+
+async def test_concurrent_attaches_keep_the_limit(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+
+    async def attach(key: str) -> Any:
+        return await client.post(
+            "/api/v1/media/image", json={"upload_key": key}, headers=seller.auth
+        )
+
+    keys = [
+        await local_upload(client, seller, product["id"], "image", "image/png", PNG)
+        for _ in range(11)
+    ]
+    same = await asyncio.gather(attach(keys[0]), attach(keys[0]))
+    assert sorted(r.status for r in same) == [201, 409]
+    for key in keys[1:9]:
+        assert (await attach(key)).status == 201
+    last = await asyncio.gather(attach(keys[9]), attach(keys[10]))
+    assert sorted(r.status for r in last) == [201, 409], "nine images, two at once: one fits"
+    product = await (await client.get(f"/api/v1/products/{product['id']}")).json()
+    assert len(product["media"]) == 10
 
 
 # Videos: a durable job, in-process worker by default.
