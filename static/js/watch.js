@@ -191,7 +191,10 @@ function card(pin) {
     sale?.ends_at ? el("p", { class: "countdown-line", dataset: { endsAt: sale.ends_at } }, "") : null,
     el("p", { class: "result", role: "status" }, ""),
     el("div", { class: "row" }, buy,
-      pin.replay ? null : el("button", { type: "button", class: "secondary small", onclick: () => ask(product) }, "Ask"))));
+      pin.replay ? null : el("button", { type: "button", class: "secondary small", onclick: () => ask(product) }, "Ask"),
+      product.checkout_url?.startsWith("https://")
+        ? el("a", { href: product.checkout_url, class: "button secondary small", rel: "noopener noreferrer", target: "_blank" }, "Seller's shop")
+        : null)));
 }
 
 function stockText(pin) {

@@ -188,6 +188,9 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await hls_viewer.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']")
     await shoot(hls_viewer, "watch-hls")
 
+    await viewer_b.click(f"#pinned .card[data-product-id='{scarf}'] button:has-text('Ask')")
+    assert "Silk scarf" in await viewer_b.input_value("#chat-form [name=text]")
+
     # Both buy the last unit at once: one reserves it, the other is told it is sold out.
     buy = f"#pinned .card[data-product-id='{scarf}'] button.buy"
     await asyncio.gather(viewer_a.click(buy), viewer_b.click(buy))
@@ -253,6 +256,14 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await shoot(users, "admin-users")
     await users.select_option("#users-body tr:has-text('Ben') select", "moderator")
     await users.wait_for_selector("#status:has-text('Ben is now moderator')", timeout=WAIT)
+
+    # The pages fed the funnel: taps on Buy and Ask, the order, the HLS viewer.
+    analytics = await (
+        await client.get(f"/api/v1/streams/{sid}/analytics", headers=admin.auth)
+    ).json()
+    funnel = next(p for p in analytics["products"] if p["product_id"] == scarf)
+    assert funnel["clicks"] >= 2 and funnel["inquiries"] >= 1 and funnel["orders"] == 1
+    assert analytics["viewers_by_playback"]["hls"] >= 1
 
     # The viewers see the end, then the replay, with the scarf's cue at its moment.
     pins = await (await client.get(f"/api/v1/streams/{sid}/pins")).json()
