@@ -69,13 +69,14 @@ def parse_offer(text: str) -> Offer:
             raise SdpError("offer lacks ICE credentials")
         if media.dtls is None or not media.dtls.fingerprints:
             raise SdpError("offer lacks a DTLS fingerprint")
-        if not media.rtcp_mux:  # aiortc refuses it later, and it would be a server error
+        # aiortc refuses these later, in the middle of answering (a server error then).
+        if not media.rtcp_mux:
             raise SdpError("every media section needs a=rtcp-mux")
+        if media.direction is None:
+            raise SdpError("every media section needs a direction (a=sendonly, a=recvonly, ...)")
         ufrag = ufrag or media.ice.usernameFragment
         sections.append(
-            MediaSection(
-                media.kind, media.rtp.muxId, media.direction or "sendrecv", tuple(media.rtp.codecs)
-            )
+            MediaSection(media.kind, media.rtp.muxId, media.direction, tuple(media.rtp.codecs))
         )
     if not sections:
         raise SdpError("offer has no audio or video section")
