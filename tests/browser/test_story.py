@@ -16,7 +16,9 @@ from server.settings import Settings
 from tests.browser.conftest import serve
 from tests.conftest import Account, Shop, eventually
 
-SHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "build" / "screenshots"
+STATIC = ROOT / "static"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 WAIT = 20_000
@@ -29,8 +31,25 @@ async def context(browser: Browser, viewport: dict[str, int]) -> BrowserContext:
     return await browser.new_context(viewport=viewport)  # type: ignore[arg-type]
 
 
+AXE = (STATIC / "node_modules" / "axe-core" / "axe.min.js").read_text()
+AUDIT = """async () => {
+  const { violations } = await axe.run(document, { resultTypes: ["violations"] });
+  return violations.filter((v) => ["serious", "critical"].includes(v.impact))
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+async def audit(page: Page, name: str) -> None:
+    """axe-core finds no serious or critical accessibility problem on the page."""
+    if not await page.evaluate("() => typeof axe !== 'undefined'"):
+        await page.evaluate(AXE)
+    problems = await page.evaluate(AUDIT)
+    assert not problems, f"{name}: {problems}"
+
+
 async def shoot(page: Page, name: str) -> None:
-    """The page at both sizes, then back to the size it had."""
+    """The page at both sizes, then back to the size it had; its accessibility checked."""
+    await audit(page, name)
     size = page.viewport_size
     for label, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
         await page.set_viewport_size(viewport)  # type: ignore[arg-type]
