@@ -125,17 +125,21 @@ async def decode_hls(client: Client, master_url: str, directory: Path) -> list[t
 
 
 @pytest.fixture
-async def s3_client(seaweed: Seaweed, settings: Settings, aiohttp_client: Any) -> Client:
+async def s3_settings(seaweed: Seaweed, fast_jobs: Settings) -> Settings:
     store = S3Storage(
         bucket=BUCKET, endpoint_url=seaweed.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY
     )
     await store.create_bucket()
-    settings.s3_bucket = BUCKET
-    settings.s3_endpoint_url = seaweed.endpoint
-    settings.s3_access_key = ACCESS_KEY
-    settings.s3_secret_key = SecretStr(SECRET_KEY)
-    settings.media_worker = False
-    return await aiohttp_client(build_app(settings))  # type: ignore[no-any-return]
+    fast_jobs.s3_bucket = BUCKET
+    fast_jobs.s3_endpoint_url = seaweed.endpoint
+    fast_jobs.s3_access_key = ACCESS_KEY
+    fast_jobs.s3_secret_key = SecretStr(SECRET_KEY)
+    return fast_jobs
+
+
+@pytest.fixture
+async def s3_client(s3_settings: Settings, aiohttp_client: Any) -> Client:
+    return await aiohttp_client(build_app(s3_settings))  # type: ignore[no-any-return]
 
 
 async def s3_post(form: PresignedPost | dict[str, Any], data: bytes, content_type: str) -> int:
@@ -179,6 +183,30 @@ async def test_presigned_upload_to_s3(
         assert await response.read() == PNG
     listed = await (await s3_client.get(f"/api/v1/products/{product['id']}")).json()
     assert [m["id"] for m in listed["media"]] == [image["id"]]
+
+
+async def test_video_processed_from_and_to_s3(
+    s3_client: Client, database_url: str, clip: bytes, tmp_path: Path
+) -> None:
+    shop = Shop(s3_client, database_url)
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    grant = await upload_url(s3_client, seller, product["id"], "video", "video/mp4", len(clip))
+    assert await s3_post({"url": grant["url"], "fields": grant["fields"]}, clip, "video/mp4") == 204
+    started = await s3_client.post(
+        "/api/v1/media/video/process", json={"upload_key": grant["upload_key"]}, headers=seller.auth
+    )
+    job = await wait_for_job(s3_client, seller, (await started.json())["id"])
+    assert job["state"] == "done", job
+    store = s3_client.app[MEDIA_UPLOADS].store
+    prefix = f"media/{job['media_id']}"
+    assert "360p/index.m3u8" in (await store.get_bytes(f"{prefix}/master.m3u8")).decode()
+    playlist = (await store.get_bytes(f"{prefix}/360p/index.m3u8")).decode()
+    names = ["init.mp4"] + [x for x in playlist.splitlines() if x and x[0] != "#"]
+    joined = tmp_path / "360p.mp4"
+    joined.write_bytes(b"".join([await store.get_bytes(f"{prefix}/360p/{n}") for n in names]))
+    with av.open(str(joined)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 60
 
 
 # Keys are the server's: a caller can name only its own uploads.
