@@ -185,7 +185,9 @@ async def upload_url(ctx: Context, body: UploadUrlIn) -> UploadUrlOut:
     )
 
 
-_UPLOAD_KEY = re.compile(r"^uploads/([\w-]{1,64})/([\w-]{1,64})/[0-9a-f]{32}\.(\w{3,4})$")
+_UPLOAD_KEY = re.compile(
+    r"^uploads/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/[0-9a-f]{32}\.([a-z0-9]{3,4})$"
+)
 
 
 async def _own_upload(ctx: Context, key: str) -> tuple[Product, str]:
