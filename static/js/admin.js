@@ -51,14 +51,15 @@ function recording(stream) {
 
 function showRow(stream, health) {
   const media = ingest(health);
+  // data-label names each cell where a phone shows the row as a card (no header row there).
   return el("tr", { dataset: { streamId: stream.id, status: stream.status } },
     el("th", { scope: "row" }, el("a", { href: `/admin/shows/${encodeURIComponent(stream.id)}` }, stream.title)),
-    el("td", {}, stream.owner.display_name),
-    el("td", {}, el("span", { class: `pill status-${stream.status}` }, stream.status)),
-    el("td", { class: "viewers" }, health?.media ? String(health.media.viewers) : "—"),
-    el("td", {}, media.text),
-    el("td", {}, media.loss),
-    el("td", {}, recording(stream)));
+    el("td", { dataset: { label: "Seller" } }, stream.owner.display_name),
+    el("td", { dataset: { label: "Status" } }, el("span", { class: `pill status-${stream.status}` }, stream.status)),
+    el("td", { class: "viewers", dataset: { label: "WebRTC viewers" } }, health?.media ? String(health.media.viewers) : "—"),
+    el("td", { dataset: { label: "Ingest" } }, media.text),
+    el("td", { dataset: { label: "Loss" } }, media.loss),
+    el("td", { dataset: { label: "Recording" } }, recording(stream)));
 }
 
 // One show: figures, charts, funnel, moderation, end.

@@ -493,7 +493,9 @@ function showSummary(a) {
   $("#summary-figures").replaceChildren(...figures.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v)))));
   $("#summary-products").replaceChildren(...a.products.map((p) => el("tr", {},
     el("th", { scope: "row" }, p.title), el("td", {}, String(p.impressions ?? p.views)),
-    el("td", {}, String(p.clicks)), el("td", {}, String(p.orders ?? "—")), el("td", {}, String(p.paid ?? p.purchases)))));
+    el("td", {}, String(p.clicks)), el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders ?? "—")),
+    el("td", {}, String(p.paid ?? p.purchases)),
+    el("td", {}, p.revenue_cents === undefined ? "—" : money(p.revenue_cents)))));
 }
 
 authForm($("#auth-form"), $("#auth-status"), signedIn);

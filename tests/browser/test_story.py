@@ -221,6 +221,8 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     assert sorted(outcomes) == ["reserved", "sold_out"], outcomes
     await hls_viewer.wait_for_selector("#pinned .card .stock:has-text('Sold out')", timeout=WAIT)
     await studio.wait_for_selector("#orders li[data-status=reserved]", timeout=WAIT)
+    await studio.click("#orders li[data-status=reserved] button:has-text('Mark paid')")
+    await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
     await shoot(viewer_a, "watch-live")
     await shoot(studio, "studio-5-live")
 
@@ -268,6 +270,7 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await desk.click("#end-show")
     await desk.wait_for_selector("body[data-status=ended]", timeout=WAIT)
     await studio.wait_for_selector("#summary:not([hidden]) #summary-products tr", timeout=WAIT)
+    assert "$15.00" in await studio.inner_text("#summary-products")
     await shoot(studio, "studio-summary")
     users = await desk.context.new_page()
     await users.goto(f"{base}/admin?users")
@@ -281,7 +284,11 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
         await client.get(f"/api/v1/streams/{sid}/analytics", headers=admin.auth)
     ).json()
     funnel = next(p for p in analytics["products"] if p["product_id"] == scarf)
-    assert funnel["clicks"] >= 2 and funnel["inquiries"] >= 1 and funnel["orders"] == 1
+    assert (
+        funnel["clicks"] >= 2
+        and funnel["inquiries"] >= 1
+        and funnel["orders"] == funnel["paid"] == 1
+    )
     assert analytics["viewers_by_playback"]["hls"] >= 1
 
     # The viewers see the end, then the replay, with the scarf's cue at its moment.
