@@ -90,6 +90,7 @@ class VideoWorker:
         self.name = f"worker-{secrets.token_hex(6)}"
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._current: str | None = None
 
     def start(self) -> None:
         self._work_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +103,29 @@ class VideoWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._current is not None:
+            await self._release(self._current)
+            self._current = None
+
+    async def _release(self, job_id: str) -> None:
+        """Give a job this worker stopped in the middle of back to the queue, at once."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(MediaJob)
+                .where(
+                    MediaJob.id == job_id,
+                    MediaJob.worker == self.name,
+                    MediaJob.state == JobState.RUNNING,
+                )
+                .values(
+                    state=JobState.QUEUED,
+                    attempts=MediaJob.attempts - 1,
+                    progress=0,
+                    worker=None,
+                    lease_expires_at=None,
+                )
+            )
+        log.info("media job %s: handed back to the queue (worker stopping)", job_id)
 
     async def run(self) -> None:
         """Work until stopped; errors of one job (or of the database) never end the loop."""
@@ -149,6 +173,7 @@ class VideoWorker:
         directory = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir))
         progress = _Progress()
         heartbeat = asyncio.create_task(self._heartbeat(job.id, progress))
+        self._current = job.id
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 outputs = await self._process(job, directory, progress, heartbeat)
@@ -163,6 +188,8 @@ class VideoWorker:
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
+            if not self._stop.is_set():
+                self._current = None
             await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def _process(

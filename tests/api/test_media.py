@@ -533,6 +533,37 @@ async def test_killed_worker_is_resumed_by_another(
     assert sizes == [(1280, 720), (852, 480)]
 
 
+@pytest.mark.timeout(120)
+async def test_stopped_worker_hands_its_job_back(
+    fast_jobs: Settings,
+    aiohttp_client: Any,
+    database_url: str,
+    long_clip: bytes,
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    fast_jobs.media_worker = False
+    client = await aiohttp_client(build_app(fast_jobs))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    key = await local_upload(client, seller, product["id"], "video", "video/mp4", long_clip)
+    started = await client.post(
+        "/api/v1/media/video/process", json={"upload_key": key}, headers=seller.auth
+    )
+    job_id = (await started.json())["id"]
+
+    async def status() -> dict[str, Any]:
+        response = await client.get(f"/api/v1/media/status/{job_id}", headers=seller.auth)
+        return dict(await response.json())
+
+    start_worker(fast_jobs, workers)
+    await eventually(lambda: _running(status()), 60, "the worker never reported progress")
+    workers[0].send_signal(signal.SIGTERM)  # a clean stop, as in a deploy
+    assert workers[0].wait(30) == 0
+    job = await status()
+    assert (job["state"], job["attempts"], job["progress"]) == ("queued", 0, 0), job
+
+
 async def _running(status: Any) -> bool:
     job = await status
     return bool(job["state"] == "running" and job["progress"] > 0)
