@@ -105,6 +105,14 @@ class StreamLifecycle:
         """The grace period ran out: reconnecting -> ended."""
         return await self._move(stream_id, S.ENDED, frozenset({S.RECONNECTING}))
 
+    async def running(self) -> list[str]:
+        """Streams whose media should be flowing somewhere: live or reconnecting."""
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(Stream.id).where(Stream.status.in_([S.LIVE, S.RECONNECTING]))
+            )
+            return list(rows)
+
     async def _move(
         self, stream_id: str, target: StreamStatus, sources: frozenset[StreamStatus]
     ) -> bool:

@@ -23,6 +23,7 @@ from api.models import Sanction, SanctionKind, Stream, StreamStatus, User
 from api.routing import bearer_token
 from api.streams import can_watch
 from api.supervisor import StreamSupervisor
+from server.registry import StreamRegistry
 from sfu import (
     ClosedError,
     IceRestartUnsupportedError,
@@ -52,6 +53,7 @@ class Media:
     supervisor: StreamSupervisor
     max_sessions: int
     cors_origins: frozenset[str]
+    registry: StreamRegistry
 
 
 MEDIA = web.AppKey("media", Media)
@@ -156,6 +158,11 @@ def _created(
     return response
 
 
+def _redirect(owner: str, request: web.Request) -> web.Response:
+    """RFC 9725 §4.3: the stream's media is on another node; the client POSTs there."""
+    return web.Response(status=307, headers={"Location": f"{owner}{request.path_qs}"})
+
+
 async def _negotiate(
     media: Media, call: Callable[[], Awaitable[tuple[MediaSession, str]]]
 ) -> tuple[MediaSession, str]:
@@ -187,9 +194,12 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
         raise ApiError(
             409, "stream_finished", f"The stream is {stream.status}", {"status": stream.status}
         )
+    if (owner := await media.registry.owner(stream_id)) is not None:
+        return _redirect(owner, request)
     offer = await _offer(request)
     _check_capacity(media)
     session, answer = await _negotiate(media, lambda: media.sfu.publish(stream_id, offer))
+    await media.registry.claim(stream_id)
     return _created(request, "whip", stream_id, session, answer, stream.owner_id)
 
 
@@ -210,6 +220,8 @@ async def whep_play(request: web.Request) -> web.StreamResponse:
             "Nobody is live on this stream yet",
             headers={"Retry-After": RETRY_NOT_LIVE},
         )
+    if (owner := await media.registry.owner(stream_id)) is not None:
+        return _redirect(owner, request)
     _check_capacity(media)
     session, answer = await _negotiate(media, lambda: media.sfu.subscribe(stream_id, offer))
     return _created(request, "whep", stream_id, session, answer, user.id if user else "viewer")

@@ -52,6 +52,15 @@ class StreamSupervisor:
             self._spawn(self._lifecycle.media_started(event.room_id))
             self._spawn(self._media_started(event.room_id))
 
+    async def adopt(self, stream_ids: list[str]) -> None:
+        """Streams whose node died: their publisher has the grace period to come back to any
+        node, as if it had left this one; then the show ends."""
+        for stream_id in stream_ids:
+            if stream_id not in self._timers:
+                log.warning("stream %s lost its node; waiting for its publisher", stream_id)
+                await self._lifecycle.publisher_lost(stream_id)
+                self._timers[stream_id] = asyncio.create_task(self._expire(stream_id))
+
     async def _publisher_lost(self, stream_id: str) -> None:
         if await self._lifecycle.publisher_lost(stream_id):
             old = self._timers.pop(stream_id, None)

@@ -36,8 +36,10 @@ from api.webhooks import Dispatcher
 from server.bus import Bus, LocalBus, RedisBus
 from server.counters import Counters, LocalCounters, RedisCounters
 from server.database import create_engine, session_factory
+from server.periodic import Periodic
 from server.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimiter
 from server.redislink import RedisLink
+from server.registry import HEARTBEAT_SECONDS, LocalRegistry, RedisRegistry, StreamRegistry
 from server.settings import Settings
 from server.socketio_redis import BreakerRedisManager
 from server.storage import LocalStorage, ObjectStore, S3Storage
@@ -76,9 +78,17 @@ def build_app(settings: Settings) -> web.Application:
     )
     lifecycle = StreamLifecycle(sessions, realtime, bus)
     store = _object_store(settings)
+    registry: StreamRegistry = (
+        RedisRegistry(link, node, settings.resolved_public_url) if link else LocalRegistry()
+    )
+
+    async def end_media(stream_id: str) -> None:
+        await sfu.close_room(stream_id)
+        await registry.release(stream_id)
+
     supervisor = StreamSupervisor(
         lifecycle,
-        close_media=lambda stream_id: sfu.close_room(stream_id),
+        close_media=end_media,
         grace_seconds=settings.publisher_grace_seconds,
         media_started=lambda stream_id: recordings.media_started(stream_id),
     )
@@ -100,7 +110,7 @@ def build_app(settings: Settings) -> web.Application:
         stream_id = str(message.get("stream_id"))
         if message.get("type") == "stream.status" and message.get("status") in FINISHED:
             recordings.stream_finished(stream_id)
-            await sfu.close_room(stream_id)
+            await end_media(stream_id)
         elif message.get("type") == "cue":
             recordings.add_cue(stream_id, cue_of(message))
 
@@ -109,7 +119,9 @@ def build_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_body_bytes,
         middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
     )
-    app[MEDIA] = Media(sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins))
+    app[MEDIA] = Media(
+        sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins), registry
+    )
     app[RECORDINGS] = recordings
     app[SERVICES] = Services(
         sessions=sessions,
@@ -142,6 +154,13 @@ def build_app(settings: Settings) -> web.Application:
     holds = HoldExpiry(sessions, realtime)
     dispatcher = Dispatcher(sessions)
 
+    async def heartbeat() -> None:
+        """Keep this node's streams its own; adopt the live streams of nodes that died."""
+        await registry.heartbeat(room.id for room in sfu.rooms())
+        await supervisor.adopt(await registry.orphans(await lifecycle.running()))
+
+    beating = Periodic(heartbeat, HEARTBEAT_SECONDS)
+
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await sfu.start_workers(settings.resolved_sfu_workers - 1)
         await bus.start()
@@ -152,7 +171,9 @@ def build_app(settings: Settings) -> web.Application:
             await lifecycle.interrupted(stream_id)
         if worker is not None:
             worker.start()
+        beating.start()
         yield
+        await beating.stop()
         if worker is not None:
             await worker.close()
         await holds.close()
@@ -165,6 +186,7 @@ def build_app(settings: Settings) -> web.Application:
         # the show marked interrupted, as after a crash.
         for stream_id in {*carried, *await recordings.close()}:
             await lifecycle.interrupted(stream_id)
+            await registry.release(stream_id)
         await realtime.close()
         await bus.close()
         if link is not None:

@@ -1,0 +1,122 @@
+"""Two real nodes on PostgreSQL and Redis: WHIP/WHEP redirect to the stream's node (307),
+chat across nodes, and the owner killed mid-show: the other node ends it for the viewers, and
+the owner's recording is recovered when it comes back."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from tests.api.test_cluster import _join, _register, _stream
+from tests.nodes import Node, RedisServer
+from tests.socket_client import Viewer
+
+SDP = "application/sdp"
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+async def _post_sdp(
+    http: aiohttp.ClientSession, url: str, offer: str, token: str | None = None
+) -> aiohttp.ClientResponse:
+    headers = {"Content-Type": SDP} | ({"Authorization": f"Bearer {token}"} if token else {})
+    return await http.post(url, data=offer, headers=headers, allow_redirects=False)
+
+
+async def _status(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    async with http.get(url) as response:
+        return dict(await response.json())
+
+
+@pytest.mark.timeout(180)
+async def test_publish_on_a_watch_via_b_and_lose_a(
+    redis_server: RedisServer, postgres_database: str, tmp_path: Path
+) -> None:
+    settings = {
+        "database_url": postgres_database,
+        "redis_url": redis_server.url,
+        "ice_host_addresses": "127.0.0.1",
+        "jwt_secret": "m" * 40,
+        "publisher_grace_seconds": "1",
+    }
+    a = Node(tmp_path / "a", **settings)
+    b = Node(tmp_path / "b", **settings)
+    publisher, viewer = PublisherPeer(), ViewerPeer()
+    sockets: list[Viewer] = []
+    try:
+        seller = await _register(a.url, "seller")
+        auth = {"Authorization": f"Bearer {seller['access_token']}"}
+        sid = await _stream(a.url, seller["access_token"])
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{a.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
+                token = (await r.json())["publish_token"]
+            published = await _post_sdp(http, f"{a.url}/whip/{sid}", await publisher.offer(), token)
+            assert published.status == 201, await published.text()
+            await publisher.accept(await published.text())
+            await _until(lambda: _status(http, f"{b.url}/api/v1/streams/{sid}"), "live")
+
+            # The stream's media is on a: b sends publishers and viewers there.
+            again = await _post_sdp(http, f"{b.url}/whip/{sid}", "v=0\r\n", token)
+            assert again.status == 307 and again.headers["Location"] == f"{a.url}/whip/{sid}"
+            offer = await viewer.offer()
+            redirected = await _post_sdp(http, f"{b.url}/whep/{sid}", offer)
+            assert redirected.status == 307
+            assert redirected.headers["Location"] == f"{a.url}/whep/{sid}"
+            watched = await _post_sdp(http, redirected.headers["Location"], offer)
+            assert watched.status == 201, await watched.text()
+            await viewer.accept(await watched.text())
+            await wait_until(lambda: len(viewer.video_packets()) > 20)
+
+            on_a = await _join(a.url, sid, seller["access_token"])
+            buyer = await _register(b.url, "viewer")
+            on_b = await _join(b.url, sid, buyer["access_token"])
+            sockets += [on_a, on_b]
+            assert (await on_b.call("stream:chat", {"stream_id": sid, "text": "hi a"}))["ok"]
+            assert (await on_a.wait_for("stream:chat"))["text"] == "hi a"
+
+            a.kill()
+            # b notices a's streams lost their node, gives the publisher its grace period, and
+            # ends the show for the viewers it holds.
+            ended = await on_b.wait_for(
+                "stream:status", lambda d: d["status"] == "ended", within=30
+            )
+            assert ended["stream_id"] == sid
+            assert (await _status(http, f"{b.url}/api/v1/streams/{sid}"))["status"] == "ended"
+
+            a.stop()
+            a = Node(tmp_path / "a", **settings)  # a comes back: its recording is recovered
+            stream = await _until(
+                lambda: _status(http, f"{b.url}/api/v1/streams/{sid}"),
+                lambda s: bool(s["vod_url"]),
+            )
+            async with http.get(stream["vod_url"]) as response:
+                assert response.status == 200 and "#EXT-X-ENDLIST" in await response.text()
+    finally:
+        for socket in sockets:
+            if socket.sio.connected:
+                await socket.close()
+        await viewer.close()
+        await publisher.close()
+        a.stop()
+        b.stop()
+
+
+async def _until(read: Any, wanted: Any, within: float = 30) -> dict[str, Any]:
+    """Poll ``read()`` until its ``status`` is ``wanted`` (or ``wanted(result)`` holds)."""
+    deadline = time.monotonic() + within
+    while True:
+        result: dict[str, Any] = await read()
+        if wanted(result) if callable(wanted) else result["status"] == wanted:
+            return result
+        assert time.monotonic() < deadline, f"not reached: {result}"
+        await asyncio.sleep(0.2)
