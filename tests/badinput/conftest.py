@@ -62,7 +62,12 @@ def fuzz_settings(sqlite_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def node(fuzz_settings: Settings, aiohttp_client: Any) -> Client:
+async def node(
+    fuzz_settings: Settings, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> Client:
+    # The periodic analytics flush writes viewer statistics: it would change the database
+    # between the snapshots that prove a refusal changed nothing.
+    monkeypatch.setattr("api.realtime.FLUSH_EVERY", 3600.0)
     client: Client = await aiohttp_client(build_app(fuzz_settings))
     return client
 
@@ -72,8 +77,14 @@ def shop(node: Client, sqlite_url: str) -> Shop:
     return Shop(node, sqlite_url)
 
 
-async def fuzz(check: Callable[..., Awaitable[None]], **strategies: SearchStrategy[Any]) -> None:
-    """Run ``check`` on hypothesis' examples against the server on this loop.
+async def fuzz(
+    check: Callable[..., Awaitable[None]],
+    *,
+    examples: int | None = None,
+    **strategies: SearchStrategy[Any],
+) -> None:
+    """Run ``check`` on hypothesis' examples (``examples`` of them, else the profile's)
+    against the server on this loop.
 
     Hypothesis cannot await: it drives the examples from a thread, each one run (and awaited)
     on this loop, which keeps serving meanwhile.
@@ -84,4 +95,5 @@ async def fuzz(check: Callable[..., Awaitable[None]], **strategies: SearchStrate
     def example(**values: Any) -> None:
         asyncio.run_coroutine_threadsafe(check(**values), loop).result(timeout=60)
 
-    await asyncio.to_thread(example)
+    run = settings(max_examples=examples)(example) if examples else example
+    await asyncio.to_thread(run)
