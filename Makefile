@@ -7,7 +7,7 @@ WEB := static/node_modules/.installed
 
 NETNS := shopcast-e2e
 
-.PHONY: run install migrate test test-browser lint fmt openapi clean
+.PHONY: run install migrate test test-browser lint fmt openapi bench clean
 
 run: install migrate
 	$(PY) -m server serve
@@ -47,6 +47,10 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Every benchmark at a load and at twice that load, then a table of the figures (minutes).
+bench: install
+	$(PY) -m bench
 
 openapi: $(STAMP)
 	$(PY) -m server openapi --output docs/openapi.json

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 import socketio
 
+from bench import emit
+
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -206,6 +208,13 @@ async def run(viewers: int, rate: float, seconds: float, processes: int) -> None
     )
     if latencies:
         print(f"mean {statistics.fmean(latencies) * 1000:.1f} ms")
+    emit(
+        viewers=viewers,
+        deliveries_per_s=round(delivered / wall),
+        deliveries_per_cpu_s=round(delivered / max(cpu, 1e-9)),
+        lost=sent * viewers - delivered,
+        p99_ms=round(p(0.99), 1) if latencies else None,
+    )
 
 
 def main() -> None:

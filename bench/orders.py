@@ -28,6 +28,7 @@ from api.auth import hash_password
 from api.context import SERVICES
 from api.lifecycle import StreamLifecycle
 from api.models import User, new_id
+from bench import emit
 from server import migrate
 from server.app import build_app
 from server.database import create_engine
@@ -153,6 +154,14 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> Non
         stock = (await conn.execute(text("SELECT stock FROM products"))).scalar_one()
     await check.dispose()
     print(f"  stock left {stock} (started {units * 5}); never negative by the CHECK constraint")
+    emit(
+        engine=make_url(database_url).get_backend_name(),
+        buyers=buyers,
+        units=units,
+        orders=statuses[201],
+        requests_per_s=round(buyers / wall),
+        p99_ms=round(p(0.99)),
+    )
 
 
 async def main(buyers: int, units: int, engine: str) -> None:

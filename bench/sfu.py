@@ -28,6 +28,7 @@ from typing import Any
 
 from aiortc import RTCSessionDescription
 
+from bench import emit
 from bench.clip import ClipTrack, ToneTrack, encode_clip
 from bench.peers import LOOPBACK, new_pc
 from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
@@ -524,6 +525,15 @@ def report(
     print(
         f"packet loss per viewer         mean {statistics.mean(losses) * 100:.3f} %, "
         f"max {max(losses) * 100:.3f} %"
+    )
+    emit(
+        viewers=viewers,
+        workers=workers,
+        marginal_us=round(marginal, 2),
+        per_core=round(capacity),
+        total=round((0.70 * workers - idle["cpu"]) / per_viewer) if per_viewer > 0 else None,
+        loss_max_pct=round(max(losses) * 100, 3),
+        ttff_p50_ms=round(statistics.median(ttff)) if ttff else None,
     )
     if ttff:
         print(

@@ -1,0 +1,109 @@
+"""``make bench``: every benchmark at a load and at twice that load, then one table.
+
+    python -m bench [--quick]
+
+Each benchmark runs in its own process (they start their own servers and load every core);
+their full output goes by as they run, and their key figures (the ``figures:`` line each
+prints) are tabulated at the end with the trend as the load doubles. ``--quick`` halves the
+loads and the measuring windows, for a first look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from bench import FIGURES
+
+
+@dataclass(frozen=True)
+class Run:
+    title: str
+    module: str
+    args: tuple[str, ...]
+    show: tuple[str, ...]  # figures to put in the table
+
+
+def runs(quick: bool) -> list[tuple[Run, Run]]:
+    """Pairs of runs: a load, then twice that load."""
+    n = 1 if quick else 2
+    window = "8" if quick else "15"
+
+    def sfu(viewers: int, workers: int) -> Run:
+        return Run(
+            f"SFU, {workers} process{'es' if workers > 1 else ''}, {viewers} viewers",
+            "bench.sfu",
+            ("--viewers", str(viewers), "--workers", str(workers), "--seconds", window),
+            ("per_core", "total", "marginal_us", "loss_max_pct", "ttff_p50_ms"),
+        )
+
+    def chat(viewers: int) -> Run:
+        return Run(
+            f"Chat, {viewers} viewers, 20 lines/s",
+            "bench.chat",
+            ("--viewers", str(viewers), "--rate", "20", "--seconds", window),
+            ("deliveries_per_s", "deliveries_per_cpu_s", "lost", "p99_ms"),
+        )
+
+    def orders(engine: str, buyers: int) -> Run:
+        return Run(
+            f"Orders, {engine}, {buyers} buyers for 10 units",
+            "bench.orders",
+            ("--engine", engine, "--buyers", str(buyers), "--units", "10"),
+            ("orders", "requests_per_s", "p99_ms"),
+        )
+
+    return [
+        (sfu(25 * n, 1), sfu(50 * n, 1)),
+        (sfu(50 * n, 2), sfu(100 * n, 2)),
+        (chat(125 * n), chat(250 * n)),
+        (orders("sqlite", 250 * n), orders("sqlite", 500 * n)),
+        (orders("postgresql", 250 * n), orders("postgresql", 500 * n)),
+    ]
+
+
+def execute(run: Run) -> dict[str, Any]:
+    print(f"\n=== {run.title}: python -m {run.module} {' '.join(run.args)}", flush=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", run.module, *run.args], stdout=subprocess.PIPE, text=True
+    )
+    figures: dict[str, Any] = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(FIGURES):
+            figures = json.loads(line[len(FIGURES) :])
+        else:
+            print(line, end="", flush=True)
+    if process.wait() != 0 or not figures:
+        print(f"!!! {run.title}: failed (exit {process.returncode})", flush=True)
+    return figures
+
+
+def trend(low: Any, high: Any) -> str:
+    if isinstance(low, int | float) and isinstance(high, int | float) and low:
+        return f"x{high / low:.2f}"
+    return ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="half the loads and windows")
+    args = parser.parse_args()
+    results = [(pair, execute(pair[0]), execute(pair[1])) for pair in runs(args.quick)]
+    print("\n| run | figure | at load | at 2x load | trend |")
+    print("|---|---|---|---|---|")
+    for (low_run, high_run), low, high in results:
+        for name in low_run.show:
+            a, b = low.get(name), high.get(name)
+            print(
+                f"| {low_run.title} (2x: {high_run.title.rsplit(', ', 1)[-1]}) | {name} "
+                f"| {a} | {b} | {trend(a, b)} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
