@@ -523,8 +523,9 @@ async def test_killed_worker_is_resumed_by_another(
     start_worker(fast_jobs, workers)
     await eventually(lambda: _running(status()), 60, "the first worker never reported progress")
     first = workers[0]
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its transcoder, mid-job
+    os.kill(first.pid, signal.SIGKILL)  # mid-job; its transcoder must not outlive it
     first.wait(10)
+    await eventually(lambda: _group_gone(first.pid), 10, "the transcoder outlived its worker")
     assert (await status())["state"] == "running", "nobody noticed yet: the lease still holds"
     start_worker(fast_jobs, workers)
     job = await wait_for_job(client, seller, job_id)
@@ -562,6 +563,14 @@ async def test_stopped_worker_hands_its_job_back(
     assert workers[0].wait(30) == 0
     job = await status()
     assert (job["state"], job["attempts"], job["progress"]) == ("queued", 0, 0), job
+
+
+def _group_gone(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 async def _running(status: Any) -> bool:
