@@ -240,6 +240,23 @@ async def test_foreign_and_escaping_keys_are_refused(client: Client, shop: Shop)
         await expect_error(foreign, 403, "forbidden")
 
 
+async def test_keys_must_be_uploaded_and_of_their_kind(client: Client, shop: Shop) -> None:
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    photo = await local_upload(client, seller, product["id"], "image", "image/png", PNG)
+    grant = await upload_url(client, seller, product["id"], "video", "video/mp4", 100)
+    pending = grant["upload_key"]  # issued, never uploaded
+    cases = [
+        ("/api/v1/media/video/process", photo, 422, "invalid_upload_key"),
+        ("/api/v1/media/image", pending, 422, "invalid_upload_key"),
+        ("/api/v1/media/video/process", pending, 409, "not_uploaded"),
+    ]
+    async with shop.unchanged():
+        for path, key, status, code in cases:
+            response = await client.post(path, json={"upload_key": key}, headers=seller.auth)
+            await expect_error(response, status, code)
+
+
 async def test_upload_url_refusals(client: Client, shop: Shop, settings: Settings) -> None:
     seller, viewer = await shop.account("seller"), await shop.account("viewer")
     product = await shop.product(seller)
