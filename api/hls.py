@@ -9,7 +9,7 @@ from api.context import SERVICES
 from api.errors import ApiError, Handler, not_found
 from api.models import Audience, Stream
 from api.recordings import Recordings
-from api.signaling import authorise_viewer
+from api.signaling import MEDIA, authorise_viewer
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".jpg": "image/jpeg"}
@@ -53,6 +53,13 @@ async def _stream(request: web.Request) -> Stream:
     return stream
 
 
+async def _redirect_to_owner(request: web.Request, stream: Stream) -> None:
+    """The show is recorded on another node (the one carrying its media): send the player there."""
+    owner = await request.app[MEDIA].registry.owner(stream.id)
+    if owner is not None:
+        raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}")
+
+
 def _number(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
     if raw is None:
@@ -68,6 +75,7 @@ async def playlist(request: web.Request) -> web.StreamResponse:
     if recorder is None:
         if stream.vod_url:
             raise web.HTTPTemporaryRedirect(stream.vod_url)
+        await _redirect_to_owner(request, stream)
         raise ApiError(
             404,
             "no_recording",
@@ -94,6 +102,8 @@ async def media(request: web.Request) -> web.StreamResponse:
     stream = await _stream(request)
     recorder = request.app[RECORDINGS].recorder(stream.id)
     name = request.match_info["name"]
+    if recorder is None:
+        await _redirect_to_owner(request, stream)
     path = await recorder.resolve(name, timeout=BLOCK_SECONDS) if recorder else None
     if path is None:
         raise not_found("Media")

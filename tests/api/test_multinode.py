@@ -72,6 +72,9 @@ async def test_publish_on_a_watch_via_b_and_lose_a(
             redirected = await _post_sdp(http, f"{b.url}/whep/{sid}", offer)
             assert redirected.status == 307
             assert redirected.headers["Location"] == f"{a.url}/whep/{sid}"
+            hls = f"/hls/{sid}/index.m3u8?_HLS_msn=3"
+            async with http.get(f"{b.url}{hls}", allow_redirects=False) as response:
+                assert response.status == 307 and response.headers["Location"] == f"{a.url}{hls}"
             watched = await _post_sdp(http, redirected.headers["Location"], offer)
             assert watched.status == 201, await watched.text()
             await viewer.accept(await watched.text())
