@@ -1,24 +1,29 @@
 // WHIP and WHEP clients for the browser: one offer, one answer, ICE gathered up front.
 
 const ICE_GATHER_LIMIT_MS = 2000;
+// Without STUN or TURN servers a peer has only host candidates, and they all come at once: the
+// offer goes this long after the first one instead of waiting for gathering to complete.
+const HOST_CANDIDATES_MS = 50;
 
-function gathered(pc) {
+function gathered(pc, hostOnly) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    const done = () => {
-      if (pc.iceGatheringState === "complete") {
-        pc.removeEventListener("icegatheringstatechange", done);
-        resolve();
-      }
-    };
-    pc.addEventListener("icegatheringstatechange", done);
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") resolve();
+    });
+    if (hostOnly) {
+      pc.addEventListener("icecandidate", (event) => {
+        if (event.candidate) setTimeout(resolve, HOST_CANDIDATES_MS);
+      });
+    }
     setTimeout(resolve, ICE_GATHER_LIMIT_MS);
   });
 }
 
-async function exchange(pc, url, token) {
+async function exchange(pc, url, token, hostOnly) {
+  const candidates = gathered(pc, hostOnly);
   await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
+  await candidates;
   const headers = { "Content-Type": "application/sdp" };
   if (token) headers.Authorization = `Bearer ${token}`;
   const response = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
@@ -54,7 +59,7 @@ export async function publish(url, token, stream, iceServers = []) {
     const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     if (track.kind === "video") preferH264(transceiver);
   }
-  const session = await exchange(pc, url, token);
+  const session = await exchange(pc, url, token, iceServers.length === 0);
   const stop = async () => {
     pc.close();
     await fetch(session, { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
@@ -72,7 +77,7 @@ export async function play(url, video, token) {
     media.addTrack(event.track);
     video.srcObject = media;
   });
-  const session = await exchange(pc, url, token);
+  const session = await exchange(pc, url, token, true);
   const stop = async () => {
     pc.close();
     await fetch(session, { method: "DELETE" }).catch(() => {});
