@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ WRITE = "shopcast_write"
 
 def create_engine(url: str) -> AsyncEngine:
     """An engine tuned for the URL's backend."""
+    # aiosqlite logs every statement with its parameters (password hashes, token hashes) at
+    # DEBUG: a debug log level must not copy them into the logs.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
