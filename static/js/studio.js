@@ -34,6 +34,26 @@ function signedIn(user) {
   }
   $("#auth").hidden = true;
   showStep(1);
+  offerResume().catch(() => {});
+}
+
+// A show left running (the tab was closed or reloaded): go back to it from the camera step.
+async function offerResume() {
+  const running = [];
+  for (const status of ["live", "reconnecting"]) {
+    running.push(...await api("GET", `/streams?mine=true&status=${status}`));
+  }
+  if (!running.length) return;
+  const [stream] = running;
+  $("#resume-text").textContent = `"${stream.title}" is ${stream.status}. Go back to it, or plan a new show below.`;
+  $("#resume").hidden = false;
+  $("#resume-button").onclick = async () => {
+    $("#resume").hidden = true;
+    state.stream = stream;
+    document.body.dataset.streamId = stream.id;
+    showStep(4);
+    await startCamera();
+  };
 }
 
 // Step 1: details.
@@ -194,6 +214,7 @@ $("#go-live").addEventListener("click", async (event) => {
     countdown.hidden = true;
     await publishNow();
     showStep(5);
+    $("#resume").hidden = true;
     await joinRoom();
   } catch (error) {
     say(status, `Could not go live: ${error.message}`, "error");

@@ -244,6 +244,17 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
     await eventually(lambda: _status_is(client, sid, "live"), 15, "never live again")
 
+    # The seller's tab reloads mid-show: the studio offers the running show and goes live again.
+    await studio.reload()
+    await studio.wait_for_selector("#resume:not([hidden]) #resume-button", timeout=WAIT)
+    await studio.click("#resume-button")
+    await studio.wait_for_selector("#step-4:not([hidden])")
+    await studio.wait_for_function("() => document.getElementById('preview').readyState >= 2")
+    await studio.click("#go-live")
+    await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
+    await studio.wait_for_selector(f"{card}.pinned", timeout=WAIT)
+    await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
+
     # The admin sees the show live with its two WebRTC viewers, opens it and ends it.
     desk = await (await context(browser, DESKTOP)).new_page()
     await desk.goto(f"{base}/admin")
