@@ -22,7 +22,8 @@ from bench import FIGURES
 
 @dataclass(frozen=True)
 class Run:
-    title: str
+    title: str  # what runs
+    load: str  # how much of it
     module: str
     args: tuple[str, ...]
     show: tuple[str, ...]  # figures to put in the table
@@ -35,7 +36,8 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
 
     def sfu(viewers: int, workers: int) -> Run:
         return Run(
-            f"SFU, {workers} process{'es' if workers > 1 else ''}, {viewers} viewers",
+            f"SFU, {workers} process{'es' if workers > 1 else ''}",
+            f"{viewers} viewers",
             "bench.sfu",
             ("--viewers", str(viewers), "--workers", str(workers), "--seconds", window),
             ("per_core", "total", "marginal_us", "loss_max_pct", "ttff_p50_ms"),
@@ -43,7 +45,8 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
 
     def chat(viewers: int) -> Run:
         return Run(
-            f"Chat, {viewers} viewers, 20 lines/s",
+            "Chat, 20 lines/s",
+            f"{viewers} viewers",
             "bench.chat",
             ("--viewers", str(viewers), "--rate", "20", "--seconds", window),
             ("deliveries_per_s", "deliveries_per_cpu_s", "lost", "p99_ms"),
@@ -51,7 +54,8 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
 
     def orders(engine: str, buyers: int) -> Run:
         return Run(
-            f"Orders, {engine}, {buyers} buyers for 10 units",
+            f"Orders for 10 units, {engine}",
+            f"{buyers} buyers",
             "bench.orders",
             ("--engine", engine, "--buyers", str(buyers), "--units", "10"),
             ("orders", "requests_per_s", "p99_ms"),
@@ -67,7 +71,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
 
 
 def execute(run: Run) -> dict[str, Any]:
-    print(f"\n=== {run.title}: python -m {run.module} {' '.join(run.args)}", flush=True)
+    print(f"\n=== {run.title}, {run.load}: python -m {run.module} {' '.join(run.args)}", flush=True)
     process = subprocess.Popen(
         [sys.executable, "-m", run.module, *run.args], stdout=subprocess.PIPE, text=True
     )
@@ -79,7 +83,7 @@ def execute(run: Run) -> dict[str, Any]:
         else:
             print(line, end="", flush=True)
     if process.wait() != 0 or not figures:
-        print(f"!!! {run.title}: failed (exit {process.returncode})", flush=True)
+        print(f"!!! {run.title}, {run.load}: failed (exit {process.returncode})", flush=True)
     return figures
 
 
@@ -94,14 +98,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="half the loads and windows")
     args = parser.parse_args()
     results = [(pair, execute(pair[0]), execute(pair[1])) for pair in runs(args.quick)]
-    print("\n| run | figure | at load | at 2x load | trend |")
-    print("|---|---|---|---|---|")
+    print("\n| run | figure | load | value | 2x load | value | trend |")
+    print("|---|---|---|---|---|---|---|")
     for (low_run, high_run), low, high in results:
         for name in low_run.show:
             a, b = low.get(name), high.get(name)
             print(
-                f"| {low_run.title} (2x: {high_run.title.rsplit(', ', 1)[-1]}) | {name} "
-                f"| {a} | {b} | {trend(a, b)} |"
+                f"| {low_run.title} | {name} | {low_run.load} | {a} "
+                f"| {high_run.load} | {b} | {trend(a, b)} |"
             )
 
 
