@@ -255,6 +255,13 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.wait_for_selector(f"{card}.pinned", timeout=WAIT)
     await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
 
+    # The home page lists the show live and links to its watch page.
+    home = await viewer_a.context.new_page()
+    await home.goto(f"{base}/")
+    await home.wait_for_selector(f"#live a[href='/watch/{sid}']:has-text('Scarves')", timeout=WAIT)
+    await shoot(home, "home")
+    await home.close()
+
     # The admin sees the show live with its two WebRTC viewers, opens it and ends it.
     desk = await (await context(browser, DESKTOP)).new_page()
     await desk.goto(f"{base}/admin")
