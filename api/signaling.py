@@ -23,6 +23,7 @@ from api.models import Sanction, SanctionKind, Stream, StreamStatus, User
 from api.routing import bearer_token
 from api.streams import can_watch
 from api.supervisor import StreamSupervisor
+from server.ratelimit import Limit
 from server.registry import StreamRegistry
 from sfu import (
     ClosedError,
@@ -54,6 +55,7 @@ class Media:
     max_sessions: int
     cors_origins: frozenset[str]
     registry: StreamRegistry
+    limit: Limit  # offers per client address
 
 
 MEDIA = web.AppKey("media", Media)
@@ -185,9 +187,23 @@ async def _negotiate(
     return session, answer
 
 
+async def _limit_offers(request: web.Request, kind: str) -> None:
+    """Each offer costs a peer connection: a client address gets a few per second."""
+    services, media = request.app[SERVICES], request.app[MEDIA]
+    wait = await services.limiter.acquire(f"{kind}:{request.remote}", media.limit)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many offers; wait before trying again",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
 async def whip_publish(request: web.Request) -> web.StreamResponse:
     media = request.app[MEDIA]
     stream_id = request.match_info["stream_id"]
+    await _limit_offers(request, "whip")
     stream = await _stream(request.app[SERVICES], stream_id)
     await _authorise_publisher(request, stream)
     if stream.status in FINISHED:
@@ -206,6 +222,7 @@ async def whip_publish(request: web.Request) -> web.StreamResponse:
 async def whep_play(request: web.Request) -> web.StreamResponse:
     media = request.app[MEDIA]
     stream_id = request.match_info["stream_id"]
+    await _limit_offers(request, "whep")
     stream = await _stream(request.app[SERVICES], stream_id)
     user = await authorise_viewer(request, stream)
     if stream.status in FINISHED:
@@ -350,6 +367,7 @@ _COMMON = {
     "404": "No such stream",
     "413": "Offer over 64 KiB",
     "415": "Not application/sdp",
+    "429": "Too many offers from this address; see Retry-After",
     "422": "Nothing in the offer that Shopcast can receive or send",
     "503": "Node at capacity; see Retry-After",
 }

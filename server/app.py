@@ -120,7 +120,12 @@ def build_app(settings: Settings) -> web.Application:
         middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
     )
     app[MEDIA] = Media(
-        sfu, supervisor, settings.max_sessions, frozenset(settings.cors_origins), registry
+        sfu,
+        supervisor,
+        settings.max_sessions,
+        frozenset(settings.cors_origins),
+        registry,
+        Limit(rate=settings.signaling_attempts_per_second, burst=settings.signaling_burst),
     )
     app[RECORDINGS] = recordings
     app[SERVICES] = Services(

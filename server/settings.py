@@ -105,6 +105,12 @@ class Settings(BaseSettings):
         20, gt=0, description="Sign-up and sign-in attempts per client address per minute."
     )
     auth_burst: int = Field(20, gt=0, description="Attempts allowed at once before the limit.")
+    signaling_attempts_per_second: float = Field(
+        5, gt=0, description="WHIP and WHEP offers per client address per second."
+    )
+    signaling_burst: int = Field(
+        20, gt=0, description="WHIP and WHEP offers allowed at once before that rate applies."
+    )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
     log_level: str = Field("INFO", description="Logging level.")
 

@@ -114,6 +114,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         cors_origins=["https://shop.example"],
         ice_host_addresses=["127.0.0.1"],
         sfu_workers=1,
+        signaling_burst=100_000,  # tests post many offers from 127.0.0.1; one test lowers it
     )
 
 

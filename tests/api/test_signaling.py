@@ -414,3 +414,31 @@ async def test_viewers_in_a_worker_process(
     for viewer in viewers:
         await viewer.close()
     await publisher.close()
+
+
+async def test_offers_are_rate_limited_per_address(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    settings.signaling_burst, settings.signaling_attempts_per_second = 3, 0.01
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    sid = (await shop.stream(seller))["id"]
+    token = await go_live(client, seller, sid)
+    whip = {**SDP, "Authorization": f"Bearer {token}"}
+    for _ in range(3):
+        await expect_error(
+            await client.post(f"/whep/{sid}", data="v=0", headers=SDP), 409, "not_live"
+        )
+    async with shop.unchanged():
+        refused = await client.post(f"/whep/{sid}", data="v=0", headers=SDP)
+        await expect_error(refused, 429, "rate_limited")
+        assert int(refused.headers["Retry-After"]) >= 1
+    # Publishing has its own budget: a crowd of viewers cannot lock the seller out.
+    for _ in range(3):
+        await expect_error(
+            await client.post(f"/whip/{sid}", data="v=0", headers=whip), 400, "invalid_sdp"
+        )
+    await expect_error(
+        await client.post(f"/whip/{sid}", data="v=0", headers=whip), 429, "rate_limited"
+    )
