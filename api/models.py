@@ -163,6 +163,8 @@ class Stream(Base):
     record_stream: Mapped[bool] = mapped_column(Boolean, default=True)
     vod_url: Mapped[str | None] = mapped_column(String(1024))
     thumbnail_url: Mapped[str | None] = mapped_column(String(1024))
+    # The recording stopped early (the node's disk filled up): the replay ends before the show.
+    recording_truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     scheduled_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()

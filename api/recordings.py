@@ -95,6 +95,11 @@ class Recordings:
             result = await recorder.finish()
         finally:
             self._active.pop(stream_id, None)
+        if result.truncated:
+            async with self._sessions.begin() as session:
+                await session.execute(
+                    update(Stream).where(Stream.id == stream_id).values(recording_truncated=True)
+                )
         await self._upload(stream_id, result.directory, result.files)
         log.info(
             "recording of %s: %.1f s%s",

@@ -260,6 +260,10 @@ class StreamOut(Output):
     created_at: datetime
     vod_url: str | None
     thumbnail_url: str | None
+    recording_truncated: bool = Field(
+        description="The recording stopped early (the node's disk filled up): the replay, if "
+        "any, ends before the show did"
+    )
     whep_url: str
     hls_url: str
 

@@ -86,3 +86,5 @@ async def test_disk_full_while_recording(
     url = await eventually(replay, 30, "what was recorded was never published")
     vod = await (await client.get(url.removeprefix("http://shopcast.test"))).text()
     assert "#EXT-X-ENDLIST" in vod and "#EXTINF" in vod
+    show = await (await client.get(f"/api/v1/streams/{sid}")).json()
+    assert show["recording_truncated"], "the replay is marked as cut short"

@@ -67,6 +67,7 @@ async def test_store_down_during_upload(
     await asyncio.sleep(2)  # a few upload attempts fail meanwhile
     show = await (await client.get(f"/api/v1/streams/{sid}")).json()
     assert show["status"] == "ended" and show["vod_url"] is None
+    assert not show["recording_truncated"]
     kept = sorted(p.name for p in local.iterdir() if p.suffix in (".m4s", ".mp4", ".m3u8"))
     assert "vod.m3u8" in kept and any(name.endswith(".m4s") for name in kept)
     assert (await client.get("/healthz")).status == 200
