@@ -332,7 +332,13 @@ function openSocket() {
       startReplay();
     }
   });
-  socket.on("stream:banned", () => show("You have been removed from this show.", null, "error"));
+  socket.on("stream:banned", () => {
+    window.shopcastPlayer?.stop?.();
+    window.shopcastPlayer?.hls?.destroy();
+    video.removeAttribute("src");
+    video.srcObject = null;
+    show("You have been removed from this show.", "banned", "error");
+  });
   socket.on("product:pinned", (pin) => {
     if (state.replay) return;
     state.pins.set(pin.product.id, pin);

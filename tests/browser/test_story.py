@@ -43,6 +43,10 @@ async def audit(page: Page, name: str) -> None:
     """axe-core finds no serious or critical accessibility problem on the page."""
     if not await page.evaluate("() => typeof axe !== 'undefined'"):
         await page.evaluate(AXE)
+    # Colours are judged once the cards' entrance animations (opacity) have ended.
+    await page.evaluate(
+        "() => Promise.all(document.getAnimations().map((a) => a.finished.catch(() => null)))"
+    )
     problems = await page.evaluate(AUDIT)
     assert not problems, f"{name}: {problems}"
 
@@ -324,6 +328,14 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await shoot(viewer_b, "watch-replay")
     await viewer_b.evaluate(SEEK, 0)
     await viewer_b.wait_for_selector("#pinned .card", state="detached", timeout=WAIT)
+
+    # After the show the admin bans Ann: her lines vanish for everyone and her page stops.
+    await desk.click("#admin-chat li:has-text('pure silk') button:has-text('Ban')")
+    await viewer_a.wait_for_selector(
+        "body[data-mode=banned] #status:has-text('removed from this show')", timeout=WAIT
+    )
+    await viewer_b.wait_for_selector("#chat li:has-text('pure silk')", state="detached")
+    await desk.wait_for_selector("#sanctions li:has-text('ban')", timeout=WAIT)
 
 
 async def _status_is(client: Any, stream_id: str, wanted: str) -> bool:
