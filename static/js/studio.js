@@ -466,7 +466,8 @@ async function measure() {
     }
   });
   const now = performance.now();
-  const kbps = lastSent ? ((bytes - lastSent.bytes) * 8) / (now - lastSent.at) : 0;
+  // A new session after a reconnection counts its bytes from zero again.
+  const kbps = lastSent && bytes >= lastSent.bytes ? ((bytes - lastSent.bytes) * 8) / (now - lastSent.at) : 0;
   lastSent = { bytes, at: now };
   const label = pc.connectionState !== "connected" ? "poor"
     : (lost > 0.05 || (rtt ?? 0) > 0.4 || kbps < 100) ? "fair" : "good";
