@@ -56,7 +56,9 @@ def fuzz_settings(sqlite_url: str, tmp_path: Path) -> Settings:
         public_url="http://shopcast.test",
         cors_origins=["https://shop.example"],
         ice_host_addresses=["127.0.0.1"],
+        # The fuzzers must reach the parsers; floods are tested against the real limits.
         auth_burst=1000,
+        signaling_burst=10_000,
         sfu_workers=1,
     )
 

@@ -28,5 +28,7 @@ def node_settings(sqlite_url: str, tmp_path: Path) -> Settings:
         database_url=sqlite_url,
         public_url="http://shopcast.test",
         ice_host_addresses=["127.0.0.1"],
+        # Every test viewer comes from 127.0.0.1, where real ones have addresses of their own.
         auth_burst=100,
+        signaling_burst=1000,
     )
