@@ -12,16 +12,18 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bench.peers import PublisherPeer, ViewerPeer
 from server import migrate
 from server.app import build_app
 from server.settings import Settings
-from tests.api.test_commerce import buy, live_show
+from tests.api.test_commerce import buy
 from tests.conftest import Account, Shop, eventually, expect_error
 from tests.faults.postgres import PrivatePostgres
 from tests.socket_client import Viewer
 
 Client = TestClient[Any, Any]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+SDP = {"Content-Type": "application/sdp"}
 
 
 @pytest.fixture
@@ -100,24 +102,57 @@ class Traffic:
         await asyncio.sleep(0.05)  # keeps each buyer and chatter under its rate limit
 
 
+async def on_air(client: Client, shop: Shop) -> tuple[Account, str, str, PublisherPeer]:
+    """A seller's show with one product, live with real media."""
+    seller = await shop.account("seller")
+    pid = (await shop.product(seller, stock=500))["id"]
+    sid = (await shop.stream(seller, product_ids=[pid]))["id"]
+    live = await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)
+    token = (await live.json())["publish_token"]
+    publisher = PublisherPeer()
+    answer = await client.post(
+        f"/whip/{sid}",
+        data=await publisher.offer(),
+        headers={**SDP, "Authorization": f"Bearer {token}"},
+    )
+    await publisher.accept(await answer.text())
+
+    async def is_live() -> bool:
+        show = await (await client.get(f"/api/v1/streams/{sid}")).json()
+        return bool(show["status"] == "live")
+
+    await eventually(is_live, 10, "the show never went live")
+    return seller, sid, pid, publisher
+
+
 async def test_postgres_restart_mid_traffic(node: Client, postgres: PrivatePostgres) -> None:
     client = node
     shop = Shop(client, postgres.url)
-    seller, sid, (pid,) = await live_show(client, shop, stock=500)
+    seller, sid, pid, publisher = await on_air(client, shop)
     buyers = [await shop.account() for _ in range(20)]
     traffic = Traffic(client, sid, pid, buyers)
     watcher = await Viewer().connect(str(client.make_url("/")))
+    viewer = ViewerPeer(record=False)
     try:
+        answer = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+        await viewer.accept(await answer.text())
         assert (await watcher.call("stream:join", {"stream_id": sid}))["ok"]
         await traffic.open()
-        await _restart_mid_traffic(client, postgres, traffic, seller, watcher)
+        await _restart_mid_traffic(client, postgres, traffic, seller, watcher, viewer)
     finally:
         await traffic.close()
         await watcher.close()
+        await viewer.close()
+        await publisher.close()
 
 
 async def _restart_mid_traffic(
-    client: Client, postgres: PrivatePostgres, traffic: Traffic, seller: Account, watcher: Viewer
+    client: Client,
+    postgres: PrivatePostgres,
+    traffic: Traffic,
+    seller: Account,
+    watcher: Viewer,
+    viewer: ViewerPeer,
 ) -> None:
     sid, pid = traffic.stream_id, traffic.product_id
     for _ in range(5):
@@ -131,6 +166,13 @@ async def _restart_mid_traffic(
     ready = await client.get("/readyz")
     await expect_error(ready, 503, "database_unavailable")
     assert (await client.get("/healthz")).status == 200, "the process itself stays up"
+    late = ViewerPeer(record=False)
+    refused = await client.post(f"/whep/{sid}", data=await late.offer(), headers=SDP)
+    await late.close()
+    await expect_error(refused, 503, "database_unavailable")
+    # The show itself does not notice: media keeps flowing to the viewer already watching.
+    received = sum(viewer.counts.values())
+    await eventually(lambda: sum(viewer.counts.values()) > received + 100, 10, "media stopped")
 
     # Traffic goes on while the database comes back: every answer is a success or a 503.
     restart = asyncio.create_task(asyncio.to_thread(postgres.start))
@@ -168,6 +210,8 @@ async def _restart_mid_traffic(
     acknowledged = {text for text, ack in traffic.chats if ack["ok"]}
     assert stored == acknowledged
     await eventually(lambda: delivered(watcher) == acknowledged, 5, "every line reaches viewers")
+    show = await (await client.get(f"/api/v1/streams/{sid}")).json()
+    assert show["status"] == "live", "the show lived through the outage"
 
 
 def delivered(viewer: Viewer) -> set[str]:
