@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import socketio
 from aiohttp.test_utils import TestClient
 
 from bench.peers import PublisherPeer, ViewerPeer
@@ -170,6 +171,8 @@ async def _restart_mid_traffic(
     refused = await client.post(f"/whep/{sid}", data=await late.offer(), headers=SDP)
     await late.close()
     await expect_error(refused, 503, "database_unavailable")
+    with pytest.raises(socketio.exceptions.ConnectionError):  # signing in needs the database
+        await Viewer().connect(str(client.make_url("/")), token=seller.token)
     # The show itself does not notice: media keeps flowing to the viewer already watching.
     received = sum(viewer.counts.values())
     await eventually(lambda: sum(viewer.counts.values()) > received + 100, 10, "media stopped")
