@@ -9,9 +9,11 @@ and the ICE servers as ``Link`` headers. ``PATCH`` on the session URL trickles c
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 
@@ -43,6 +45,9 @@ TRICKLE = "application/trickle-ice-sdpfrag"
 MAX_SDP_BYTES = 64 * 1024
 RETRY_NOT_LIVE = "5"
 RETRY_FULL = "10"
+PULL_TIMEOUT_SECONDS = 10
+
+log = logging.getLogger(__name__)
 EXPOSED = "Location, ETag, Link, Retry-After"
 
 
@@ -56,6 +61,7 @@ class Media:
     cors_origins: frozenset[str]
     registry: StreamRegistry
     limit: Limit  # offers per client address
+    cascade: bool = False  # pull other nodes' shows instead of redirecting their viewers
 
 
 MEDIA = web.AppKey("media", Media)
@@ -160,6 +166,46 @@ def _created(
     return response
 
 
+async def _pull(request: web.Request, stream_id: str, url: str) -> None:
+    """Cascade: watch the show on its node, as this viewer (whose credentials go along)."""
+    auth = request.headers.get("Authorization")
+    headers = {"Content-Type": SDP} | ({"Authorization": auth} if auth else {})
+
+    async def post_offer(offer: str) -> str:
+        timeout = aiohttp.ClientTimeout(total=PULL_TIMEOUT_SECONDS)
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.post(url, data=offer, headers=headers, allow_redirects=False) as response,
+        ):
+            if response.status == 201:
+                return await response.text()
+            if response.status == 409:
+                raise NotLiveError(f"{url} answered 409")
+            raise UpstreamError(f"{url} answered {response.status}")
+
+    try:
+        await request.app[MEDIA].sfu.pull(stream_id, post_offer)
+    except NotLiveError:
+        raise ApiError(
+            409,
+            "not_live",
+            "Nobody is live on this stream yet",
+            headers={"Retry-After": RETRY_NOT_LIVE},
+        ) from None
+    except (UpstreamError, SfuError, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning("pulling %s from %s failed: %s", stream_id, url, exc)
+        raise ApiError(
+            503,
+            "upstream_unavailable",
+            "The node carrying this show cannot be reached; retry shortly",
+            headers={"Retry-After": RETRY_FULL},
+        ) from None
+
+
+class UpstreamError(Exception):
+    """The node carrying a show refused this node's WHEP offer."""
+
+
 def _redirect(owner: str, request: web.Request) -> web.Response:
     """RFC 9725 §4.3: the stream's media is on another node; the client POSTs there."""
     return web.Response(status=307, headers={"Location": f"{owner}{request.path_qs}"})
@@ -238,7 +284,9 @@ async def whep_play(request: web.Request) -> web.StreamResponse:
             headers={"Retry-After": RETRY_NOT_LIVE},
         )
     if (owner := await media.registry.owner(stream_id)) is not None:
-        return _redirect(owner, request)
+        if not media.cascade:
+            return _redirect(owner, request)
+        await _pull(request, stream_id, f"{owner}/whep/{stream_id}")
     _check_capacity(media)
     session, answer = await _negotiate(media, lambda: media.sfu.subscribe(stream_id, offer))
     return _created(request, "whep", stream_id, session, answer, user.id if user else "viewer")
@@ -412,6 +460,7 @@ OPENAPI_PATHS: dict[str, dict[str, object]] = {
                 **_COMMON,
                 "403": "Not in the stream's audience",
                 "409": "Not live yet (see Retry-After) or ended",
+                "503": "Node at capacity, or (edge node) the show's node unreachable",
             },
         )
     },

@@ -126,6 +126,7 @@ def build_app(settings: Settings) -> web.Application:
         frozenset(settings.cors_origins),
         registry,
         Limit(rate=settings.signaling_attempts_per_second, burst=settings.signaling_burst),
+        cascade=settings.cascade,
     )
     app[RECORDINGS] = recordings
     app[SERVICES] = Services(
@@ -161,7 +162,7 @@ def build_app(settings: Settings) -> web.Application:
 
     async def heartbeat() -> None:
         """Keep this node's streams its own; adopt the live streams of nodes that died."""
-        await registry.heartbeat(room.id for room in sfu.rooms())
+        await registry.heartbeat(room.id for room in sfu.rooms() if not sfu.pulled(room.id))
         await supervisor.adopt(await registry.orphans(await lifecycle.running()))
 
     beating = Periodic(heartbeat, HEARTBEAT_SECONDS)

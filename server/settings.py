@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     max_sessions: int = Field(
         500, gt=0, description="WebRTC sessions this node accepts before answering 503."
     )
+    cascade: bool = Field(
+        False,
+        description="Edge node: pull shows carried by other nodes over WHEP and serve their "
+        "viewers here, instead of redirecting those viewers (307).",
+    )
     sfu_workers: int = Field(
         0, ge=0, description="Processes forwarding media to viewers; 0 means one per core."
     )

@@ -31,7 +31,7 @@ from .errors import (
 )
 from .events import EventSink, GoneReason, SubscriberGone
 from .publisher import Publisher
-from .relay import HEADER, PLI, RelayLink
+from .relay import HEADER, PLI, RelayLink, RelaySource
 from .room import Room, SfuSettings
 from .stats import ConsumerStats, SessionStats
 
@@ -79,7 +79,7 @@ class RemoteSubscriber:
 @dataclasses.dataclass
 class _Relay:
     link: RelayLink
-    publisher: Publisher
+    source: Publisher | RelaySource
 
 
 class WorkerProcess:
@@ -268,25 +268,25 @@ class WorkerPool(asyncio.DatagramProtocol):
         return None
 
     async def _ensure_relay(self, worker: WorkerProcess, room: Room) -> None:
-        publisher = room.publisher
-        if publisher is None:
+        source = room.source
+        if source is None:
             raise NotLiveError(f"room {room.id!r} has no publisher")
         relay = worker.relays.get(room.id)
-        if relay is not None and relay.publisher is publisher:
+        if relay is not None and relay.source is source:
             return
         if relay is not None:
-            relay.publisher.remove_relay(relay.link)
+            relay.source.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
         channel = next(self._channel_ids)
-        tracks = [dataclasses.asdict(track) for track in publisher.tracks()]
+        tracks = [dataclasses.asdict(track) for track in source.tracks()]
         await worker.call({"op": "relay", "room": room.id, "channel": channel, "tracks": tracks})
         link = RelayLink(channel, self._sender(worker))
         self._channels[channel] = room.id
-        worker.relays[room.id] = _Relay(link, publisher)
-        video = publisher.producers.get("video")
+        worker.relays[room.id] = _Relay(link, source)
+        video = source.producers.get("video")
         if video is not None:
             link.replay_keyframe(video)
-        publisher.add_relay(link)
+        source.add_relay(link)
 
     def _sender(self, worker: WorkerProcess) -> Callable[[bytes], None]:
         transport, address = self._transport, worker.address
@@ -322,7 +322,7 @@ class WorkerPool(asyncio.DatagramProtocol):
             relay = worker.relays.pop(room_id, None)
             if relay is None:
                 return
-            relay.publisher.remove_relay(relay.link)
+            relay.source.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
             with contextlib.suppress(ClosedError):
                 await worker.call({"op": "close_room", "room": room_id})
@@ -354,7 +354,7 @@ class WorkerPool(asyncio.DatagramProtocol):
     def _worker_exited(self, worker: WorkerProcess) -> None:
         worker.fail_pending()
         for relay in worker.relays.values():
-            relay.publisher.remove_relay(relay.link)
+            relay.source.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
         worker.relays.clear()
         sessions, worker.sessions = list(worker.sessions.values()), {}

@@ -82,6 +82,8 @@ class RelaySource:
         self._routes: list[Callable[[bytes], None] | None] = [None] * 128
         self._on_closed = on_closed
         self._on_media_started = on_media_started
+        self._tracks = tracks
+        self._relays: tuple[RelayLink, ...] = ()
         for spec in tracks:
             producer = Producer(
                 kind=spec.kind,
@@ -103,11 +105,25 @@ class RelaySource:
             route = self._routes[data[1] & 0x7F]
             if route is not None:
                 route(data)
+            for relay in self._relays:
+                relay.rtp(data)
 
     def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         for producer in self.producers.values():
             if producer.ssrc == ssrc:
                 producer.on_sender_report(ntp, rtp)
+        for relay in self._relays:
+            relay.sender_report(ssrc, ntp, rtp)
+
+    def add_relay(self, relay: RelayLink) -> None:
+        """Pass the packets on again (an edge node's worker processes)."""
+        self._relays = (*self._relays, relay)
+
+    def remove_relay(self, relay: RelayLink) -> None:
+        self._relays = tuple(r for r in self._relays if r is not relay)
+
+    def tracks(self) -> list[TrackSpec]:
+        return list(self._tracks)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:
@@ -123,6 +139,7 @@ class RelaySource:
             return
         self.closed = True
         self._routes = [None] * 128
+        self._relays = ()
         for producer in self.producers.values():
             producer.close()
         self._on_closed(self, reason)

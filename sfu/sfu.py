@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from .aiortc_hooks import allow_h264_profiles, check_aiortc_version
 from .candidates import install_host_address_hook
 from .errors import NotLiveError
-from .events import EventSink, ignore_events
+from .events import EventSink, GoneReason, SfuEvent, SubscriberGone, ignore_events
 from .offer import parse_offer
 from .pool import RemoteSubscriber, WorkerPool
 from .publisher import Publisher
@@ -15,6 +16,7 @@ from .room import Room, SfuSettings
 from .session import Session
 from .stats import RoomStats
 from .subscriber import Subscriber
+from .upstream import Upstream
 
 Viewer = Subscriber | RemoteSubscriber
 MediaSession = Session | RemoteSubscriber
@@ -37,6 +39,9 @@ class Sfu:
         self._events = events
         self._rooms: dict[str, Room] = {}
         self._pool: WorkerPool | None = None
+        self._upstreams: dict[str, Upstream] = {}
+        self._pulling: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
 
     async def start_workers(self, count: int) -> None:
@@ -53,6 +58,47 @@ class Sfu:
                 room_id, self.settings, self._events, self._publisher_changed
             )
         return room
+
+    async def pull(self, room_id: str, post_offer: Callable[[str], Awaitable[str]]) -> None:
+        """Feed ``room_id`` from the node that carries it (cascade), unless already fed.
+
+        ``post_offer`` sends this node's WHEP offer to that node and returns its answer (the
+        HTTP is the caller's). The room's viewers are this node's; its lifecycle stays with the
+        origin: when the upstream session ends, the room is closed.
+        """
+        lock = self._pulling.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            room = self.get_room(room_id)
+            if room is not None and room.source is not None:
+                return
+            upstream = Upstream(on_closed=self._upstream_closed)
+            try:
+                answer = await post_offer(await upstream.offer(self.settings.ice))
+                tracks = await upstream.accept(answer)
+                room = self.get_room(room_id)
+                if room is None:
+                    room = self._rooms[room_id] = Room(room_id, self.settings, self._viewer_events)
+                upstream.feed(await room.relay(tracks, upstream.request_keyframe))
+            except BaseException:
+                await upstream.close()
+                raise
+            self._upstreams[room_id] = upstream
+
+    def pulled(self, room_id: str) -> bool:
+        """Whether this node serves ``room_id`` from another node's upstream."""
+        return room_id in self._upstreams
+
+    def _viewer_events(self, event: SfuEvent) -> None:
+        # A pulled room's source is not this node's publisher: only its viewers are news here.
+        if isinstance(event, SubscriberGone):
+            self._events(event)
+
+    def _upstream_closed(self, upstream: Session, reason: GoneReason) -> None:
+        for room_id, current in list(self._upstreams.items()):
+            if current is upstream:
+                task = asyncio.ensure_future(self.close_room(room_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     def _publisher_changed(self, room: Room, publisher: Publisher) -> None:
         if self._pool is not None:
@@ -76,7 +122,7 @@ class Sfu:
         pool = self._pool
         if pool is not None:
             worker = pool.place(sum(len(r.subscribers) for r in self._rooms.values()))
-            if worker is not None and room.publisher is not None:
+            if worker is not None and room.source is not None:
                 return await pool.subscribe(worker, room, offer_sdp)
         return await room.subscribe(offer_sdp)
 
@@ -114,6 +160,10 @@ class Sfu:
         """End a stream's media: its publisher and viewers are closed, the room forgotten."""
         if self._pool is not None:
             await self._pool.close_room(room_id)
+        self._pulling.pop(room_id, None)
+        upstream = self._upstreams.pop(room_id, None)
+        if upstream is not None:
+            await upstream.close()
         room = self._rooms.pop(room_id, None)
         if room is not None:
             await room.close()
@@ -125,8 +175,12 @@ class Sfu:
         self.closed = True
         if self._pool is not None:
             await self._pool.close()
+        upstreams, self._upstreams = list(self._upstreams.values()), {}
+        await asyncio.gather(*(upstream.close() for upstream in upstreams))
         rooms, self._rooms = list(self._rooms.values()), {}
         await asyncio.gather(*(room.close() for room in rooms))
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def rooms(self) -> list[Room]:
         """The open rooms (for stats and metrics)."""

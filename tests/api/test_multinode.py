@@ -123,3 +123,62 @@ async def _until(read: Any, wanted: Any, within: float = 30) -> dict[str, Any]:
             return result
         assert time.monotonic() < deadline, f"not reached: {result}"
         await asyncio.sleep(0.2)
+
+
+async def _sessions(http: aiohttp.ClientSession, node: Node) -> float:
+    async with http.get(f"{node.url}/metrics") as response:
+        for line in (await response.text()).splitlines():
+            if line.startswith("shopcast_webrtc_sessions "):
+                return float(line.split()[1])
+    raise AssertionError("no shopcast_webrtc_sessions metric")
+
+
+@pytest.mark.timeout(120)
+async def test_an_edge_node_pulls_the_show_and_serves_its_viewers(
+    redis_server: RedisServer, postgres_database: str, tmp_path: Path
+) -> None:
+    settings = {
+        "database_url": postgres_database,
+        "redis_url": redis_server.url,
+        "ice_host_addresses": "127.0.0.1",
+        "jwt_secret": "e" * 40,
+    }
+    origin = Node(tmp_path / "origin", **settings)
+    edge = Node(tmp_path / "edge", **settings, cascade="true")
+    publisher, viewers = PublisherPeer(), [ViewerPeer(), ViewerPeer()]
+    try:
+        seller = await _register(origin.url, "seller")
+        auth = {"Authorization": f"Bearer {seller['access_token']}"}
+        sid = await _stream(origin.url, seller["access_token"])
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{origin.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
+                token = (await r.json())["publish_token"]
+            url = f"{origin.url}/whip/{sid}"
+            published = await _post_sdp(http, url, await publisher.offer(), token)
+            assert published.status == 201, await published.text()
+            await publisher.accept(await published.text())
+            await _until(lambda: _status(http, f"{edge.url}/api/v1/streams/{sid}"), "live")
+
+            for viewer in viewers:  # served by the edge itself: no redirect
+                watched = await _post_sdp(http, f"{edge.url}/whep/{sid}", await viewer.offer())
+                assert watched.status == 201, await watched.text()
+                assert watched.headers["Location"].startswith(f"/whep/{sid}/")
+                await viewer.accept(await watched.text())
+            for viewer in viewers:
+                await wait_until(lambda v=viewer: len(v.video_packets()) > 20)
+            # The origin carries the publisher and one session for the edge, whatever its crowd.
+            assert await _sessions(http, origin) == 2
+            assert await _sessions(http, edge) == 2
+
+            async with http.post(f"{edge.url}/api/v1/streams/{sid}/end", headers=auth) as r:
+                assert r.status == 200
+            deadline = time.monotonic() + 20
+            while await _sessions(http, edge) or await _sessions(http, origin):
+                assert time.monotonic() < deadline, "sessions left after the show ended"
+                await asyncio.sleep(0.2)
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await publisher.close()
+        origin.stop()
+        edge.stop()
