@@ -151,6 +151,10 @@ async def test_two_hundred_viewers_churn(
         )
         show = await (await client.get(f"/api/v1/streams/{sid}")).json()
         assert show["status"] == "live", "the show lived through the churn"
+        ended = await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)
+        summary = await ended.json()
+        assert summary["peak_viewers"] == WAVE
+        assert summary["unique_viewers"] == VIEWERS + WAVE, "each viewer counted once"
     finally:
         await watcher.close()
         await publisher.close()
