@@ -412,7 +412,7 @@ async function start() {
     state.stream = await api("GET", `/streams/${encodeURIComponent(streamId)}`);
   } catch (error) {
     early?.then((done) => done.stop()).catch(() => {});
-    const audience = error.details.audience;
+    const audience = error.details?.audience;
     if (audience) show(`This show is for ${audience === "followers" ? "the seller's followers" : "the seller's neighbourhood"}: sign in.`, null, "error");
     else show(error.status === 404 ? "No such show." : `Could not load the show (${error.message}).`, null, "error");
     if (error.status === 401) openAccount();
