@@ -25,6 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 Client = TestClient[Any, Any]
 SDP = {"Content-Type": "application/sdp"}
 VIEWERS, WAVE, WEBRTC_EVERY = 200, 25, 5
+# A viewer that vanishes is released on its DTLS close alert; should that datagram be lost
+# (a loaded machine), ICE consent expiry (30 s) releases it instead.
+RELEASE = 45
 
 
 def open_sockets(pid: int | str = "self") -> int:
@@ -127,7 +130,7 @@ async def test_two_hundred_viewers_churn(
         warmup = Audience(client, sid, 0)  # first-use allocations happen here
         await warmup.join()
         await warmup.leave()
-        await eventually(lambda: webrtc_viewers() == 0, 10, "warm-up viewers stayed")
+        await eventually(lambda: webrtc_viewers() == 0, RELEASE, "warm-up viewers stayed")
         await eventually(lambda: viewers_seen() == 0, 10, "warm-up count stayed")
         await asyncio.sleep(0.5)
         baseline = counts()
@@ -139,7 +142,7 @@ async def test_two_hundred_viewers_churn(
             await eventually(lambda w=webrtc: webrtc_viewers() == w, 10, "WHEP miscounted")
             await eventually(lambda: viewers_seen() == WAVE, 10, "viewers miscounted")
             await wave.leave()
-            await eventually(lambda: webrtc_viewers() == 0, 10, "WHEP viewers not released")
+            await eventually(lambda: webrtc_viewers() == 0, RELEASE, "WHEP viewers not released")
             await eventually(lambda: viewers_seen() == 0, 10, "viewers not released")
             del wave
 
