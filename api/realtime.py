@@ -9,6 +9,7 @@ counters through ``Counters`` and room changes through the ``Bus``.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -60,6 +61,11 @@ Ack = dict[str, Any]
 
 def room_name(stream_id: str) -> str:
     return f"stream:{stream_id}"
+
+
+def _seconds(wait: float) -> float:
+    """A wait as the client sees it: rounded up to the hundredth, so never 0 when refused."""
+    return math.ceil(wait * 100) / 100
 
 
 class Refusal(Exception):
@@ -390,11 +396,11 @@ class Realtime:
             raise Refusal("too_long", f"at most {chat.MAX_CHARS} characters")
         wait = await self._limiter.acquire(f"chat:{user.id}", CHAT_LIMIT)
         if wait:
-            raise Refusal("rate_limited", "slow down", retry_after=round(wait, 2))
+            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
         if policy.slow_mode_seconds and not policy.is_moderator(user):
             wait = await self._counters.slow_mode(body.stream_id, user.id, policy.slow_mode_seconds)
             if wait:
-                raise Refusal("slow_mode", "slow mode is on", retry_after=round(wait, 2))
+                raise Refusal("slow_mode", "slow mode is on", retry_after=_seconds(wait))
         async with self._sessions.begin() as session:
             message = await chat.store(session, body.stream_id, user, text)
         room.stats.chats += 1
@@ -414,7 +420,7 @@ class Realtime:
             raise Refusal("banned", "you are banned from this stream")
         wait = await self._limiter.acquire(f"react:{member.viewer_key}", REACTION_LIMIT)
         if wait:
-            raise Refusal("rate_limited", "slow down", retry_after=round(wait, 2))
+            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
         room.pending[body.emoji] += 1
         return {"ok": True}
 
