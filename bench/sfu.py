@@ -148,7 +148,7 @@ async def run_server(workers: int) -> None:
         reply: dict[str, Any]
         if message["op"] == "publish":
             publisher, answer = await sfu.publish("bench", message["sdp"])
-            routes = publisher._routes
+            routes = publisher.ingest._routes
             for index, route in enumerate(routes):
                 if route is not None:
                     routes[index] = timed(route)

@@ -275,10 +275,10 @@ class WorkerPool(asyncio.DatagramProtocol):
         if relay is not None and relay.source is source:
             return
         if relay is not None:
-            relay.source.remove_relay(relay.link)
+            relay.source.ingest.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
         channel = next(self._channel_ids)
-        tracks = [dataclasses.asdict(track) for track in source.tracks()]
+        tracks = [dataclasses.asdict(track) for track in source.ingest.tracks()]
         await worker.call({"op": "relay", "room": room.id, "channel": channel, "tracks": tracks})
         link = RelayLink(channel, self._sender(worker))
         self._channels[channel] = room.id
@@ -286,7 +286,7 @@ class WorkerPool(asyncio.DatagramProtocol):
         video = source.producers.get("video")
         if video is not None:
             link.replay_keyframe(video)
-        source.add_relay(link)
+        source.ingest.add_relay(link)
 
     def _sender(self, worker: WorkerProcess) -> Callable[[bytes], None]:
         transport, address = self._transport, worker.address
@@ -322,7 +322,7 @@ class WorkerPool(asyncio.DatagramProtocol):
             relay = worker.relays.pop(room_id, None)
             if relay is None:
                 return
-            relay.source.remove_relay(relay.link)
+            relay.source.ingest.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
             with contextlib.suppress(ClosedError):
                 await worker.call({"op": "close_room", "room": room_id})
@@ -354,7 +354,7 @@ class WorkerPool(asyncio.DatagramProtocol):
     def _worker_exited(self, worker: WorkerProcess) -> None:
         worker.fail_pending()
         for relay in worker.relays.values():
-            relay.source.remove_relay(relay.link)
+            relay.source.ingest.remove_relay(relay.link)
             self._channels.pop(relay.link.channel, None)
         worker.relays.clear()
         sessions, worker.sessions = list(worker.sessions.values()), {}

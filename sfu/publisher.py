@@ -7,7 +7,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from aiortc import (
     RTCPeerConnection,
@@ -30,22 +29,12 @@ from .aiortc_hooks import (
 from .candidates import IceSettings, announce, gathering_on
 from .errors import UnsupportedMediaError
 from .events import GoneReason
+from .ingest import Ingest
 from .offer import Offer, choose_publisher_codec, preferences
-from .producer import Producer, TrackSpec
+from .producer import Producer
 from .rtp import AUDIO_LEVEL_URI
 from .session import Session, SessionState, new_peer_connection
 from .stats import SessionStats
-
-_RtpRoute = Callable[[bytes], None] | None
-
-
-class Relay(Protocol):
-    """Where a publisher's packets are copied to (a worker process's pipe)."""
-
-    def rtp(self, data: bytes) -> None: ...
-
-    def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None: ...
-
 
 INGEST_RECEIVE_BUFFER = 4 * 1024 * 1024
 
@@ -73,13 +62,12 @@ class Publisher(Session):
         on_media_started: Callable[[Publisher], None],
     ) -> None:
         super().__init__(pc, on_closed)
-        self.producers: dict[str, Producer] = {}
+        self.ingest = Ingest()
+        self.producers = self.ingest.producers
         self.live = False
         self.created_at = time.monotonic()
         self._on_media_started = on_media_started
-        self._routes: list[_RtpRoute] = [None] * 128
         self._receivers: dict[str, RTCRtpReceiver] = {}
-        self._relays: tuple[Relay, ...] = ()
 
     @classmethod
     async def negotiate(
@@ -119,7 +107,7 @@ class Publisher(Session):
         # BUNDLE has merged the transports by now; hook before any packet can arrive.
         for dtls in dtls_transports(pc):
             guard_against_junk(dtls)
-            tap_rtp(dtls, self._on_rtp)
+            tap_rtp(dtls, self.ingest.rtp)
         with gathering_on(options.ice.host_addresses):
             await pc.setLocalDescription(await pc.createAnswer())
         self._remote_ufrag = offer.ice_ufrag
@@ -150,14 +138,12 @@ class Publisher(Session):
             on_first_packet=self._first_packet,
             keyframe_interval=options.keyframe_interval,
         )
-        self._routes[main & 0x7F] = producer.receive
         for rtx in rtp.codecs[1:]:
             if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == main:
                 producer.rtx_payload_type = rtx.payloadType
-                self._routes[(rtx.payloadType or 0) & 0x7F] = producer.receive_rtx
+        self.ingest.add(producer)
         disable_decoding(receiver)
-        tap_sender_reports(receiver, self._sender_report)
-        self.producers[kind] = producer
+        tap_sender_reports(receiver, self.ingest.sender_report)
         self._receivers[kind] = receiver
 
     def tap(self, listener: Callable[[str, bytes], None] | None) -> None:
@@ -168,39 +154,10 @@ class Publisher(Session):
         """
         for kind, producer in self.producers.items():
             receive = producer.receive
-            self._routes[producer.payload_type & 0x7F] = (
-                receive if listener is None else _teed(receive, kind, listener)
+            self.ingest.route(
+                producer.payload_type,
+                receive if listener is None else _teed(receive, kind, listener),
             )
-
-    def add_relay(self, relay: Relay) -> None:
-        """Also hand every RTP packet and sender report, as received, to ``relay``.
-
-        For the SFU's worker processes: they rebuild this publisher's producers from
-        :meth:`tracks` and feed them the same packets (RTX included).
-        """
-        self._relays = (*self._relays, relay)
-
-    def remove_relay(self, relay: Relay) -> None:
-        self._relays = tuple(r for r in self._relays if r is not relay)
-
-    def tracks(self) -> list[TrackSpec]:
-        """What a relay needs to rebuild this publisher's producers elsewhere."""
-        return [producer.spec() for producer in self.producers.values()]
-
-    def _on_rtp(self, data: bytes) -> None:
-        if len(data) > 12:
-            route = self._routes[data[1] & 0x7F]
-            if route is not None:
-                route(data)
-            for relay in self._relays:
-                relay.rtp(data)
-
-    def _sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
-        for producer in self.producers.values():
-            if producer.ssrc == ssrc:
-                producer.on_sender_report(ntp, rtp)
-        for relay in self._relays:
-            relay.sender_report(ssrc, ntp, rtp)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:
@@ -227,8 +184,7 @@ class Publisher(Session):
         return max([self.created_at, *(p.last_arrival for p in self.producers.values())])
 
     def _release(self) -> None:
-        self._routes = [None] * 128
-        self._relays = ()
+        self.ingest.clear()
         for producer in self.producers.values():
             producer.close()
 
@@ -250,4 +206,4 @@ def _teed(
     return both
 
 
-__all__ = ["PublishOptions", "Publisher", "Relay", "SessionState"]
+__all__ = ["PublishOptions", "Publisher", "SessionState"]

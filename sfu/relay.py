@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from .events import GoneReason
+from .ingest import Ingest
 from .producer import Producer, TrackSpec
 from .stats import SessionStats
 
@@ -78,12 +79,10 @@ class RelaySource:
         self.live = False
         self.closed = False
         self.created_at = time.monotonic()
-        self.producers: dict[str, Producer] = {}
-        self._routes: list[Callable[[bytes], None] | None] = [None] * 128
+        self.ingest = Ingest()
+        self.producers = self.ingest.producers
         self._on_closed = on_closed
         self._on_media_started = on_media_started
-        self._tracks = tracks
-        self._relays: tuple[RelayLink, ...] = ()
         for spec in tracks:
             producer = Producer(
                 kind=spec.kind,
@@ -95,35 +94,7 @@ class RelaySource:
                 keyframe_interval=keyframe_interval,
             )
             producer.rtx_payload_type = spec.rtx_payload_type
-            self._routes[spec.payload_type & 0x7F] = producer.receive
-            if spec.rtx_payload_type is not None:
-                self._routes[spec.rtx_payload_type & 0x7F] = producer.receive_rtx
-            self.producers[spec.kind] = producer
-
-    def rtp(self, data: bytes) -> None:
-        if len(data) > 12:
-            route = self._routes[data[1] & 0x7F]
-            if route is not None:
-                route(data)
-            for relay in self._relays:
-                relay.rtp(data)
-
-    def sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
-        for producer in self.producers.values():
-            if producer.ssrc == ssrc:
-                producer.on_sender_report(ntp, rtp)
-        for relay in self._relays:
-            relay.sender_report(ssrc, ntp, rtp)
-
-    def add_relay(self, relay: RelayLink) -> None:
-        """Pass the packets on again (an edge node's worker processes)."""
-        self._relays = (*self._relays, relay)
-
-    def remove_relay(self, relay: RelayLink) -> None:
-        self._relays = tuple(r for r in self._relays if r is not relay)
-
-    def tracks(self) -> list[TrackSpec]:
-        return list(self._tracks)
+            self.ingest.add(producer)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:
@@ -138,8 +109,7 @@ class RelaySource:
         if self.closed:
             return
         self.closed = True
-        self._routes = [None] * 128
-        self._relays = ()
+        self.ingest.clear()
         for producer in self.producers.values():
             producer.close()
         self._on_closed(self, reason)

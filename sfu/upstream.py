@@ -110,11 +110,11 @@ class Upstream(Session):
 
     def _on_rtp(self, data: bytes) -> None:
         if self._source is not None:
-            self._source.rtp(data)
+            self._source.ingest.rtp(data)
 
     def _sender_report(self, ssrc: int, ntp: int, rtp: int) -> None:
         if self._source is not None:
-            self._source.sender_report(ssrc, ntp, rtp)
+            self._source.ingest.sender_report(ssrc, ntp, rtp)
 
     def _release(self) -> None:
         self._source = None

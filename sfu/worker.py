@@ -74,9 +74,9 @@ class Worker(asyncio.DatagramProtocol):
         if source is None:
             return
         if kind == RTP:
-            source.rtp(data[HEADER.size :])
+            source.ingest.rtp(data[HEADER.size :])
         elif kind == SR and len(data) == HEADER.size + SENDER_REPORT.size:
-            source.sender_report(*SENDER_REPORT.unpack_from(data, HEADER.size))
+            source.ingest.sender_report(*SENDER_REPORT.unpack_from(data, HEADER.size))
 
     async def handle(self, request: dict[str, Any]) -> Reply:
         try:

@@ -67,7 +67,7 @@ async def test_a_worker_viewer_is_found_and_closed_through_the_node(
     await wait_until(lambda: not pool(harness).workers[0].relays)
     publisher = harness.sfu.get_room("room")
     assert publisher is not None and publisher.publisher is not None
-    assert publisher.publisher._relays == ()
+    assert publisher.publisher.ingest.relays == ()
 
 
 async def test_a_new_publisher_reaches_the_viewers_in_workers(make_harness: HarnessFactory) -> None:
@@ -81,7 +81,7 @@ async def test_a_new_publisher_reaches_the_viewers_in_workers(make_harness: Harn
     await first_peer.close()
     count = len(viewer.video_packets())
     await wait_until(lambda: len(viewer.video_packets()) > count + 40)
-    assert second._relays != () and first._relays == ()
+    assert second.ingest.relays != () and first.ingest.relays == ()
     # The viewer keeps its SSRC and a gapless sequence across the change of publisher.
     assert {p.ssrc for p in viewer.video_packets()} == ssrcs
     assert_continuous(viewer.video_packets())
@@ -110,7 +110,7 @@ async def test_a_dead_worker_loses_only_its_viewers(make_harness: HarnessFactory
         lambda: SubscriberGone("room", remote.id, GoneReason.CONNECTION_FAILED) in harness.events
     )
     room = harness.sfu.get_room("room")
-    assert room is not None and room.publisher is not None and room.publisher._relays == ()
+    assert room is not None and room.publisher is not None and room.publisher.ingest.relays == ()
     count = len(local_peer.video_packets())
     await wait_until(lambda: len(local_peer.video_packets()) > count + 20)
     # New viewers go to the processes that are left.
