@@ -17,11 +17,12 @@ from typing import Any
 
 import socketio
 from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api import chat, moderation
 from api.auth import InvalidToken, TokenIssuer
-from api.errors import ApiError
+from api.errors import ApiError, database_unreachable
 from api.models import SanctionKind, User
 from api.room_state import (
     PLAYBACKS,
@@ -45,6 +46,7 @@ EMOJIS = frozenset(
     {"\u2764\ufe0f", "\U0001f525", "\U0001f44f", "\U0001f602", "\U0001f62e", "\U0001f48e"}
 )
 CHAT_LIMIT = Limit(rate=5, burst=10)
+DATABASE_RETRY_SECONDS = 2
 REACTION_LIMIT = Limit(rate=10, burst=20)
 REACTION_TICK = 0.25
 # Chat lines sent within this window reach each viewer as one frame (stream:chat_batch):
@@ -251,6 +253,17 @@ class Realtime:
                 return {"ok": False, "error": exc.code, "message": str(exc), **exc.extra}
             except ApiError as exc:
                 return {"ok": False, "error": exc.code, "message": exc.message}
+            except DBAPIError as exc:
+                if not database_unreachable(exc):
+                    log.exception("socket event failed")
+                    return {"ok": False, "error": "internal"}
+                log.warning("database unavailable for a socket event: %s", exc.orig)
+                return {
+                    "ok": False,
+                    "error": "database_unavailable",
+                    "message": "the database is unreachable; retry shortly",
+                    "retry_after": DATABASE_RETRY_SECONDS,
+                }
             except Exception:
                 log.exception("socket event failed")
                 return {"ok": False, "error": "internal"}

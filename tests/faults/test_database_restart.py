@@ -164,6 +164,9 @@ async def _restart_mid_traffic(
     for _ in range(5):
         assert await traffic.buy_once() == 503
         assert not await traffic.chat_once()
+    outage = [ack for _, ack in traffic.chats[-5:]]
+    assert {ack["error"] for ack in outage} <= {"database_unavailable", "rate_limited"}
+    assert any(a["error"] == "database_unavailable" and a["retry_after"] > 0 for a in outage)
     ready = await client.get("/readyz")
     await expect_error(ready, 503, "database_unavailable")
     assert (await client.get("/healthz")).status == 200, "the process itself stays up"
