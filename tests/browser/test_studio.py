@@ -42,6 +42,7 @@ async def test_seller_ends_a_followers_only_show_from_the_studio(
     await visitor.wait_for_selector("#status:has-text('followers')")
     assert await visitor.get_attribute("#account", "open") is not None
     await register(visitor, "Stranger")
+    await visitor.wait_for_selector("#account-summary:has-text('Signed in as Stranger')")
     await visitor.reload()
     await visitor.wait_for_selector("#status:has-text('followers')")
 
