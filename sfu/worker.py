@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from .candidates import IceSettings, install_host_address_hook
 from .errors import SfuError
 from .events import SfuEvent, SubscriberGone
 from .producer import TrackSpec
+from .publisher import INGEST_RECEIVE_BUFFER
 from .relay import HEADER, RTP, SENDER_REPORT, SR, RelaySource, keyframe_request
 from .room import Room, SfuSettings
 from .session import Session
@@ -171,6 +173,9 @@ async def serve(config: dict[str, Any]) -> None:
     worker = Worker(settings, parent, _write)
     transport, _ = await loop.create_datagram_endpoint(lambda: worker, local_addr=("127.0.0.1", 0))
     worker.transport = transport
+    # Like a publisher's ingest socket: hold a keyframe's burst while the loop fans out.
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, INGEST_RECEIVE_BUFFER)
     _write({"event": "ready", "port": transport.get_extra_info("sockname")[1]})
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
