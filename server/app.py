@@ -174,7 +174,9 @@ def build_app(settings: Settings) -> web.Application:
         await holds.start()
         await dispatcher.start()
         for stream_id in await recordings.recover():
-            await lifecycle.interrupted(stream_id)
+            # Unless its publisher came back on another node meanwhile: the show goes on there.
+            if await registry.owner(stream_id) is None:
+                await lifecycle.interrupted(stream_id)
         if worker is not None:
             worker.start()
         beating.start()

@@ -182,3 +182,56 @@ async def test_an_edge_node_pulls_the_show_and_serves_its_viewers(
         await publisher.close()
         origin.stop()
         edge.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_a_show_whose_publisher_moved_survives_its_old_node_restarting(
+    redis_server: RedisServer, postgres_database: str, tmp_path: Path
+) -> None:
+    settings = {
+        "database_url": postgres_database,
+        "redis_url": redis_server.url,
+        "ice_host_addresses": "127.0.0.1",
+        "jwt_secret": "r" * 40,
+        "publisher_grace_seconds": "30",
+    }
+    a = Node(tmp_path / "a", **settings)
+    b = Node(tmp_path / "b", **settings)
+    first, second = PublisherPeer(), PublisherPeer()
+    try:
+        seller = await _register(a.url, "seller")
+        auth = {"Authorization": f"Bearer {seller['access_token']}"}
+        sid = await _stream(a.url, seller["access_token"])
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{a.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
+                token = (await r.json())["publish_token"]
+            published = await _post_sdp(http, f"{a.url}/whip/{sid}", await first.offer(), token)
+            assert published.status == 201, await published.text()
+            await first.accept(await published.text())
+            show = f"{b.url}/api/v1/streams/{sid}"
+            await _until(lambda: _status(http, show), "live")
+            deadline = time.monotonic() + 30
+            while True:  # a is recording the show
+                async with http.get(f"{a.url}/hls/{sid}/index.m3u8") as response:
+                    if response.status == 200 and "#EXTINF" in await response.text():
+                        break
+                assert time.monotonic() < deadline, "a never recorded"
+                await asyncio.sleep(0.2)
+            a.kill()
+            await _until(lambda: _status(http, show), "reconnecting")
+            # The phone reconnects to the node that is left, within the grace period.
+            moved = await _post_sdp(http, f"{b.url}/whip/{sid}", await second.offer(), token)
+            assert moved.status == 201, await moved.text()
+            await second.accept(await moved.text())
+            await _until(lambda: _status(http, show), "live")
+            a.stop()
+            a = Node(tmp_path / "a", **settings)  # a's leftover recording of the show is repaired
+            await asyncio.sleep(3)
+            assert (await _status(http, show))["status"] == "live"
+            redirected = await _post_sdp(http, f"{a.url}/whep/{sid}", "v=0\r\n")
+            assert redirected.headers["Location"] == f"{b.url}/whep/{sid}"
+    finally:
+        await first.close()
+        await second.close()
+        a.stop()
+        b.stop()
