@@ -103,6 +103,8 @@ async function playWebRtc(early) {
 }
 
 const canWebRtc = !forceHls && Boolean(window.RTCPeerConnection);
+const webRtcPlaying = () => window.shopcastPlayer?.mode === "webrtc"
+  && ["new", "connecting", "connected"].includes(window.shopcastPlayer.pc.connectionState);
 
 function startPlayback(early) {
   state.waitingForLive = false;
@@ -324,6 +326,11 @@ function openSocket() {
     state.stream.status = change.status;
     setStatus(change.status);
     if (change.status === "live" && state.waitingForLive) startPlayback();
+    else if (change.status === "live" && canWebRtc && !webRtcPlaying()) {
+      // The seller is back after a drop that cost us the WebRTC session (HLS took over): retry it.
+      window.shopcastPlayer?.hls?.destroy();
+      playWebRtc();
+    }
     if (FINISHED.has(change.status) && !state.replay) {
       window.shopcastPlayer?.stop?.();
       window.shopcastPlayer?.hls?.destroy();

@@ -249,6 +249,8 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     )
     await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
     await eventually(lambda: _status_is(client, sid, "live"), 15, "never live again")
+    for page in (viewer_a, viewer_b):
+        await page.wait_for_selector("body[data-mode=webrtc]", timeout=WAIT)
 
     # The seller's tab reloads mid-show: the studio offers the running show and goes live again.
     await studio.reload()
