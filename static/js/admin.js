@@ -100,13 +100,13 @@ async function refreshShow() {
   $("#end-show").hidden = !["live", "reconnecting"].includes(stream.status);
   const media = ingest(health);
   const split = analytics.viewers_by_playback;
-  const series = analytics.series || [];
+  const { series } = analytics;
   const figures = [
     ["Seller", stream.owner.display_name],
-    ["Viewers this minute", series.length ? series[series.length - 1].viewers ?? "—" : "—"],
+    ["Viewers this minute", series.length ? series[series.length - 1].viewers : "—"],
     ["WebRTC sessions", health?.media ? health.media.viewers : "—"],
     ["Peak viewers", analytics.peak_viewers], ["Unique viewers", analytics.unique_viewers],
-    ["WebRTC / HLS", split ? `${split.webrtc ?? 0} / ${split.hls ?? 0}` : "—"],
+    ["WebRTC / HLS", `${split.webrtc} / ${split.hls}`],
     ["Reactions", analytics.total_likes], ["Chat lines", analytics.chat_messages_count],
     ["Average watch", `${Math.round(analytics.average_watch_time)} s`],
     ["Ingest", media.text], ["Loss", media.loss], ["Recording", recording(stream)],
@@ -114,7 +114,7 @@ async function refreshShow() {
   $("#show-figures").replaceChildren(...figures.map(([k, v]) => el("div", { dataset: { figure: k } }, el("dt", {}, k), el("dd", {}, String(v)))));
 
   const xs = series.map((p) => Date.parse(p.minute) / 1000);
-  const col = (name) => series.map((p) => p[name] ?? 0);
+  const col = (name) => series.map((p) => p[name]);
   chart("viewers", $("#chart-viewers"), ["Viewers", "WebRTC", "HLS"], ["#2563eb", "#16a34a", "#d97706"],
     [xs, col("viewers"), col("webrtc_viewers"), col("hls_viewers")]);
   chart("engagement", $("#chart-engagement"), ["Reactions", "Chat", "Clicks", "Orders"],
@@ -122,10 +122,9 @@ async function refreshShow() {
 
   $("#funnel tbody").replaceChildren(...analytics.products.map((p) => el("tr", { dataset: { productId: p.product_id } },
     el("th", { scope: "row" }, p.title),
-    el("td", {}, String(p.impressions ?? p.views)), el("td", {}, String(p.clicks)),
-    el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders ?? "—")),
-    el("td", {}, String(p.paid ?? p.purchases)),
-    el("td", {}, p.revenue_cents === undefined ? "—" : money(p.revenue_cents)))));
+    el("td", {}, String(p.impressions)), el("td", {}, String(p.clicks)),
+    el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders)),
+    el("td", {}, String(p.paid)), el("td", {}, money(p.revenue_cents)))));
 
   renderChat(chat);
   $("#sanctions").replaceChildren(...sanctions.map((s) => el("li", {},

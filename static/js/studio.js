@@ -509,15 +509,13 @@ function showSummary(a) {
   const figures = [
     ["Duration", minutes], ["Peak viewers", a.peak_viewers], ["Unique viewers", a.unique_viewers],
     ["Reactions", a.total_likes], ["Chat messages", a.chat_messages_count],
-    ["Average watch", `${Math.round(a.average_watch_time)} s`],
+    ["Average watch", `${Math.round(a.average_watch_time)} s`], ["WebRTC / HLS", `${split.webrtc} / ${split.hls}`],
   ];
-  if (split) figures.push(["WebRTC / HLS", `${split.webrtc ?? 0} / ${split.hls ?? 0}`]);
   $("#summary-figures").replaceChildren(...figures.map(([k, v]) => el("div", {}, el("dt", {}, k), el("dd", {}, String(v)))));
   $("#summary-products").replaceChildren(...a.products.map((p) => el("tr", {},
-    el("th", { scope: "row" }, p.title), el("td", {}, String(p.impressions ?? p.views)),
-    el("td", {}, String(p.clicks)), el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders ?? "—")),
-    el("td", {}, String(p.paid ?? p.purchases)),
-    el("td", {}, p.revenue_cents === undefined ? "—" : money(p.revenue_cents)))));
+    el("th", { scope: "row" }, p.title), el("td", {}, String(p.impressions)),
+    el("td", {}, String(p.clicks)), el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders)),
+    el("td", {}, String(p.paid)), el("td", {}, money(p.revenue_cents)))));
 }
 
 authForm($("#auth-form"), $("#auth-status"), signedIn);

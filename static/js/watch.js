@@ -214,7 +214,7 @@ function tick() {
 setInterval(tick, 250);
 
 function notify(event, payload) {
-  // Counted by the server when it knows the event; nothing waits for the answer.
+  // Funnel counters (product:click, product:ask, stream:playback): nothing waits for the answer.
   state.socket?.timeout(5000).emit(event, { stream_id: streamId, ...payload }, () => {});
 }
 const clicked = (productId) => notify("product:click", { product_id: productId });
@@ -373,14 +373,7 @@ function openSocket() {
 }
 
 async function join() {
-  let room;
-  try {
-    room = await emit(state.socket, "stream:join", { stream_id: streamId, playback: state.playback || "webrtc" });
-  } catch (error) {
-    // A server that does not know `playback` yet refuses it as malformed.
-    if (error.code !== "invalid") throw error;
-    room = await emit(state.socket, "stream:join", { stream_id: streamId });
-  }
+  const room = await emit(state.socket, "stream:join", { stream_id: streamId, playback: state.playback || "webrtc" });
   $("#viewers").textContent = String(room.viewers);
   $("#chat").replaceChildren();
   room.chat.forEach(addChat);
