@@ -306,6 +306,9 @@ class Realtime:
             messages = await chat.history(session, body.stream_id)
             products = await stream_products(session, body.stream_id)
             totals = await reaction_totals(session, self._counters, body.stream_id)
+        if self.members.get(sid) is not member:
+            # The socket left while we read: joining now would count a viewer who is gone.
+            return {"ok": False, "error": "not_connected"}
         if body.stream_id not in member.rooms:
             await self.sio.enter_room(sid, room_name(body.stream_id))
             member.rooms[body.stream_id] = time.monotonic()

@@ -12,6 +12,7 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
+from api import realtime as realtime_module
 from api.context import SERVICES
 from api.lifecycle import StreamLifecycle
 from api.models import Base
@@ -472,3 +473,24 @@ async def test_busy_chat_is_batched_in_order(client: Client, shop: Shop, viewers
     assert sorted(seen()) == sorted(ids)
     frames = len(watcher.received("stream:chat")) + len(watcher.received("stream:chat_batch"))
     assert frames < 9, "lines sent together must share frames"
+
+
+async def test_a_socket_that_leaves_while_joining_is_not_counted(
+    client: Client, shop: Shop, viewers: Open, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seller = await shop.account("seller")
+    stream = await shop.stream(seller)
+    realtime = client.app[SERVICES].rooms
+    leaving = await viewers(viewer_id="leaves-mid-join")
+    (sid,) = realtime.members
+    history = realtime_module.chat.history
+
+    async def slow_history(*args: Any) -> Any:
+        await realtime._disconnect(sid)  # the socket goes while the join reads the database
+        return await history(*args)
+
+    monkeypatch.setattr(realtime_module.chat, "history", slow_history)
+    reply = await leaving.call("stream:join", {"stream_id": stream["id"]})
+    assert reply == {"ok": False, "error": "not_connected"}
+    room = realtime.rooms[stream["id"]]
+    assert sid not in room.members and not room.viewers
