@@ -17,6 +17,13 @@ from server.redislink import RedisLink
 HEARTBEAT_SECONDS = 2.0
 OWNER_TTL_SECONDS = 6
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end"
+# Claim a show unless another node has: the first node stays the owner until its claim expires.
+_CLAIM = """
+local owner = redis.call('get', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 
 
 class StreamRegistry(Protocol):
@@ -84,7 +91,9 @@ class RedisRegistry:
 
     async def claim(self, stream_id: str) -> None:
         async def write() -> None:
-            await self._redis.set(f"sc:owner:{stream_id}", self._node, ex=OWNER_TTL_SECONDS)
+            await self._redis.eval(
+                _CLAIM, 1, f"sc:owner:{stream_id}", self._node, OWNER_TTL_SECONDS
+            )
 
         await self._link.run(write, _none)
 
@@ -101,7 +110,7 @@ class RedisRegistry:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(f"sc:node-url:{self._node}", self._url, ex=OWNER_TTL_SECONDS)
                 for stream_id in streams:
-                    pipe.set(f"sc:owner:{stream_id}", self._node, ex=OWNER_TTL_SECONDS)
+                    pipe.eval(_CLAIM, 1, f"sc:owner:{stream_id}", self._node, OWNER_TTL_SECONDS)
                 await pipe.execute()
 
         await self._link.run(write, _none)

@@ -110,8 +110,19 @@ class Sfu:
         return None if room is None or room.closed else room
 
     async def publish(self, room_id: str, offer_sdp: str) -> tuple[Publisher, str]:
-        """Answer a WHIP offer for ``room_id``; a current publisher there is replaced."""
-        return await self.room(room_id).publish(offer_sdp)
+        """Answer a WHIP offer for ``room_id``; a current publisher there is replaced.
+
+        A refused offer leaves no room behind (an empty room would count as carried here).
+        """
+        parse_offer(offer_sdp)
+        created = self.get_room(room_id) is None
+        room = self.room(room_id)
+        try:
+            return await room.publish(offer_sdp)
+        except BaseException:
+            if created and room.source is None and not room.subscribers:
+                await self.close_room(room_id)
+            raise
 
     async def subscribe(self, room_id: str, offer_sdp: str) -> tuple[Viewer, str]:
         """Answer a WHEP offer, in the least-loaded process; NotLiveError if nobody publishes."""

@@ -32,6 +32,9 @@ async def test_owner_redirects_and_orphans(
     assert await a.owner("s1") is None  # a carries it itself
     assert await b.owner("s1") == "http://a.test"
     assert await b.owner("s2") is None  # nobody carries it: b may take it
+    await b.claim("s1")  # a race lost: b cannot take what a carries
+    await b.heartbeat(["s1"])
+    assert await b.owner("s1") == "http://a.test" and await a.owner("s1") is None
 
     await link.client.flushall()  # Redis restarted empty: not an orphan yet
     assert await b.orphans(["s1"]) == []

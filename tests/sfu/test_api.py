@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bench.peers import wait_until
-from sfu import ClosedError, GoneReason, NotLiveError, PublisherGone, SdpError, Sfu
+from sfu import (
+    ClosedError,
+    GoneReason,
+    NotLiveError,
+    PublisherGone,
+    SdpError,
+    Sfu,
+    UnsupportedMediaError,
+)
 
 from .conftest import Harness
 
@@ -44,6 +52,14 @@ async def test_unknown_rooms_are_not_live_and_nothing_is_created(harness: Harnes
     well_formed_offer = peer.pc.localDescription.sdp
     with pytest.raises(NotLiveError):
         await harness.sfu.subscribe("ghost", well_formed_offer)
+    assert harness.sfu.get_room("ghost") is None
+    # Refused publish offers leave no room either: malformed, or a viewer's (sends nothing).
+    with pytest.raises(SdpError):
+        await harness.sfu.publish("ghost", viewer_offer)
+    with pytest.raises(UnsupportedMediaError):
+        await harness.sfu.publish(
+            "ghost", (await harness.view("elsewhere"))[0].pc.localDescription.sdp
+        )
     assert harness.sfu.get_room("ghost") is None
 
 
