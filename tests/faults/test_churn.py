@@ -147,11 +147,15 @@ async def test_two_hundred_viewers_churn(
             del wave
 
         # aiortc finishes closing in background tasks: give them a moment, then compare.
-        await eventually(
-            lambda: all(n <= b for n, b in zip(counts(), baseline, strict=True)),
-            15,
-            "peer connections, sockets, tasks, worker sockets or members stayed above baseline",
-        )
+        try:
+            await eventually(
+                lambda: all(n <= b for n, b in zip(counts(), baseline, strict=True)), 30, "settled"
+            )
+        except AssertionError:
+            raise AssertionError(
+                "peer connections, sockets, tasks, worker sockets, engine.io sockets or members "
+                f"stayed above baseline: {counts()} > {baseline}"
+            ) from None
         show = await (await client.get(f"/api/v1/streams/{sid}")).json()
         assert show["status"] == "live", "the show lived through the churn"
         ended = await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)
