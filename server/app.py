@@ -179,6 +179,7 @@ def build_app(settings: Settings) -> web.Application:
                 await lifecycle.interrupted(stream_id)
         if worker is not None:
             worker.start()
+        await registry.heartbeat([])  # this node's address is known before its first claim
         beating.start()
         yield
         await beating.stop()

@@ -166,7 +166,14 @@ async def test_an_edge_node_pulls_the_show_and_serves_its_viewers(
             await _until(lambda: _status(http, f"{edge.url}/api/v1/streams/{sid}"), "live")
 
             for viewer in viewers:  # served by the edge itself: no redirect
-                watched = await _post_sdp(http, f"{edge.url}/whep/{sid}", await viewer.offer())
+                offer, deadline = await viewer.offer(), time.monotonic() + 10
+                # Like a player, retry on 409 until the origin's claim reaches Redis (at once,
+                # or at its next heartbeat if Redis was slow to take it).
+                while (
+                    watched := await _post_sdp(http, f"{edge.url}/whep/{sid}", offer)
+                ).status == 409:
+                    assert time.monotonic() < deadline, await watched.text()
+                    await asyncio.sleep(0.5)
                 assert watched.status == 201, await watched.text()
                 assert watched.headers["Location"].startswith(f"/whep/{sid}/")
                 await viewer.accept(await watched.text())
