@@ -54,8 +54,10 @@ async def test_a_silent_publisher_is_gone_and_viewers_wait(make_harness: Harness
     await wait_until(lambda: len(viewer.video_packets()) > 5)
     for sender in peer.pc.getSenders():
         sender.replaceTrack(None)  # the phone stops sending but keeps the connection
-    await wait_until(lambda: publisher.closed, within=5)
-    assert PublisherGone("room", publisher.id, GoneReason.MEDIA_TIMEOUT) in harness.events
+    # ``closed`` turns true at once; the event follows when aiortc has let go of the connection.
+    gone = PublisherGone("room", publisher.id, GoneReason.MEDIA_TIMEOUT)
+    await wait_until(lambda: gone in harness.events, within=5)
+    assert publisher.closed
     room = harness.sfu.get_room("room")
     assert room is not None and room.state is RoomState.IDLE
     assert not subscriber.closed
@@ -68,12 +70,12 @@ async def test_sessions_report_their_end(harness: Harness) -> None:
     viewer, subscriber = await harness.view()
     await wait_until(lambda: len(viewer.video_packets()) > 5)
     await viewer.close()  # the viewer closes DTLS
-    await wait_until(lambda: subscriber.closed, within=5)
+    left = SubscriberGone("room", subscriber.id, GoneReason.CONNECTION_CLOSED)
+    await wait_until(lambda: left in harness.events, within=5)
     await peer.close()
-    await wait_until(lambda: publisher.closed, within=5)
-    await asyncio.sleep(0.05)
-    assert SubscriberGone("room", subscriber.id, GoneReason.CONNECTION_CLOSED) in harness.events
-    assert PublisherGone("room", publisher.id, GoneReason.CONNECTION_CLOSED) in harness.events
+    gone = PublisherGone("room", publisher.id, GoneReason.CONNECTION_CLOSED)
+    await wait_until(lambda: gone in harness.events, within=5)
+    assert subscriber.closed and publisher.closed
     await publisher.close()  # idempotent
     await subscriber.close()
 
