@@ -82,13 +82,19 @@ def engine_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def migrated(engine_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    """A migrated SQLite database of this test's own: a copy of the template."""
+    path = tmp_path / "shopcast.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def migrated(engine_name: str, request: pytest.FixtureRequest) -> str:
     """A migrated database URL: a copy of the SQLite template, or the run's PostgreSQL."""
     if engine_name == "postgresql":
         return str(request.getfixturevalue("postgres_database"))
-    path = tmp_path / "shopcast.db"
-    shutil.copy(request.getfixturevalue("sqlite_template"), path)
-    return f"sqlite+aiosqlite:///{path}"
+    return str(request.getfixturevalue("sqlite_url"))
 
 
 @pytest.fixture

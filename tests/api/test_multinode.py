@@ -33,6 +33,28 @@ async def _post_sdp(
     return await http.post(url, data=offer, headers=headers, allow_redirects=False)
 
 
+def _settings(database_url: str, redis: RedisServer, **extra: str) -> dict[str, str]:
+    """What every node of a test shares: the database, Redis, the JWT key, loopback ICE."""
+    shared = {"database_url": database_url, "redis_url": redis.url, "jwt_secret": "m" * 40}
+    return {**shared, "ice_host_addresses": "127.0.0.1", **extra}
+
+
+async def _go_live(
+    http: aiohttp.ClientSession, node: Node, publisher: PublisherPeer
+) -> tuple[str, str, str]:
+    """A seller registers on ``node``, goes live and publishes: (seller's access token,
+    stream id, publish token)."""
+    seller = await _register(node.url, "seller")
+    auth = {"Authorization": f"Bearer {seller['access_token']}"}
+    sid = await _stream(node.url, seller["access_token"])
+    async with http.post(f"{node.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
+        token = str((await r.json())["publish_token"])
+    published = await _post_sdp(http, f"{node.url}/whip/{sid}", await publisher.offer(), token)
+    assert published.status == 201, await published.text()
+    await publisher.accept(await published.text())
+    return str(seller["access_token"]), sid, token
+
+
 async def _status(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
     async with http.get(url) as response:
         return dict(await response.json())
@@ -42,27 +64,14 @@ async def _status(http: aiohttp.ClientSession, url: str) -> dict[str, Any]:
 async def test_publish_on_a_watch_via_b_and_lose_a(
     redis_server: RedisServer, postgres_database: str, tmp_path: Path
 ) -> None:
-    settings = {
-        "database_url": postgres_database,
-        "redis_url": redis_server.url,
-        "ice_host_addresses": "127.0.0.1",
-        "jwt_secret": "m" * 40,
-        "publisher_grace_seconds": "1",
-    }
+    settings = _settings(postgres_database, redis_server, publisher_grace_seconds="1")
     a = Node(tmp_path / "a", **settings)
     b = Node(tmp_path / "b", **settings)
     publisher, viewer = PublisherPeer(), ViewerPeer()
     sockets: list[Viewer] = []
     try:
-        seller = await _register(a.url, "seller")
-        auth = {"Authorization": f"Bearer {seller['access_token']}"}
-        sid = await _stream(a.url, seller["access_token"])
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{a.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-                token = (await r.json())["publish_token"]
-            published = await _post_sdp(http, f"{a.url}/whip/{sid}", await publisher.offer(), token)
-            assert published.status == 201, await published.text()
-            await publisher.accept(await published.text())
+            seller, sid, token = await _go_live(http, a, publisher)
             await _until(lambda: _status(http, f"{b.url}/api/v1/streams/{sid}"), "live")
 
             # The stream's media is on a: b sends publishers and viewers there (a's claim is
@@ -86,7 +95,7 @@ async def test_publish_on_a_watch_via_b_and_lose_a(
             await viewer.accept(await watched.text())
             await wait_until(lambda: len(viewer.video_packets()) > 20)
 
-            on_a = await _join(a.url, sid, seller["access_token"])
+            on_a = await _join(a.url, sid, seller)
             buyer = await _register(b.url, "viewer")
             on_b = await _join(b.url, sid, buyer["access_token"])
             sockets += [on_a, on_b]
@@ -143,26 +152,14 @@ async def _sessions(http: aiohttp.ClientSession, node: Node) -> float:
 async def test_an_edge_node_pulls_the_show_and_serves_its_viewers(
     redis_server: RedisServer, postgres_database: str, tmp_path: Path
 ) -> None:
-    settings = {
-        "database_url": postgres_database,
-        "redis_url": redis_server.url,
-        "ice_host_addresses": "127.0.0.1",
-        "jwt_secret": "e" * 40,
-    }
+    settings = _settings(postgres_database, redis_server)
     origin = Node(tmp_path / "origin", **settings)
     edge = Node(tmp_path / "edge", **settings, cascade="true")
     publisher, viewers = PublisherPeer(), [ViewerPeer(), ViewerPeer()]
     try:
-        seller = await _register(origin.url, "seller")
-        auth = {"Authorization": f"Bearer {seller['access_token']}"}
-        sid = await _stream(origin.url, seller["access_token"])
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{origin.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-                token = (await r.json())["publish_token"]
-            url = f"{origin.url}/whip/{sid}"
-            published = await _post_sdp(http, url, await publisher.offer(), token)
-            assert published.status == 201, await published.text()
-            await publisher.accept(await published.text())
+            seller, sid, _ = await _go_live(http, origin, publisher)
+            auth = {"Authorization": f"Bearer {seller}"}
             await _until(lambda: _status(http, f"{edge.url}/api/v1/streams/{sid}"), "live")
 
             for viewer in viewers:  # served by the edge itself: no redirect
@@ -201,26 +198,13 @@ async def test_an_edge_node_pulls_the_show_and_serves_its_viewers(
 async def test_a_show_whose_publisher_moved_survives_its_old_node_restarting(
     redis_server: RedisServer, postgres_database: str, tmp_path: Path
 ) -> None:
-    settings = {
-        "database_url": postgres_database,
-        "redis_url": redis_server.url,
-        "ice_host_addresses": "127.0.0.1",
-        "jwt_secret": "r" * 40,
-        "publisher_grace_seconds": "30",
-    }
+    settings = _settings(postgres_database, redis_server, publisher_grace_seconds="30")
     a = Node(tmp_path / "a", **settings)
     b = Node(tmp_path / "b", **settings)
     first, second = PublisherPeer(), PublisherPeer()
     try:
-        seller = await _register(a.url, "seller")
-        auth = {"Authorization": f"Bearer {seller['access_token']}"}
-        sid = await _stream(a.url, seller["access_token"])
         async with aiohttp.ClientSession() as http:
-            async with http.post(f"{a.url}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-                token = (await r.json())["publish_token"]
-            published = await _post_sdp(http, f"{a.url}/whip/{sid}", await first.offer(), token)
-            assert published.status == 201, await published.text()
-            await first.accept(await published.text())
+            _, sid, token = await _go_live(http, a, first)
             show = f"{b.url}/api/v1/streams/{sid}"
             await _until(lambda: _status(http, show), "live")
             deadline = time.monotonic() + 30
