@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from api import (
-    accounts,
-    catalog,
-    health,
-    media,
-    observability,
-    orders,
-    pins,
-    room,
-    streams,
-    webhooks,
-)
-from api.routing import Api
+from api.accounts import users as accounts
+from api.catalog import product_media as media
+from api.catalog import products as catalog
+from api.commerce import orders, pins
+from api.realtime import endpoints as room
+from api.shows import streams
+from api.streaming import observability
+from api.web import health
+from api.web.routing import Api
+from api.webhooks import webhooks
 
 
 def rest_api() -> Api:

@@ -24,10 +24,11 @@ from aiohttp import web
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
-from api.auth import hash_password
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
-from api.models import User, new_id
+from api.db import new_id
+from api.identity.auth import hash_password
+from api.identity.models import User
+from api.shows.lifecycle import StreamLifecycle
+from api.web.context import SERVICES
 from bench import emit
 from server import migrate
 from server.app import build_app

@@ -29,8 +29,8 @@ from typing import Any
 from aiortc import RTCSessionDescription
 
 from bench import emit
-from bench.clip import ClipTrack, ToneTrack, encode_clip
-from bench.peers import LOOPBACK, new_pc
+from peers.clip import ClipTrack, ToneTrack, encode_clip
+from peers.webrtc import LOOPBACK, new_pc
 from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
 from sfu.aiortc_hooks import disable_decoding, dtls_transports, nominated_pairs, raw_socket
 from sfu.candidates import gathering_on

@@ -25,7 +25,7 @@ CONTENT_TYPES = {
 
 
 class UploadTarget(Protocol):
-    """The part of `server.storage.ObjectStore` the queue needs (kept here: no server import)."""
+    """The part of `twins.objectstore.ObjectStore` the queue needs (kept here: no server import)."""
 
     async def put_file(self, key: str, path: Path, content_type: str) -> None: ...
 

@@ -16,35 +16,37 @@ import socketio
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import hls, media, signaling
-from api.auth import TokenIssuer
-from api.context import SERVICES, Services
-from api.errors import error_middleware
-from api.hls import RECORDINGS, hls_cors
-from api.lifecycle import FINISHED, StreamLifecycle
-from api.media import MEDIA_UPLOADS, MediaLimits, MediaUploads
-from api.media_jobs import VideoWorker, WorkerConfig
-from api.observability import metrics_route
-from api.orders import HoldExpiry
-from api.realtime import Realtime
-from api.recordings import Recordings, cue_of
+from api.catalog import product_media as media
+from api.catalog.product_media import MEDIA_UPLOADS, MediaLimits, MediaUploads
+from api.catalog.video_jobs import VideoWorker, WorkerConfig
+from api.commerce.orders import HoldExpiry
+from api.identity.auth import TokenIssuer
+from api.identity.ice import IceConfig
+from api.realtime.sockets import Realtime
 from api.rest import rest_api
-from api.signaling import MEDIA, Media, signaling_cors
-from api.supervisor import StreamSupervisor
-from api.web import mount, security_headers
-from api.webhooks import Dispatcher
-from server.bus import Bus, LocalBus, RedisBus
-from server.counters import Counters, LocalCounters, RedisCounters
+from api.shows.lifecycle import StreamLifecycle
+from api.streaming import hls, signaling
+from api.streaming.hls import RECORDINGS, hls_cors
+from api.streaming.observability import metrics_route
+from api.streaming.signaling import MEDIA, Media, signaling_cors
+from api.web.context import SERVICES, Services
+from api.web.errors import error_middleware
+from api.web.pages import mount, security_headers
+from api.webhooks.webhooks import Dispatcher
+from live.recordings import Recordings, cue_of
+from live.states import FINISHED
+from live.supervisor import StreamSupervisor
 from server.database import create_engine, session_factory
-from server.periodic import Periodic
-from server.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimiter
-from server.redislink import RedisLink
-from server.registry import HEARTBEAT_SECONDS, LocalRegistry, RedisRegistry, StreamRegistry
 from server.settings import Settings
-from server.socketio_redis import BreakerRedisManager
-from server.storage import LocalStorage, ObjectStore, S3Storage
 from sfu import IceSettings, Sfu, SfuSettings
-from sfu.ice import IceConfig
+from twins.bus import Bus, LocalBus, RedisBus
+from twins.counters import Counters, LocalCounters, RedisCounters
+from twins.objectstore import LocalStorage, ObjectStore, S3Storage
+from twins.periodic import Periodic
+from twins.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimiter
+from twins.redislink import RedisLink
+from twins.registry import HEARTBEAT_SECONDS, LocalRegistry, RedisRegistry, StreamRegistry
+from twins.socketio_redis import BreakerRedisManager
 
 SOCKET_MAX_BYTES = 64 * 1024
 

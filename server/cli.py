@@ -15,11 +15,11 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from api.auth import hash_password
-from api.models import Role, User
-from api.openapi import build_spec
+from api.identity.auth import hash_password
+from api.identity.models import Role, User
 from api.rest import rest_api
-from api.signaling import OPENAPI_PATHS
+from api.streaming.signaling import OPENAPI_PATHS
+from api.web.openapi import build_spec
 from server import migrate
 from server.app import build_app, run_worker
 from server.database import create_engine, session_factory

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from api.models import Base
+from api.tables import Base
 from server import migrate
 from server.app import build_app
 from server.database import create_engine

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.models import Base
+from api.tables import Base
 from server.database import create_engine
 
 config = context.config

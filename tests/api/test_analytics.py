@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.chat import Mentions
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
-from api.room_state import Minute, RoomStats, write_stats
+from api.realtime.chat import Mentions
+from api.realtime.rooms import Minute, RoomStats, write_stats
+from api.shows.lifecycle import StreamLifecycle
+from api.web.context import SERVICES
 from tests.conftest import Account, Shop, eventually
 from tests.nodes import Node, RedisServer
 from tests.socket_client import Viewer

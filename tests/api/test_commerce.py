@@ -9,10 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
-from api.models import User, new_id, utcnow
-from api.orders import HoldExpiry
+from api.commerce.orders import HoldExpiry
+from api.db import new_id, utcnow
+from api.identity.models import User
+from api.shows.lifecycle import StreamLifecycle
+from api.web.context import SERVICES
 from server.database import create_engine
 from tests.conftest import Account, Shop, expect_error
 

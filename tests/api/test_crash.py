@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import av
 
-from bench.peers import PublisherPeer
+from peers.webrtc import PublisherPeer
 from tests.nodes import Node
 
 

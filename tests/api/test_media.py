@@ -19,13 +19,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from api.media import MEDIA_UPLOADS
-from bench.media import write_test_video
+from api.catalog.product_media import MEDIA_UPLOADS
+from peers.video import write_test_video
 from server.app import build_app
 from server.settings import Settings
-from server.storage import PresignedPost, S3Storage
 from tests.conftest import Account, Shop, eventually, expect_error
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, seaweed
+from twins.objectstore import PresignedPost, S3Storage
 
 __all__ = ["seaweed"]
 

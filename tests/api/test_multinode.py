@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from tests.api.test_cluster import _join, _register, _stream
 from tests.nodes import Node, RedisServer
 from tests.socket_client import Viewer

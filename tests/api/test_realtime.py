@@ -12,10 +12,10 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from api import realtime as realtime_module
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
-from api.models import Base
+from api.realtime import sockets as realtime_module
+from api.shows.lifecycle import StreamLifecycle
+from api.tables import Base
+from api.web.context import SERVICES
 from tests.conftest import Account, Shop, expect_error
 from tests.socket_client import Viewer
 

@@ -8,8 +8,8 @@ from typing import Any
 import av
 from aiohttp.test_utils import TestClient
 
-from api.models import Base
-from bench.peers import PublisherPeer
+from api.tables import Base
+from peers.webrtc import PublisherPeer
 from tests.conftest import Shop, eventually
 
 Client = TestClient[Any, Any]

@@ -11,12 +11,12 @@ import av
 import pytest
 from pydantic import SecretStr
 
-from bench.peers import PublisherPeer
+from peers.webrtc import PublisherPeer
 from server.app import build_app
 from server.settings import Settings
-from server.storage import S3Storage
 from tests.conftest import Shop
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, new_seaweed
+from twins.objectstore import S3Storage
 
 BUCKET = "shopcast-replays"
 

@@ -7,8 +7,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from api.signaling import MEDIA
-from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from api.streaming.signaling import MEDIA
+from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from server.app import build_app
 from server.settings import Settings
 from tests.conftest import Account, Shop, expect_error

@@ -4,9 +4,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from api.auth import hash_publish_token
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
+from api.identity.auth import hash_publish_token
+from api.shows.lifecycle import StreamLifecycle
+from api.web.context import SERVICES
 from server.app import build_app
 from tests.conftest import Account, Shop, expect_error
 

@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from api.context import SERVICES
-from api.lifecycle import StreamLifecycle
-from api.webhooks import sign, verify
+from api.shows.lifecycle import StreamLifecycle
+from api.web.context import SERVICES
+from api.webhooks.webhooks import sign, verify
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]

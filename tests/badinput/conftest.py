@@ -61,7 +61,7 @@ async def node(
 ) -> Client:
     # The periodic analytics flush writes viewer statistics: it would change the database
     # between the snapshots that prove a refusal changed nothing.
-    monkeypatch.setattr("api.realtime.FLUSH_EVERY", 3600.0)
+    monkeypatch.setattr("api.realtime.sockets.FLUSH_EVERY", 3600.0)
     client: Client = await aiohttp_client(build_app(fuzz_settings))
     return client
 

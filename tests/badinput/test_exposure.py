@@ -18,13 +18,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
-from bench.peers import ViewerPeer
+from peers.webrtc import ViewerPeer
 from server.app import build_app
 from server.settings import Settings
-from server.storage import S3Storage
 from tests.badinput.test_sdp import live_stream
 from tests.conftest import Shop
 from tests.socket_client import Viewer
+from twins.objectstore import S3Storage
 
 Client = TestClient[Any, Any]
 JWT_SECRET = "jwt-secret-" + "j" * 32

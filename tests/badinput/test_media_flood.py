@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.signaling import MEDIA
-from bench.peers import ViewerPeer
+from api.streaming.signaling import MEDIA
+from peers.webrtc import ViewerPeer
 from tests.badinput.test_sdp import live_stream
 from tests.conftest import Shop, eventually
 from tests.sfu.test_junk import junk_datagrams

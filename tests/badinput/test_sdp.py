@@ -11,8 +11,8 @@ from aiohttp.test_utils import TestClient
 from aiortc import RTCPeerConnection
 from hypothesis import strategies as st
 
-from api.signaling import MEDIA
-from bench.peers import PublisherPeer, ViewerPeer
+from api.streaming.signaling import MEDIA
+from peers.webrtc import PublisherPeer, ViewerPeer
 from tests.badinput.conftest import SHARED_RANDOM, fuzz
 from tests.conftest import Shop, eventually, expect_error
 

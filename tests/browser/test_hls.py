@@ -5,7 +5,7 @@ from typing import Any
 
 from playwright.async_api import Browser
 
-from bench.peers import PublisherPeer
+from peers.webrtc import PublisherPeer
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, serve
 from tests.conftest import Shop, eventually

@@ -7,10 +7,10 @@ from playwright.async_api import Browser
 from pydantic import SecretStr
 
 from server.settings import Settings
-from server.storage import S3Storage
 from tests.browser.conftest import serve
 from tests.conftest import Shop
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, seaweed
+from twins.objectstore import S3Storage
 
 __all__ = ["seaweed"]
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.context import SERVICES
-from api.signaling import MEDIA
-from bench.peers import PublisherPeer, ViewerPeer
+from api.streaming.signaling import MEDIA
+from api.web.context import SERVICES
+from peers.webrtc import PublisherPeer, ViewerPeer
 from server.app import build_app
 from server.settings import Settings
 from tests.conftest import Shop, eventually

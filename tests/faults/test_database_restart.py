@@ -13,7 +13,7 @@ import pytest
 import socketio
 from aiohttp.test_utils import TestClient
 
-from bench.peers import PublisherPeer, ViewerPeer
+from peers.webrtc import PublisherPeer, ViewerPeer
 from server import migrate
 from server.app import build_app
 from server.settings import Settings

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from api.hls import RECORDINGS
-from bench.peers import PublisherPeer, ViewerPeer
+from api.streaming.hls import RECORDINGS
+from peers.webrtc import PublisherPeer, ViewerPeer
 from server.app import build_app
 from server.settings import Settings
 from tests.conftest import Shop, eventually

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiortc import RTCPeerConnection
 
-from api.signaling import MEDIA
-from bench.peers import PublisherPeer, ViewerPeer
+from api.streaming.signaling import MEDIA
+from peers.webrtc import PublisherPeer, ViewerPeer
 from server.app import build_app
 from server.settings import Settings
 from sfu.candidates import gathering_on

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from api.signaling import MEDIA
-from bench.peers import PublisherPeer, ViewerPeer
+from api.streaming.signaling import MEDIA
+from peers.webrtc import PublisherPeer, ViewerPeer
 from server.app import build_app
 from server.settings import Settings
 from tests.api.test_commerce import buy

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bench.peers import PublisherPeer
+from peers.webrtc import PublisherPeer
 from server.app import build_app
 from server.settings import Settings
-from server.storage import S3Storage
 from tests.conftest import Shop, eventually
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+from twins.objectstore import S3Storage
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 BUCKET = "replays"

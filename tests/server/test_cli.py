@@ -112,8 +112,8 @@ def test_create_admin_then_sign_in(env: dict[str, str]) -> None:
     script = (
         "import asyncio, sys\n"
         "from sqlalchemy import select\n"
-        "from api.auth import verify_password\n"
-        "from api.models import User\n"
+        "from api.identity.auth import verify_password\n"
+        "from api.identity.models import User\n"
         "from server.database import create_engine, session_factory\n"
         "async def main():\n"
         "    engine = create_engine(sys.argv[1])\n"

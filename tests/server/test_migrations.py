@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from api.models import Base
+from api.tables import Base
 from server import migrate
 from server.database import create_engine
 

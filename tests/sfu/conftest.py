@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from sfu import IceSettings, Publisher, Sfu, SfuEvent, SfuSettings, Subscriber
 
 LOOPBACK_ICE = IceSettings(host_addresses=("127.0.0.1",))

@@ -17,7 +17,7 @@ from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc import codecs as aiortc_codecs
 from aiortc.rtcpeerconnection import is_codec_compatible
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu.aiortc_hooks import (
     AIORTC_VERSION,
     EXTRA_H264_PROFILES,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu import (
     ClosedError,
     GoneReason,

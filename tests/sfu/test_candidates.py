@@ -5,7 +5,7 @@ from __future__ import annotations
 import aioice.ice
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu import IceRestartUnsupportedError, IceSettings, SdpError, gathering_on
 from sfu.candidates import (
     announce,

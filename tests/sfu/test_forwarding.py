@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bench.peers import Received, ViewerPeer, wait_until
+from peers.webrtc import Received, ViewerPeer, wait_until
 from sfu import ConsumerState, MediaStarted
 from sfu.aiortc_hooks import dtls_transports, tap_rtp
 from sfu.keyframe import h264_is_keyframe

@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 
 from .conftest import Harness
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu import ConsumerState
 from sfu.keyframe import h264_is_keyframe
 

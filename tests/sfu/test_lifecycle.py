@@ -12,7 +12,7 @@ import threading
 import pytest
 from aiortc import RTCPeerConnection
 
-from bench.peers import Received, wait_until
+from peers.webrtc import Received, wait_until
 from sfu import ConsumerState, GoneReason, PublisherGone, RoomState, SubscriberGone
 
 from .conftest import Harness, HarnessFactory

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu.aiortc_hooks import dtls_transports
 
 from .conftest import Harness

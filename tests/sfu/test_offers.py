@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiortc import RTCRtpSender
 
-from bench.peers import PublisherPeer, ViewerPeer, wait_until
+from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from sfu import NotLiveError, SdpError, UnsupportedMediaError
 from sfu.keyframe import vp8_is_keyframe
 

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 
 from .conftest import Harness
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu.aiortc_hooks import tap_sender_reports
 
 from .conftest import Harness

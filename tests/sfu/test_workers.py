@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from bench.peers import wait_until
+from peers.webrtc import wait_until
 from sfu import GoneReason, RemoteSubscriber, Subscriber, SubscriberGone
 from sfu.keyframe import h264_is_keyframe
 from sfu.pool import WorkerPool

@@ -1,0 +1,230 @@
+"""Accounts: sign-up, sign-in, profiles, follows, and roles for admins."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from api.accounts.schemas import (
+    AuthOut,
+    LoginIn,
+    ProfileOut,
+    RegisterIn,
+    UserOut,
+    UserPatch,
+    UsersQuery,
+)
+from api.identity.auth import DUMMY_HASH, hash_password, verify_password
+from api.identity.models import Follow, Role, User
+from api.web.context import Context
+from api.web.errors import ApiError, forbidden, not_found
+from api.web.routing import Api, Auth
+
+api = Api()
+
+STAFF = frozenset({Role.ADMIN, Role.MODERATOR})
+
+
+def require_user(ctx: Context) -> User:
+    if ctx.user is None:
+        raise ApiError(401, "unauthorized", "Sign in first", headers={"WWW-Authenticate": "Bearer"})
+    return ctx.user
+
+
+def require_role(ctx: Context, roles: frozenset[Role], why: str) -> User:
+    user = require_user(ctx)
+    if user.role not in roles:
+        raise forbidden(why)
+    return user
+
+
+async def _limit_auth(ctx: Context, action: str) -> None:
+    wait = await ctx.services.limiter.acquire(
+        f"auth:{action}:{ctx.client_ip()}", ctx.services.auth_limit
+    )
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many attempts; wait before trying again",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
+def _signed_in(ctx: Context, user: User) -> AuthOut:
+    return AuthOut(
+        user=UserOut.model_validate(user),
+        access_token=ctx.services.tokens.issue(user.id),
+        expires_in=ctx.services.tokens.ttl_seconds,
+    )
+
+
+@api.route(
+    "POST",
+    "/api/v1/auth/register",
+    summary="Create an account",
+    tag="accounts",
+    auth=Auth.NONE,
+    status=201,
+    body=RegisterIn,
+    response=AuthOut,
+    errors=(409, 422, 429),
+    description="Anyone may sign up as a viewer or a seller; staff roles are granted by admins.",
+)
+async def register(ctx: Context, body: RegisterIn) -> AuthOut:
+    await _limit_auth(ctx, "register")
+    email = body.email.lower()
+    if await ctx.session.scalar(select(User.id).where(User.email == email)):
+        raise ApiError(409, "email_taken", "An account with this email already exists")
+    user = User(
+        email=email,
+        display_name=body.display_name,
+        password_hash=hash_password(body.password),
+        role=body.role,
+        neighborhood=body.neighborhood,
+    )
+    ctx.session.add(user)
+    try:
+        await ctx.session.flush()
+    except IntegrityError:
+        raise ApiError(409, "email_taken", "An account with this email already exists") from None
+    return _signed_in(ctx, user)
+
+
+@api.route(
+    "POST",
+    "/api/v1/auth/login",
+    summary="Sign in",
+    tag="accounts",
+    auth=Auth.NONE,
+    body=LoginIn,
+    response=AuthOut,
+    errors=(401, 422, 429),
+)
+async def login(ctx: Context, body: LoginIn) -> AuthOut:
+    await _limit_auth(ctx, "login")
+    user = await ctx.session.scalar(select(User).where(User.email == body.email.lower()))
+    valid = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
+    if user is None or not valid:
+        raise ApiError(401, "invalid_credentials", "Wrong email or password")
+    return _signed_in(ctx, user)
+
+
+@api.route(
+    "GET",
+    "/api/v1/me",
+    summary="The signed-in account",
+    tag="accounts",
+    response=UserOut,
+    errors=(401,),
+)
+async def me(ctx: Context) -> UserOut:
+    return UserOut.model_validate(require_user(ctx))
+
+
+async def _user(ctx: Context, user_id: str) -> User:
+    user = await ctx.session.get(User, user_id)
+    if user is None:
+        raise not_found("User")
+    return user
+
+
+@api.route(
+    "GET",
+    "/api/v1/users/{user_id}",
+    summary="A public profile",
+    tag="accounts",
+    auth=Auth.OPTIONAL,
+    response=ProfileOut,
+    errors=(404,),
+)
+async def profile(ctx: Context, user_id: str) -> ProfileOut:
+    user = await _user(ctx, user_id)
+    followers = await ctx.session.scalar(
+        select(func.count()).select_from(Follow).where(Follow.seller_id == user.id)
+    )
+    following = ctx.user is not None and bool(await ctx.session.get(Follow, (ctx.user.id, user.id)))
+    return ProfileOut(
+        id=user.id,
+        display_name=user.display_name,
+        role=Role(user.role),
+        followers=followers or 0,
+        following=following,
+    )
+
+
+@api.route(
+    "POST",
+    "/api/v1/users/{user_id}/follow",
+    summary="Follow a seller",
+    tag="accounts",
+    status=204,
+    errors=(401, 404, 422),
+)
+async def follow(ctx: Context, user_id: str) -> None:
+    me = require_user(ctx)
+    seller = await _user(ctx, user_id)
+    if seller.id == me.id:
+        raise ApiError(422, "cannot_follow_self", "You cannot follow yourself")
+    if seller.role != Role.SELLER:
+        raise ApiError(422, "not_a_seller", "Only sellers can be followed")
+    # Following twice is not an error: the second call finds the row and changes nothing.
+    insert = (
+        postgresql.insert if ctx.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    await ctx.session.execute(
+        insert(Follow).values(follower_id=me.id, seller_id=seller.id).on_conflict_do_nothing()
+    )
+
+
+@api.route(
+    "DELETE",
+    "/api/v1/users/{user_id}/follow",
+    summary="Stop following a seller",
+    tag="accounts",
+    status=204,
+    errors=(401, 404),
+)
+async def unfollow(ctx: Context, user_id: str) -> None:
+    me = require_user(ctx)
+    seller = await _user(ctx, user_id)
+    await ctx.session.execute(
+        delete(Follow).where(Follow.follower_id == me.id, Follow.seller_id == seller.id)
+    )
+
+
+@api.route(
+    "GET",
+    "/api/v1/users",
+    summary="List accounts (staff)",
+    tag="accounts",
+    query=UsersQuery,
+    response=list[UserOut],
+    errors=(401, 403),
+)
+async def list_users(ctx: Context, query: UsersQuery) -> list[UserOut]:
+    require_role(ctx, STAFF, "Only admins and moderators can list accounts")
+    users = await ctx.session.scalars(
+        select(User).order_by(User.created_at, User.id).limit(query.limit).offset(query.offset)
+    )
+    return [UserOut.model_validate(u) for u in users]
+
+
+@api.route(
+    "PATCH",
+    "/api/v1/users/{user_id}",
+    summary="Change an account's role (admin)",
+    tag="accounts",
+    body=UserPatch,
+    response=UserOut,
+    errors=(401, 403, 404, 409, 422),
+)
+async def change_role(ctx: Context, user_id: str, body: UserPatch) -> UserOut:
+    admin = require_role(ctx, frozenset({Role.ADMIN}), "Only admins can change roles")
+    user = await _user(ctx, user_id)
+    if user.id == admin.id:
+        raise ApiError(409, "own_role", "Admins cannot change their own role")
+    user.role = body.role
+    await ctx.session.flush()
+    return UserOut.model_validate(user)

@@ -1,0 +1,160 @@
+"""A show's funnel as the seller reads it: totals, per-product counters, pins and minutes.
+
+The room counters are written by ``api/room_state.py`` in batches; orders, payments and pin
+intervals are read from their own rows, so they are exact the moment they commit.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from api.analytics.models import StreamMinute
+from api.commerce.models import Order, OrderStatus
+from api.db import utcnow
+from api.shows.models import PinAction, PinEvent, Stream, StreamProduct
+from api.shows.schemas import (
+    AnalyticsOut,
+    MinuteOut,
+    PinIntervalOut,
+    ProductAnalyticsOut,
+    ViewersByPlaybackOut,
+)
+from live.states import StreamStatus
+
+MINUTE = timedelta(minutes=1)
+
+
+def minute_of(moment: datetime) -> datetime:
+    """The start of ``moment``'s UTC minute."""
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+async def show_analytics(session: AsyncSession, stream: Stream) -> AnalyticsOut:
+    duration = None
+    if stream.started_at is not None:
+        duration = ((stream.ended_at or utcnow()) - stream.started_at).total_seconds()
+    return AnalyticsOut(
+        stream_id=stream.id,
+        status=StreamStatus(stream.status),
+        duration_seconds=duration,
+        peak_viewers=stream.peak_viewers,
+        unique_viewers=stream.unique_viewers,
+        total_likes=stream.total_likes,
+        chat_messages_count=stream.chat_messages_count,
+        average_watch_time=stream.average_watch_time,
+        products=await _products(session, stream.id),
+        viewers_by_playback=ViewersByPlaybackOut(
+            webrtc=stream.unique_webrtc_viewers, hls=stream.unique_hls_viewers
+        ),
+        pin_intervals=await pin_intervals(session, stream.id),
+        series=await _series(session, stream),
+    )
+
+
+async def _products(session: AsyncSession, stream_id: str) -> list[ProductAnalyticsOut]:
+    rows = await session.scalars(
+        select(StreamProduct)
+        .options(selectinload(StreamProduct.product))
+        .where(StreamProduct.stream_id == stream_id)
+        .order_by(StreamProduct.sort_order, StreamProduct.id)
+    )
+    paid = Order.status == OrderStatus.PAID
+    totals = {
+        product_id: (int(placed), int(settled or 0), int(revenue or 0))
+        for product_id, placed, settled, revenue in await session.execute(
+            select(
+                Order.product_id,
+                func.count(),
+                func.sum(case((paid, 1), else_=0)),
+                func.sum(case((paid, Order.quantity * Order.unit_price_cents), else_=0)),
+            )
+            .where(Order.stream_id == stream_id)
+            .group_by(Order.product_id)
+        )
+    }
+    out = []
+    for row in rows:
+        placed, settled, revenue = totals.get(row.product_id, (0, 0, 0))
+        out.append(
+            ProductAnalyticsOut(
+                product_id=row.product_id,
+                title=row.product.title,
+                impressions=row.impressions,
+                views=row.views,
+                clicks=row.clicks,
+                inquiries=row.inquiries,
+                orders=placed,
+                paid=settled,
+                purchases=row.purchases,
+                revenue_cents=revenue,
+            )
+        )
+    return out
+
+
+async def pin_intervals(session: AsyncSession, stream_id: str) -> list[PinIntervalOut]:
+    """From the stored cues: a pin opens an interval, its unpin closes it; pinning a product
+    that is pinned already (to move it or change its sale) continues the same interval."""
+    events = await session.execute(
+        select(PinEvent.product_id, PinEvent.action, PinEvent.created_at)
+        .where(
+            PinEvent.stream_id == stream_id,
+            PinEvent.action.in_((PinAction.PIN, PinAction.UNPIN)),
+        )
+        .order_by(PinEvent.id)
+    )
+    intervals: list[PinIntervalOut] = []
+    open_: dict[str, PinIntervalOut] = {}
+    for product_id, action, at in events:
+        if action == PinAction.PIN and product_id not in open_:
+            open_[product_id] = PinIntervalOut(
+                product_id=product_id, pinned_at=at, unpinned_at=None
+            )
+            intervals.append(open_[product_id])
+        elif action == PinAction.UNPIN and product_id in open_:
+            open_.pop(product_id).unpinned_at = at
+    return intervals
+
+
+async def _series(session: AsyncSession, stream: Stream) -> list[MinuteOut]:
+    """One point per minute from the start to the end (or now), zeros where nothing happened."""
+    stored = {
+        minute_of(m.minute): m
+        for m in await session.scalars(
+            select(StreamMinute).where(StreamMinute.stream_id == stream.id)
+        )
+    }
+    orders = Counter(
+        minute_of(at)
+        for at in await session.scalars(
+            select(Order.created_at).where(Order.stream_id == stream.id)
+        )
+    )
+    marks = [*stored, *orders]
+    if stream.started_at is not None:
+        marks += [minute_of(stream.started_at), minute_of(stream.ended_at or utcnow())]
+    if not marks:
+        return []
+    points = []
+    minute, last = min(marks), max(marks)
+    while minute <= last:
+        row = stored.get(minute)
+        points.append(
+            MinuteOut(
+                minute=minute,
+                viewers=row.viewers if row else 0,
+                webrtc_viewers=row.webrtc_viewers if row else 0,
+                hls_viewers=row.hls_viewers if row else 0,
+                likes=row.likes if row else 0,
+                chat_messages=row.chat_messages if row else 0,
+                clicks=row.clicks if row else 0,
+                orders=orders[minute],
+            )
+        )
+        minute += MINUTE
+    return points

@@ -1,0 +1,452 @@
+"""Orders: buying during a show without ever overselling.
+
+Stock is taken in the database with one conditional UPDATE per counter (the product's stock,
+and the flash sale's remaining units), so concurrent buyers can never drive either below
+zero. A request carries an Idempotency-Key: its replay returns the same order. An order is
+``reserved`` for a hold time; the merchant marks it ``paid`` or cancels it, and an expired
+hold gives the units back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from api.accounts.users import STAFF, require_user
+from api.catalog.models import Product
+from api.commerce.models import Order, OrderStatus
+from api.commerce.schemas import OrderIn, OrderOut, SettleIn
+from api.db import utcnow
+from api.shows import cues
+from api.shows.models import Stream, StreamProduct
+from api.web.context import Context, Rooms
+from api.web.errors import ApiError, forbidden, not_found
+from api.web.routing import Api, Auth
+from api.webhooks import webhooks
+from api.webhooks.models import WebhookEndpoint
+from live.states import StreamStatus
+from twins.periodic import Periodic
+from twins.ratelimit import Limit
+
+log = logging.getLogger(__name__)
+api = Api()
+
+HOLD = timedelta(minutes=10)
+PURCHASE_LIMIT = Limit(rate=2, burst=5)
+SELLABLE = frozenset({StreamStatus.LIVE, StreamStatus.RECONNECTING})
+ACTIVE = (OrderStatus.RESERVED, OrderStatus.PAID)
+
+
+def _idempotency_key(ctx: Context) -> str:
+    key = ctx.request.headers.get("Idempotency-Key", "").strip()
+    if not 8 <= len(key) <= 128:
+        raise ApiError(
+            400, "idempotency_key_required", "Send an Idempotency-Key header of 8 to 128 characters"
+        )
+    return key
+
+
+async def _replay(
+    session: AsyncSession, buyer_id: str, key: str, stream_id: str, body: OrderIn
+) -> Order | None:
+    order = await session.scalar(
+        select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+    )
+    asked = (stream_id, body.product_id, body.quantity)
+    if order is not None and (order.stream_id, order.product_id, order.quantity) != asked:
+        raise ApiError(
+            422, "idempotency_key_reused", "This Idempotency-Key was used for a different order"
+        )
+    return order
+
+
+async def _take_stock(session: AsyncSession, product_id: str, n: int) -> int | None:
+    """Stock left after taking ``n`` units, or None when fewer than ``n`` are left."""
+    return await session.scalar(
+        update(Product)
+        .where(Product.id == product_id, Product.stock >= n)
+        .values(stock=Product.stock - n)
+        .returning(Product.stock)
+    )
+
+
+async def _take_sale(session: AsyncSession, row_id: int, n: int, now: datetime) -> int | None:
+    """Sale units left after taking ``n``, or None when the sale is over or short."""
+    return await session.scalar(
+        update(StreamProduct)
+        .where(
+            StreamProduct.id == row_id,
+            StreamProduct.sale_remaining >= n,
+            StreamProduct.sale_ends_at > now,
+        )
+        .values(sale_remaining=StreamProduct.sale_remaining - n)
+        .returning(StreamProduct.sale_remaining)
+    )
+
+
+async def _bought_in_sale(session: AsyncSession, buyer_id: str, row: StreamProduct) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Order.quantity), 0)).where(
+            Order.buyer_id == buyer_id,
+            Order.stream_id == row.stream_id,
+            Order.product_id == row.product_id,
+            Order.in_sale.is_(True),
+            Order.status.in_(ACTIVE),
+        )
+    )
+    return int(total or 0)
+
+
+def _stock_event(row: StreamProduct, stock: int) -> dict[str, object]:
+    return {
+        "stream_id": row.stream_id,
+        "product_id": row.product_id,
+        "stock": stock,
+        "sale_remaining": row.sale_remaining,
+    }
+
+
+@api.route(
+    "POST",
+    "/api/v1/streams/{stream_id}/orders",
+    summary="Buy during a show",
+    tag="commerce",
+    status=201,
+    body=OrderIn,
+    response=OrderOut,
+    errors=(400, 401, 404, 409, 413, 415, 422, 429),
+    description="Needs an Idempotency-Key header; a replay returns the same order. "
+    "409 codes: out_of_stock, limit_reached, sale_ended, not_live.",
+)
+async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
+    buyer = require_user(ctx)
+    key = _idempotency_key(ctx)
+    replay = await _replay(ctx.session, buyer.id, key, stream_id, body)
+    if replay is not None:
+        return OrderOut.model_validate(replay)
+    wait = await ctx.services.limiter.acquire(f"order:{buyer.id}", PURCHASE_LIMIT)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many purchases at once",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+    stream = await ctx.session.get(Stream, stream_id)
+    if stream is None:
+        raise not_found("Stream")
+    if stream.status not in SELLABLE:
+        raise ApiError(409, "not_live", f"The stream is {stream.status}", {"status": stream.status})
+    row = await ctx.session.scalar(
+        select(StreamProduct)
+        .options(selectinload(StreamProduct.product))
+        .where(StreamProduct.stream_id == stream.id, StreamProduct.product_id == body.product_id)
+    )
+    if row is None:
+        raise not_found("Product in this stream")
+    now = utcnow()
+    in_sale = row.sale_price_cents is not None
+    if in_sale:
+        # What we just read may be stale, so it can only refuse early: a sold-out or finished
+        # sale never queues on the row lock. The conditional UPDATE below decides the rest.
+        if row.sale_ends_at is not None and row.sale_ends_at <= now:
+            raise ApiError(409, "sale_ended", "The flash sale is over")
+        if (row.sale_remaining or 0) < body.quantity:
+            raise ApiError(409, "out_of_stock", "Sold out", {"remaining": row.sale_remaining})
+        if await _take_sale(ctx.session, row.id, body.quantity, now) is None:
+            await ctx.session.refresh(row)
+            if row.sale_ends_at is not None and row.sale_ends_at <= now:
+                raise ApiError(409, "sale_ended", "The flash sale is over")
+            raise ApiError(409, "out_of_stock", "Sold out", {"remaining": row.sale_remaining})
+        # The sale's row is now locked by our UPDATE: this buyer's other orders are settled.
+        bought = await _bought_in_sale(ctx.session, buyer.id, row)
+        if bought + body.quantity > (row.sale_limit or 1):
+            raise ApiError(
+                409,
+                "limit_reached",
+                f"At most {row.sale_limit} per buyer in this sale",
+                {"limit": row.sale_limit, "bought": bought},
+            )
+    if row.product.stock < body.quantity and not in_sale:
+        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
+    stock = await _take_stock(ctx.session, row.product_id, body.quantity)
+    if stock is None:
+        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
+    order = Order(
+        stream_id=stream.id,
+        product_id=row.product_id,
+        buyer_id=buyer.id,
+        seller_id=stream.owner_id,
+        quantity=body.quantity,
+        unit_price_cents=row.sale_price_cents if in_sale else row.product.price_cents,
+        currency=row.product.currency,
+        in_sale=in_sale,
+        idempotency_key=key,
+        hold_expires_at=now + HOLD,
+    )
+    ctx.session.add(order)
+    try:
+        async with ctx.session.begin_nested():
+            await ctx.session.flush()
+    except IntegrityError:
+        # The same key raced in on another request, which won: the client's retry replays it.
+        raise ApiError(
+            409, "duplicate_request", "This order is being placed already; retry"
+        ) from None
+    await ctx.session.refresh(row)
+    await webhooks.enqueue(
+        ctx.session, stream.owner_id, "order.reserved", webhooks.order_data(order)
+    )
+    cues.announce(ctx, stream.id, "product:stock", _stock_event(row, stock))
+    return OrderOut.model_validate(order)
+
+
+async def _give_back(session: AsyncSession, order: Order) -> tuple[int, StreamProduct | None]:
+    """Return an order's units to the product, and to the flash sale it came from."""
+    stock = await session.scalar(
+        update(Product)
+        .where(Product.id == order.product_id)
+        .values(stock=Product.stock + order.quantity)
+        .returning(Product.stock)
+    )
+    same = (
+        StreamProduct.stream_id == order.stream_id,
+        StreamProduct.product_id == order.product_id,
+    )
+    if order.in_sale:
+        # Only a sale still running gets its units back; one increment, no read-modify-write.
+        await session.execute(
+            update(StreamProduct)
+            .where(
+                *same,
+                StreamProduct.sale_remaining.is_not(None),
+                StreamProduct.sale_ends_at > utcnow(),
+            )
+            .values(sale_remaining=StreamProduct.sale_remaining + order.quantity)
+        )
+    row = await session.scalar(select(StreamProduct).where(*same))
+    if row is not None:
+        await session.refresh(row)
+    return int(stock or 0), row
+
+
+async def order_for_change(ctx: Context, order_id: str) -> Order:
+    order = await ctx.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    if order is None:
+        raise not_found("Order")
+    return order
+
+
+def _merchant(ctx: Context, order: Order) -> None:
+    user = require_user(ctx)
+    if user.id != order.seller_id and user.role not in STAFF:
+        raise forbidden("Only the seller settles this order")
+
+
+@api.route(
+    "GET",
+    "/api/v1/orders/{order_id}",
+    summary="One order",
+    tag="commerce",
+    response=OrderOut,
+    errors=(401, 404),
+)
+async def get_order(ctx: Context, order_id: str) -> OrderOut:
+    user = require_user(ctx)
+    order = await ctx.session.get(Order, order_id)
+    involved = order is not None and user.id in (order.buyer_id, order.seller_id)
+    if order is None or not (involved or user.role in STAFF):
+        raise not_found("Order")
+    return OrderOut.model_validate(order)
+
+
+@api.route(
+    "GET",
+    "/api/v1/streams/{stream_id}/orders",
+    summary="A show's orders (seller)",
+    tag="commerce",
+    response=list[OrderOut],
+    errors=(401, 403, 404),
+)
+async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
+    user = require_user(ctx)
+    stream = await ctx.session.get(Stream, stream_id)
+    if stream is None:
+        raise not_found("Stream")
+    if stream.owner_id != user.id and user.role not in STAFF:
+        raise forbidden("Only the seller sees a show's orders")
+    orders = await ctx.session.scalars(
+        select(Order).where(Order.stream_id == stream.id).order_by(Order.created_at, Order.id)
+    )
+    return [OrderOut.model_validate(o) for o in orders]
+
+
+async def mark_paid(ctx: Context, order: Order) -> None:
+    if order.status != OrderStatus.RESERVED:
+        raise ApiError(
+            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
+        )
+    order.status = OrderStatus.PAID
+    await _count_purchase(ctx.session, order, sign=1)
+    await ctx.session.flush()
+    await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", webhooks.order_data(order))
+
+
+async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
+    allowed = {OrderStatus.RESERVED} if by_buyer else {OrderStatus.RESERVED, OrderStatus.PAID}
+    if order.status not in allowed:
+        raise ApiError(
+            409, "invalid_status", f"The order is {order.status}", {"status": order.status}
+        )
+    if order.status == OrderStatus.PAID:
+        await _count_purchase(ctx.session, order, sign=-1)
+    order.status = OrderStatus.CANCELLED
+    stock, row = await _give_back(ctx.session, order)
+    await ctx.session.flush()
+    await webhooks.enqueue(
+        ctx.session, order.seller_id, "order.cancelled", webhooks.order_data(order)
+    )
+    if row is not None:
+        cues.announce(ctx, order.stream_id, "product:stock", _stock_event(row, stock))
+
+
+async def _count_purchase(session: AsyncSession, order: Order, sign: int) -> None:
+    await session.execute(
+        update(StreamProduct)
+        .where(
+            StreamProduct.stream_id == order.stream_id, StreamProduct.product_id == order.product_id
+        )
+        .values(
+            purchases=StreamProduct.purchases + sign * order.quantity,
+            revenue_cents=StreamProduct.revenue_cents
+            + sign * order.quantity * order.unit_price_cents,
+        )
+    )
+
+
+@api.route(
+    "POST",
+    "/api/v1/orders/{order_id}/pay",
+    summary="Mark an order paid (merchant)",
+    tag="commerce",
+    response=OrderOut,
+    errors=(401, 403, 404, 409),
+)
+async def pay_order(ctx: Context, order_id: str) -> OrderOut:
+    order = await order_for_change(ctx, order_id)
+    _merchant(ctx, order)
+    await mark_paid(ctx, order)
+    return OrderOut.model_validate(order)
+
+
+@api.route(
+    "POST",
+    "/api/v1/orders/{order_id}/cancel",
+    summary="Cancel an order",
+    tag="commerce",
+    response=OrderOut,
+    errors=(401, 403, 404, 409),
+    description="The buyer may cancel a reserved order; the seller a reserved or paid one. "
+    "The units go back to stock.",
+)
+async def cancel_order(ctx: Context, order_id: str) -> OrderOut:
+    order = await order_for_change(ctx, order_id)
+    user = require_user(ctx)
+    is_buyer = user.id == order.buyer_id
+    if not is_buyer:
+        _merchant(ctx, order)
+    await mark_cancelled(ctx, order, by_buyer=is_buyer)
+    return OrderOut.model_validate(order)
+
+
+@api.route(
+    "POST",
+    "/api/v1/orders/{order_id}/settle",
+    summary="Settle an order (signed callback)",
+    tag="commerce",
+    auth=Auth.NONE,
+    body=SettleIn,
+    response=OrderOut,
+    errors=(401, 404, 409, 415, 422),
+    description="For the seller's shop: sign the raw body the way Shopcast signs its "
+    "webhooks (Shopcast-Signature, with one of the seller's webhook secrets).",
+)
+async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
+    order = await order_for_change(ctx, order_id)
+    keys = list(
+        await ctx.session.scalars(
+            select(WebhookEndpoint.secret).where(WebhookEndpoint.owner_id == order.seller_id)
+        )
+    )
+    raw = await ctx.request.read()
+    if not keys or not webhooks.verify(keys, ctx.request.headers.get(webhooks.SIGNATURE, ""), raw):
+        raise ApiError(401, "invalid_signature", f"Sign the body in {webhooks.SIGNATURE}")
+    if body.status == "paid":
+        await mark_paid(ctx, order)
+    else:
+        await mark_cancelled(ctx, order, by_buyer=False)
+    return OrderOut.model_validate(order)
+
+
+class HoldExpiry:
+    """Gives back the units of reserved orders whose hold ran out.
+
+    States: new -> running (a sweep every few seconds) -> closed. Several nodes may sweep at
+    once: each order moves from reserved to expired in one conditional UPDATE, so exactly one
+    node gives its units back.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rooms: Rooms,
+        every: float = 2.0,
+        batch: int = 200,
+    ) -> None:
+        self._sessions = sessions
+        self._rooms = rooms
+        self._batch = batch
+        self._periodic = Periodic(self.sweep, every)
+
+    async def start(self) -> None:
+        self._periodic.start()
+
+    async def close(self) -> None:
+        await self._periodic.stop()
+
+    async def sweep(self, now: datetime | None = None) -> int:
+        """Expire due holds; return how many orders expired."""
+        now = now or utcnow()
+        events: list[tuple[str, dict[str, object]]] = []
+        async with self._sessions.begin() as session:
+            due = list(
+                await session.scalars(
+                    select(Order.id)
+                    .where(Order.status == OrderStatus.RESERVED, Order.hold_expires_at <= now)
+                    .limit(self._batch)
+                )
+            )
+            if not due:
+                return 0
+            expired = list(
+                await session.scalars(
+                    update(Order)
+                    .where(Order.id.in_(due), Order.status == OrderStatus.RESERVED)
+                    .values(status=OrderStatus.EXPIRED, updated_at=now)
+                    .returning(Order)
+                )
+            )
+            for order in expired:
+                data = {**webhooks.order_data(order), "reason": "hold_expired"}
+                await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
+                stock, row = await _give_back(session, order)
+                if row is not None:
+                    events.append((order.stream_id, _stock_event(row, stock)))
+        for stream_id, data in events:
+            await self._rooms.to_stream(stream_id, "product:stock", data)
+        return len(expired)

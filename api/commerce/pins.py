@@ -1,0 +1,132 @@
+"""Pinning products on the video, with optional flash sales (at most three pins at once)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from api.commerce.schemas import PinEventOut, PinIn, PinsOut
+from api.db import utcnow
+from api.shows import cues
+from api.shows.lifecycle import ensure_not_finished
+from api.shows.models import PinAction, PinEvent, StreamProduct
+from api.shows.schemas import PinOut
+from api.shows.streams import owned_stream, viewable_stream
+from api.web.context import Context
+from api.web.errors import ApiError, not_found
+from api.web.routing import Api, Auth
+
+api = Api()
+MAX_PINS = 3
+
+
+async def _row(ctx: Context, stream_id: str, product_id: str) -> StreamProduct:
+    row = await ctx.session.scalar(
+        select(StreamProduct)
+        .options(selectinload(StreamProduct.product))
+        .where(StreamProduct.stream_id == stream_id, StreamProduct.product_id == product_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise not_found("Product in this stream")
+    return row
+
+
+@api.route(
+    "POST",
+    "/api/v1/streams/{stream_id}/pins",
+    summary="Pin a product on the video",
+    tag="commerce",
+    status=201,
+    body=PinIn,
+    response=PinOut,
+    errors=(401, 403, 404, 409, 413, 415, 422),
+    description="At most three products are pinned at once. Pinning a pinned product "
+    "again moves it or changes its flash sale.",
+)
+async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
+    stream = await owned_stream(ctx, stream_id)
+    ensure_not_finished(stream)
+    row = await _row(ctx, stream.id, body.product_id)
+    if row.pinned_at is None:
+        pinned = await ctx.session.scalar(
+            select(func.count()).where(
+                StreamProduct.stream_id == stream.id, StreamProduct.pinned_at.is_not(None)
+            )
+        )
+        if (pinned or 0) >= MAX_PINS:
+            raise ApiError(
+                409,
+                "too_many_pins",
+                f"At most {MAX_PINS} products are pinned at once",
+                {"max": MAX_PINS},
+            )
+    now = utcnow()
+    if body.sale is not None and body.sale.quantity > row.product.stock:
+        raise ApiError(
+            422,
+            "not_enough_stock",
+            "The sale offers more units than are in stock",
+            {"stock": row.product.stock},
+        )
+    row.pinned_at = now
+    if body.x is not None and body.y is not None:
+        row.x, row.y = body.x, body.y
+    sale = body.sale
+    row.sale_price_cents = sale.price_cents if sale else None
+    row.sale_remaining = sale.quantity if sale else None
+    row.sale_limit = sale.per_buyer_limit if sale else None
+    row.sale_ends_at = now + timedelta(seconds=sale.duration_seconds) if sale else None
+    cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.PIN, now))
+    out = cues.pin_out(row)
+    cues.announce(ctx, stream.id, "product:pinned", out.model_dump(mode="json"))
+    return out
+
+
+@api.route(
+    "DELETE",
+    "/api/v1/streams/{stream_id}/pins/{product_id}",
+    summary="Unpin a product",
+    tag="commerce",
+    status=204,
+    errors=(401, 403, 404, 409),
+)
+async def unpin(ctx: Context, stream_id: str, product_id: str) -> None:
+    stream = await owned_stream(ctx, stream_id)
+    row = await _row(ctx, stream.id, product_id)
+    if row.pinned_at is None:
+        raise ApiError(409, "not_pinned", "The product is not pinned")
+    row.pinned_at = None
+    row.sale_price_cents = row.sale_remaining = row.sale_limit = row.sale_ends_at = None
+    cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.UNPIN))
+    cues.announce(
+        ctx, stream.id, "product:unpinned", {"stream_id": stream.id, "product_id": product_id}
+    )
+
+
+@api.route(
+    "GET",
+    "/api/v1/streams/{stream_id}/pins",
+    summary="Pinned products and the timeline",
+    tag="commerce",
+    auth=Auth.OPTIONAL,
+    response=PinsOut,
+    errors=(401, 403, 404),
+)
+async def pins(ctx: Context, stream_id: str) -> PinsOut:
+    stream = await viewable_stream(ctx, stream_id)
+    rows = await ctx.session.scalars(
+        select(StreamProduct)
+        .options(selectinload(StreamProduct.product))
+        .where(StreamProduct.stream_id == stream.id, StreamProduct.pinned_at.is_not(None))
+        .order_by(StreamProduct.pinned_at)
+    )
+    events = await ctx.session.scalars(
+        select(PinEvent).where(PinEvent.stream_id == stream.id).order_by(PinEvent.id)
+    )
+    return PinsOut(
+        pinned=[cues.pin_out(r) for r in rows],
+        timeline=[PinEventOut.model_validate(e) for e in events],
+    )

@@ -1,0 +1,78 @@
+"""Request and response bodies of commerce: pins, flash sales, orders and settlement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    Field,
+    StrictInt,
+    model_validator,
+)
+
+from api.shows.schemas import PinOut
+from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit
+
+
+class SaleIn(Input):
+    price_cents: PriceCents
+    quantity: Annotated[StrictInt, Field(gt=0, le=1_000_000, description="Units in the sale")]
+    per_buyer_limit: Annotated[StrictInt, Field(gt=0, le=1000)] = 1
+    duration_seconds: Annotated[StrictInt, Field(ge=10, le=300, description="Countdown")]
+
+
+class PinIn(Input):
+    product_id: ResourceId
+    x: Unit | None = None
+    y: Unit | None = None
+    sale: SaleIn | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> Self:
+        if (self.x is None) != (self.y is None):
+            raise ValueError("give both x and y, or neither")
+        return self
+
+
+class PinEventOut(Output):
+    id: int
+    product_id: str
+    action: Literal["pin", "unpin", "tag"]
+    x: float | None
+    y: float | None
+    offset_seconds: float | None
+    price_cents: int
+    sale_price_cents: int | None
+    sale_quantity: int | None
+    sale_ends_at: datetime | None
+    created_at: datetime
+
+
+class PinsOut(BaseModel):
+    pinned: list[PinOut]
+    timeline: list[PinEventOut]
+
+
+class OrderIn(Input):
+    product_id: ResourceId
+    quantity: Annotated[StrictInt, Field(gt=0, le=100)] = 1
+
+
+class OrderOut(Output):
+    id: str
+    stream_id: str
+    product_id: str
+    buyer_id: str
+    quantity: int
+    unit_price_cents: int
+    currency: str
+    in_sale: bool
+    status: Literal["reserved", "paid", "cancelled", "expired"]
+    hold_expires_at: datetime
+    created_at: datetime
+
+
+class SettleIn(Input):
+    status: Literal["paid", "cancelled"]

@@ -1,0 +1,618 @@
+"""Socket.IO rooms per stream: chat, reactions, viewer counts and room events.
+
+A ``Realtime`` holds this node's members and rooms. States: new -> running (its tickers
+aggregate reactions, count viewers and flush analytics) -> closed (watch time settled, the
+last analytics flushed). Across nodes, emits go through python-socketio's Redis manager,
+counters through ``Counters`` and room changes through the ``Bus``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.identity.auth import InvalidToken, TokenIssuer
+from api.identity.models import User
+from api.realtime import chat, moderation
+from api.realtime.models import SanctionKind
+from api.realtime.rooms import (
+    PLAYBACKS,
+    Member,
+    Playback,
+    Room,
+    load_policy,
+    load_products,
+    reaction_totals,
+    write_stats,
+)
+from api.shows.streams import can_watch, stream_products
+from api.web.errors import ApiError, database_unreachable
+from twins.bus import Bus
+from twins.counters import Counters
+from twins.periodic import Periodic
+from twins.ratelimit import Limit, RateLimiter
+
+log = logging.getLogger(__name__)
+
+EMOJIS = frozenset(
+    {"\u2764\ufe0f", "\U0001f525", "\U0001f44f", "\U0001f602", "\U0001f62e", "\U0001f48e"}
+)
+CHAT_LIMIT = Limit(rate=5, burst=10)
+DATABASE_RETRY_SECONDS = 2
+REACTION_LIMIT = Limit(rate=10, burst=20)
+REACTION_TICK = 0.25
+# Chat lines sent within this window reach each viewer as one frame (stream:chat_batch):
+# per-viewer cost is per frame, so a busy room costs a frame per window, not per line.
+CHAT_TICK = 0.05
+VIEWER_TICK = 1.0
+VIEWER_MIN_GAP = 2.0
+VIEWER_MAX_GAP = 10.0
+FLUSH_EVERY = 5.0
+_VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+Ack = dict[str, Any]
+
+
+def room_name(stream_id: str) -> str:
+    return f"stream:{stream_id}"
+
+
+def _seconds(wait: float) -> float:
+    """A wait as the client sees it: rounded up to the hundredth, so never 0 when refused."""
+    return math.ceil(wait * 100) / 100
+
+
+class Refusal(Exception):
+    """An event refused with a code the client can act on."""
+
+    def __init__(self, code: str, message: str = "", **extra: Any) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.extra = extra
+
+
+class StreamIn(BaseModel):
+    """Socket payloads are checked like REST bodies: no unknown fields, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    stream_id: str
+
+
+class JoinIn(StreamIn):
+    playback: Playback = "webrtc"
+
+
+class PlaybackIn(StreamIn):
+    playback: Playback
+
+
+class ProductIn(StreamIn):
+    product_id: str
+
+
+class ChatIn(StreamIn):
+    text: str
+
+
+class ReactionIn(StreamIn):
+    emoji: str
+
+
+class MessageIn(StreamIn):
+    message_id: str
+
+
+class UserIn(StreamIn):
+    user_id: str
+
+
+class SlowIn(StreamIn):
+    seconds: int
+
+
+class PrepareIn(StreamIn):
+    countdown: int = 3
+
+
+class Realtime:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        *,
+        node: str,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: async_sessionmaker[AsyncSession],
+        tokens: TokenIssuer,
+        limiter: RateLimiter,
+        counters: Counters,
+        bus: Bus,
+    ) -> None:
+        self.sio = sio
+        self.node = node
+        self._sessions = sessions
+        self._reads = reads
+        self._tokens = tokens
+        self._limiter = limiter
+        self._counters = counters
+        self._bus = bus
+        self.members: dict[str, Member] = {}
+        self.rooms: dict[str, Room] = {}
+        self._tickers: list[Periodic] = []
+        bus.subscribe(self._on_bus)
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        events: dict[str, tuple[type[BaseModel], Callable[[str, Any], Awaitable[Ack]]]] = {
+            "stream:join": (JoinIn, self._join),
+            "stream:leave": (StreamIn, self._leave),
+            "stream:playback": (PlaybackIn, self._playback),
+            "product:click": (ProductIn, self._click),
+            "product:ask": (ProductIn, self._ask),
+            "stream:chat": (ChatIn, self._chat),
+            "stream:reaction": (ReactionIn, self._reaction),
+            "stream:prepare": (PrepareIn, self._prepare),
+            "chat:delete": (MessageIn, self._delete_message),
+            "moderation:mute": (UserIn, self._moderate(moderation.sanction, SanctionKind.MUTE)),
+            "moderation:unmute": (UserIn, self._moderate(moderation.lift, SanctionKind.MUTE)),
+            "moderation:ban": (UserIn, self._moderate(moderation.sanction, SanctionKind.BAN)),
+            "moderation:unban": (UserIn, self._moderate(moderation.lift, SanctionKind.BAN)),
+            "moderation:slow_mode": (SlowIn, self._slow_mode),
+        }
+        for name, (model, handler) in events.items():
+            sio.on(name, self._guarded(model, handler))
+
+    # Broadcaster
+
+    async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, room=room_name(stream_id))
+
+    async def flush(self, stream_id: str, session: AsyncSession) -> None:
+        """Write this node's pending analytics for one stream in ``session``'s transaction."""
+        room = self.rooms.get(stream_id)
+        if room is not None:
+            # The show is over: everyone still watching ends their session now.
+            now = time.monotonic()
+            for sid in list(room.viewers):
+                self._stop_watching(room, self.members[sid], now)
+            stats, room.stats = room.stats, room.stats.carry()
+            await write_stats(session, stream_id, stats)
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        for tick, every in (
+            (self._tick_chat, CHAT_TICK),
+            (self._tick_reactions, REACTION_TICK),
+            (self._tick_viewers, VIEWER_TICK),
+            (self._flush_all, FLUSH_EVERY),
+        ):
+            ticker = Periodic(tick, every)
+            ticker.start()
+            self._tickers.append(ticker)
+
+    async def close(self) -> None:
+        for ticker in self._tickers:
+            await ticker.stop()
+        self._tickers.clear()
+        now = time.monotonic()
+        for member in self.members.values():
+            for stream_id in list(member.rooms):
+                self._settle(member, stream_id, now)
+        await self._tick_chat()
+        await self._tick_reactions()
+        await self._flush_all()
+
+    # Connection
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        auth = auth if isinstance(auth, dict) else {}
+        user = None
+        token = auth.get("token")
+        if token is not None:
+            try:
+                user_id = self._tokens.subject(str(token))
+            except InvalidToken:
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
+            async with self._reads() as session:
+                user = await session.get(User, user_id)
+            if user is None:
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        key = auth.get("viewer_id")
+        viewer_key = (
+            user.id if user else key if isinstance(key, str) and _VIEWER_KEY.match(key) else sid
+        )
+        self.members[sid] = Member(sid, user, viewer_key)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        member = self.members.pop(sid, None)
+        if member is not None:
+            now = time.monotonic()
+            for stream_id in list(member.rooms):
+                self._settle(member, stream_id, now)
+
+    def _guarded(
+        self, model: type[BaseModel], handler: Callable[[str, Any], Awaitable[Ack]]
+    ) -> Callable[[str, Any], Awaitable[Ack]]:
+        async def event(sid: str, data: Any = None) -> Ack:
+            if sid not in self.members:
+                return {"ok": False, "error": "not_connected"}
+            try:
+                payload = model.model_validate(data)
+                return await handler(sid, payload)
+            except ValidationError:
+                return {"ok": False, "error": "invalid", "message": "malformed payload"}
+            except Refusal as exc:
+                return {"ok": False, "error": exc.code, "message": str(exc), **exc.extra}
+            except ApiError as exc:
+                return {"ok": False, "error": exc.code, "message": exc.message}
+            except DBAPIError as exc:
+                if not database_unreachable(exc):
+                    log.exception("socket event failed")
+                    return {"ok": False, "error": "internal"}
+                log.warning("database unavailable for a socket event: %s", exc.orig)
+                return {
+                    "ok": False,
+                    "error": "database_unavailable",
+                    "message": "the database is unreachable; retry shortly",
+                    "retry_after": DATABASE_RETRY_SECONDS,
+                }
+            except Exception:
+                log.exception("socket event failed")
+                return {"ok": False, "error": "internal"}
+
+        return event
+
+    # Rooms
+
+    async def _room(self, stream_id: str) -> Room:
+        room = self.rooms.get(stream_id)
+        if room is None:
+            async with self._reads() as session:
+                policy = await load_policy(session, stream_id)
+                if policy is None:
+                    raise Refusal("not_found", "no such stream")
+                titles, pinned = await load_products(session, stream_id)
+            room = self.rooms.get(stream_id)
+            if room is None:
+                room = self.rooms[stream_id] = Room(policy)
+                room.catalogue(titles)
+                room.pins = {product_id: set() for product_id in pinned}
+        return room
+
+    def _joined(self, sid: str, stream_id: str) -> tuple[Member, Room]:
+        member = self.members[sid]
+        room = self.rooms.get(stream_id)
+        if room is None or stream_id not in member.rooms:
+            raise Refusal("not_joined", "join the stream first")
+        return member, room
+
+    async def _join(self, sid: str, body: JoinIn) -> Ack:
+        member = self.members[sid]
+        room = await self._room(body.stream_id)
+        policy = room.policy
+        if member.user and member.user.id in policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        async with self._reads() as session:
+            if not await can_watch(session, member.user, body.stream_id):
+                raise Refusal("audience_restricted", f"this stream is for {policy.audience}")
+            messages = await chat.history(session, body.stream_id)
+            products = await stream_products(session, body.stream_id)
+            totals = await reaction_totals(session, self._counters, body.stream_id)
+        if self.members.get(sid) is not member:
+            # The socket left while we read: joining now would count a viewer who is gone.
+            return {"ok": False, "error": "not_connected"}
+        if body.stream_id not in member.rooms:
+            await self.sio.enter_room(sid, room_name(body.stream_id))
+            member.rooms[body.stream_id] = time.monotonic()
+            member.playback[body.stream_id] = body.playback
+            room.members.add(sid)
+            if member.counts_as_viewer(policy):
+                room.viewers.add(sid)
+                room.stats.unique = max(
+                    room.stats.unique,
+                    await self._counters.add_unique(body.stream_id, member.viewer_key),
+                )
+                await self._count_playback(room, member)
+                room.show_pins(member.viewer_key)
+        return {
+            "ok": True,
+            "stream": policy.public(),
+            "viewers": room.remote + len(room.viewers),
+            "chat": messages,
+            "products": [p.model_dump(mode="json") for p in products],
+            "reactions": totals,
+        }
+
+    async def _leave(self, sid: str, body: StreamIn) -> Ack:
+        member = self.members[sid]
+        if body.stream_id in member.rooms:
+            self._settle(member, body.stream_id, time.monotonic())
+            await self.sio.leave_room(sid, room_name(body.stream_id))
+        return {"ok": True}
+
+    async def _playback(self, sid: str, body: PlaybackIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        if member.playback[body.stream_id] != body.playback:
+            member.playback[body.stream_id] = body.playback
+            if sid in room.viewers:
+                await self._count_playback(room, member)
+        return {"ok": True}
+
+    async def _count_playback(self, room: Room, member: Member) -> None:
+        """Unique viewers per way of watching: a viewer who switches counts in both."""
+        stream_id = room.policy.stream_id
+        playback = member.playback[stream_id]
+        seen = await self._counters.add_unique(f"{stream_id}/{playback}", member.viewer_key)
+        room.stats.unique_by[playback] = max(room.stats.unique_by[playback], seen)
+
+    def _product(self, sid: str, body: ProductIn) -> Room | None:
+        """The room, when the event is valid; None when its sender does not count (the
+        seller)."""
+        _, room = self._joined(sid, body.stream_id)
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if body.product_id not in room.products:
+            raise Refusal("unknown_product", "no such product in this stream")
+        return room if sid in room.viewers else None
+
+    async def _click(self, sid: str, body: ProductIn) -> Ack:
+        room = self._product(sid, body)
+        if room is not None:
+            room.stats.clicks[body.product_id] += 1
+            room.stats.minute().clicks += 1
+        return {"ok": True}
+
+    async def _ask(self, sid: str, body: ProductIn) -> Ack:
+        room = self._product(sid, body)
+        if room is not None:
+            room.stats.inquiries[body.product_id] += 1
+        return {"ok": True}
+
+    def _settle(self, member: Member, stream_id: str, now: float) -> None:
+        """The member left the room: their watch session ends."""
+        room = self.rooms.get(stream_id)
+        if room is not None:
+            self._stop_watching(room, member, now)
+            room.members.discard(member.sid)
+        member.rooms.pop(stream_id)
+        member.playback.pop(stream_id)
+
+    def _stop_watching(self, room: Room, member: Member, now: float) -> None:
+        if member.sid in room.viewers:
+            room.viewers.discard(member.sid)
+            room.stats.watch_seconds += now - member.rooms[room.policy.stream_id]
+            room.stats.sessions += 1
+
+    async def _chat(self, sid: str, body: ChatIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        user = member.user
+        if user is None:
+            raise Refusal("sign_in_required", "sign in to chat")
+        policy = room.policy
+        if not policy.enable_chat:
+            raise Refusal("chat_disabled", "chat is off for this stream")
+        if policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if user.id in policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        if user.id in policy.muted:
+            raise Refusal("muted", "you are muted in this stream")
+        text = chat.clean_text(body.text)
+        if not text:
+            raise Refusal("empty", "write something first")
+        if len(text) > chat.MAX_CHARS:
+            raise Refusal("too_long", f"at most {chat.MAX_CHARS} characters")
+        wait = await self._limiter.acquire(f"chat:{user.id}", CHAT_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
+        if policy.slow_mode_seconds and not policy.is_moderator(user):
+            wait = await self._counters.slow_mode(body.stream_id, user.id, policy.slow_mode_seconds)
+            if wait:
+                raise Refusal("slow_mode", "slow mode is on", retry_after=_seconds(wait))
+        async with self._sessions.begin() as session:
+            message = await chat.store(session, body.stream_id, user, text)
+        room.stats.chats += 1
+        room.stats.minute().chat_messages += 1
+        if sid in room.viewers:
+            room.stats.inquiries.update(room.mentions(text))
+        room.outbox.append(message)
+        return {"ok": True, "message": message}
+
+    async def _reaction(self, sid: str, body: ReactionIn) -> Ack:
+        member, room = self._joined(sid, body.stream_id)
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if body.emoji not in EMOJIS:
+            raise Refusal("unknown_emoji", "use one of " + " ".join(sorted(EMOJIS)))
+        if member.user and member.user.id in room.policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        wait = await self._limiter.acquire(f"react:{member.viewer_key}", REACTION_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
+        room.pending[body.emoji] += 1
+        return {"ok": True}
+
+    async def _prepare(self, sid: str, body: PrepareIn) -> Ack:
+        member = self.members[sid]
+        room = await self._room(body.stream_id)
+        if member.user is None or member.user.id != room.policy.owner_id:
+            raise Refusal("forbidden", "only the seller prepares the show")
+        if room.policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        countdown = max(0, min(body.countdown, 10))
+        await self.to_stream(
+            body.stream_id,
+            "stream:status",
+            {
+                "stream_id": body.stream_id,
+                "status": room.policy.status,
+                "preparing": True,
+                "countdown": countdown,
+            },
+        )
+        return {"ok": True}
+
+    # Moderation over the socket: the same actions as the REST endpoints.
+
+    async def _moderator(self, sid: str) -> User:
+        user = self.members[sid].user
+        if user is None:
+            raise Refusal("sign_in_required", "sign in to moderate")
+        return user
+
+    async def _apply(
+        self, change: Callable[[AsyncSession], Awaitable[moderation.RoomChange]]
+    ) -> Ack:
+        async with self._sessions.begin() as session:
+            result = await change(session)
+        await moderation.announce(self, self._bus, result)
+        return {"ok": True}
+
+    async def _delete_message(self, sid: str, body: MessageIn) -> Ack:
+        actor = await self._moderator(sid)
+        return await self._apply(
+            lambda s: moderation.delete_message(s, actor, body.stream_id, body.message_id)
+        )
+
+    def _moderate(
+        self, action: Callable[..., Awaitable[moderation.RoomChange]], kind: SanctionKind
+    ) -> Callable[[str, Any], Awaitable[Ack]]:
+        async def handle(sid: str, body: UserIn) -> Ack:
+            actor = await self._moderator(sid)
+            return await self._apply(lambda s: action(s, actor, body.stream_id, body.user_id, kind))
+
+        return handle
+
+    async def _slow_mode(self, sid: str, body: SlowIn) -> Ack:
+        actor = await self._moderator(sid)
+        return await self._apply(
+            lambda s: moderation.slow_mode(s, actor, body.stream_id, body.seconds)
+        )
+
+    async def _on_bus(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind not in ("room.changed", "stream.status", "cue", "products.changed"):
+            return
+        room = self.rooms.get(str(message.get("stream_id")))
+        if room is None:
+            return
+        if kind == "cue":
+            self._on_cue(room, message)
+            return
+        if kind == "products.changed":
+            async with self._reads() as session:
+                titles, _ = await load_products(session, room.policy.stream_id)
+            room.catalogue(titles)
+            return
+        async with self._reads() as session:
+            policy = await load_policy(session, room.policy.stream_id)
+        if policy is not None:
+            room.policy = policy
+        for user_id in message.get("banned") or ():
+            for sid in [
+                s
+                for s in room.members
+                if (m := self.members.get(s)) and m.user and m.user.id == user_id
+            ]:
+                self._settle(self.members[sid], room.policy.stream_id, time.monotonic())
+                await self.sio.leave_room(sid, room_name(room.policy.stream_id))
+                await self.sio.emit(
+                    "stream:banned", {"stream_id": room.policy.stream_id}, to=sid, ignore_queue=True
+                )
+
+    def _on_cue(self, room: Room, cue: dict[str, Any]) -> None:
+        """A product was pinned or unpinned: impressions start or stop for it."""
+        product_id = str(cue.get("product_id"))
+        if cue.get("action") == "pin":
+            keys = [self.members[sid].viewer_key for sid in room.viewers]
+            room.pinned(product_id, keys)
+        elif cue.get("action") == "unpin":
+            room.unpinned(product_id)
+
+    # Tickers
+
+    async def _tick_chat(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            if not room.outbox:
+                continue
+            lines, room.outbox = room.outbox, []
+            if len(lines) == 1:
+                await self.to_stream(stream_id, "stream:chat", lines[0])
+            else:
+                await self.to_stream(
+                    stream_id, "stream:chat_batch", {"stream_id": stream_id, "messages": lines}
+                )
+
+    async def _tick_reactions(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            if not room.pending:
+                continue
+            counts, room.pending = dict(room.pending), type(room.pending)()
+            room.stats.reactions.update(counts)
+            room.stats.minute().likes += sum(counts.values())
+            await self._counters.add_reactions(stream_id, counts)
+            await self.to_stream(
+                stream_id, "stream:reactions", {"stream_id": stream_id, "counts": counts}
+            )
+
+    def _local_viewers(self) -> dict[str, int]:
+        """This node's viewers per stream, and per stream and playback (``<id>/hls``)."""
+        local = {}
+        for stream_id, room in self.rooms.items():
+            local[stream_id] = len(room.viewers)
+            hls = sum(1 for s in room.viewers if self.members[s].playback[stream_id] == "hls")
+            local[f"{stream_id}/hls"] = hls
+            local[f"{stream_id}/webrtc"] = len(room.viewers) - hls
+        return local
+
+    async def _tick_viewers(self) -> None:
+        await self._counters.report_viewers(self.node, self._local_viewers())
+        watched = [s for s, room in self.rooms.items() if room.members]
+        keys = [*watched, *(f"{s}/{p}" for s in watched for p in PLAYBACKS)]
+        totals = await self._counters.viewers(keys) if watched else {}
+        now = time.monotonic()
+        for stream_id in watched:
+            total = totals[stream_id]
+            room = self.rooms[stream_id]
+            room.remote = max(0, total - len(room.viewers))
+            room.stats.peak = max(room.stats.peak, total)
+            if total:
+                room.stats.minute().saw(
+                    total, totals[f"{stream_id}/webrtc"], totals[f"{stream_id}/hls"]
+                )
+            gap = now - room.sent_at
+            if (total != room.sent_count and gap >= VIEWER_MIN_GAP) or gap >= VIEWER_MAX_GAP:
+                room.sent_count, room.sent_at = total, now
+                await self.sio.emit(
+                    "stream:viewers",
+                    {"stream_id": stream_id, "count": total},
+                    room=room_name(stream_id),
+                    ignore_queue=True,
+                )
+
+    async def _flush_all(self) -> None:
+        for stream_id, room in list(self.rooms.items()):
+            await self._flush_room(room)
+            if not room.members and not room.pending and not room.outbox:
+                self.rooms.pop(stream_id, None)
+
+    async def _flush_room(self, room: Room) -> None:
+        if not room.stats.changed_since(room.written):
+            return
+        stats, room.stats = room.stats, room.stats.carry()
+        try:
+            async with self._sessions.begin() as session:
+                await write_stats(session, room.policy.stream_id, stats)
+        except Exception:
+            room.stats.merge(stats)
+            raise
+        room.written = stats.running()

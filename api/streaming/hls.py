@@ -1,0 +1,122 @@
+"""HLS over HTTP: the live LL-HLS playlist (blocking reload, delta updates), its media, and
+the replay once the show's recording is published."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.shows.models import Audience, Stream
+from api.streaming.signaling import MEDIA, authorise_viewer
+from api.web.context import SERVICES
+from api.web.errors import ApiError, Handler, not_found
+from live.recordings import Recordings
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".jpg": "image/jpeg"}
+# A blocked reload waits at most this long (a few part targets), then 503 tells the player.
+BLOCK_SECONDS = 3.0
+RECORDINGS = web.AppKey("recordings", Recordings)
+
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Headers": "Authorization",
+    "Access-Control-Expose-Headers": "Location, Retry-After",
+}
+
+
+@web.middleware
+async def hls_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Players on any origin may load HLS: every answer under /hls/ says so, errors and the
+    redirect to the replay included, and preflights (a player sending a token) succeed."""
+    if not request.path.startswith("/hls/"):
+        return await handler(request)
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers={**CORS, "Access-Control-Max-Age": "600"})
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers.update(CORS)
+        raise
+    response.headers.update(CORS)
+    return response
+
+
+async def _stream(request: web.Request) -> Stream:
+    """The stream, if the caller may watch it (HLS players may send a bearer token)."""
+    async with request.app[SERVICES].reads() as session:
+        stream = await session.get(Stream, request.match_info["stream_id"])
+    if stream is None:
+        raise not_found("Stream")
+    if stream.audience != Audience.EVERYONE:
+        await authorise_viewer(request, stream)
+    return stream
+
+
+async def _redirect_to_owner(request: web.Request, stream: Stream) -> None:
+    """The show is recorded on another node (the one carrying its media): send the player there."""
+    owner = await request.app[MEDIA].registry.owner(stream.id)
+    if owner is not None:
+        raise web.HTTPTemporaryRedirect(f"{owner}{request.path_qs}")
+
+
+def _number(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise ApiError(400, "invalid_query", f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def playlist(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    recorder = request.app[RECORDINGS].recorder(stream.id)
+    if recorder is None:
+        if stream.vod_url:
+            raise web.HTTPTemporaryRedirect(stream.vod_url)
+        await _redirect_to_owner(request, stream)
+        raise ApiError(
+            404,
+            "no_recording",
+            "This stream has no HLS recording (yet)",
+            headers={"Retry-After": "5"},
+        )
+    msn, part = _number(request, "_HLS_msn"), _number(request, "_HLS_part")
+    if part is not None and msn is None:
+        raise ApiError(400, "invalid_query", "_HLS_part needs _HLS_msn")
+    if msn is not None:
+        if recorder.too_far(msn, part):
+            raise ApiError(400, "invalid_query", "That part is too far in the future")
+        if not await recorder.wait_for(msn, part, timeout=BLOCK_SECONDS):
+            raise ApiError(503, "not_yet", "The part is late; retry", headers={"Retry-After": "1"})
+    skip = request.query.get("_HLS_skip", "")
+    text = recorder.playlist_text(skip if skip in ("YES", "v2") else False)
+    response = web.Response(
+        text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache"}
+    )
+    return response
+
+
+async def media(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    recorder = request.app[RECORDINGS].recorder(stream.id)
+    name = request.match_info["name"]
+    if recorder is None:
+        await _redirect_to_owner(request, stream)
+    path = await recorder.resolve(name, timeout=BLOCK_SECONDS) if recorder else None
+    if path is None:
+        raise not_found("Media")
+    immutable = name.endswith((".mp4", ".m4s"))
+    headers = {
+        "Cache-Control": "public, max-age=31536000, immutable" if immutable else "max-age=10",
+        "Content-Type": MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
+    }
+    return web.FileResponse(path, headers=headers)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/hls/{stream_id}/index.m3u8", playlist),
+        web.get(r"/hls/{stream_id}/{name:[A-Za-z0-9._-]+}", media),
+    ]

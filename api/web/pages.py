@@ -1,0 +1,105 @@
+"""HTTP surface shared by every page and endpoint: security headers, CORS, pages, the spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aiohttp_cors
+from aiohttp import web
+
+from api.streaming.signaling import OPENAPI_PATHS
+from api.web.errors import Handler
+from api.web.openapi import build_spec
+from api.web.routing import Api
+
+STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+
+def page_csp(media_origins: list[str]) -> str:
+    """Pages load only our own scripts and styles: no inline script, nothing third-party.
+    Replays may be fetched from the object store's origin (``media_origins``)."""
+    connect = " ".join(["'self'", *media_origins])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: https:; media-src 'self' blob:; worker-src 'self' blob:; "
+        f"connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+
+
+HSTS = "max-age=31536000"
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if request.secure:
+        # Served over TLS by this process (`shopcast serve --tls`): browsers stay on HTTPS.
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+async def _hide_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.popall("Server", None)
+
+
+def _page(name: str, csp: str) -> Handler:
+    path = STATIC_DIR / name
+    headers = {
+        "Cache-Control": "no-cache",
+        "Content-Security-Policy": csp,
+        "X-Frame-Options": "DENY",
+    }
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(path, headers=headers)
+
+    return serve
+
+
+async def _to_studio(request: web.Request) -> web.StreamResponse:
+    """The first broadcaster page's address: the studio replaced it."""
+    raise web.HTTPMovedPermanently("/studio")
+
+
+def mount(
+    app: web.Application,
+    api: Api,
+    *,
+    version: str,
+    cors_origins: list[str],
+    media_origins: list[str],
+) -> None:
+    """Add the REST API, the OpenAPI document, the pages and CORS to ``app``."""
+    app.on_response_prepare.append(_hide_server)
+    app.add_routes(api.routes())
+    spec = json.dumps(build_spec(api, version=version, extra_paths=OPENAPI_PATHS)).encode()
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.Response(body=spec, content_type="application/json")
+
+    app.router.add_get("/api/openapi.json", openapi)
+    csp = page_csp(media_origins)
+    app.router.add_get("/api/docs", _page("api-docs.html", csp))
+    app.router.add_get("/", _page("index.html", csp))
+    app.router.add_get("/studio", _page("studio.html", csp))
+    app.router.add_get("/broadcast", _to_studio)
+    app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
+    app.router.add_get("/admin", _page("admin.html", csp))
+    app.router.add_get("/admin/shows/{stream_id}", _page("admin.html", csp))
+    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=False,
+        allow_headers=("Authorization", "Content-Type", "If-Match", "Idempotency-Key"),
+        expose_headers=("Location", "ETag", "Link", "Retry-After"),
+        allow_methods="*",
+        max_age=600,
+    )
+    cors = aiohttp_cors.setup(app, defaults={origin: options for origin in cors_origins})
+    for route in list(app.router.routes()):
+        if route.resource is not None and route.resource.canonical.startswith(
+            ("/api/v1", "/api/openapi")
+        ):
+            cors.add(route)

@@ -1,0 +1,112 @@
+"""What request and response bodies are built from (pydantic): validated in, documented out."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictInt,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+
+
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+
+
+Neighborhood = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
+]
+
+
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+
+
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+PriceCents = Annotated[
+    StrictInt, Field(gt=0, le=100_000_000, description="Minor units, e.g. cents")
+]
+
+
+Stock = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+
+
+Unit = Annotated[float, Field(ge=0, le=1, description="Normalised 0-1 position on the video")]
+
+
+ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+ProductIds = Annotated[list[ResourceId], Field(max_length=100)]
+
+
+_HTTP_URL = TypeAdapter(HttpUrl)
+
+
+def _http_url(value: str) -> str:
+    return str(_HTTP_URL.validate_python(value))
+
+
+ImageUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(_http_url),
+    Field(json_schema_extra={"format": "uri"}),
+]
+
+
+ImageUrls = Annotated[list[ImageUrl], Field(max_length=10)]
+
+
+Minutes = Annotated[StrictInt, Field(gt=0, le=24 * 60)]
+
+
+class Input(BaseModel):
+    """Bodies we accept: unknown fields and non-finite numbers are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Patch(Input):
+    """A partial update: fields left out stay; ``null`` only clears what may be empty."""
+
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_null_for_required(self) -> Self:
+        for name in self.model_fields_set - self.nullable:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        if not self.model_fields_set:
+            raise ValueError("nothing to change: send at least one field")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(exclude_unset=True, mode="python")
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Error(BaseModel):
+    error: str = Field(description="Stable machine-readable code")
+    message: str = Field(description="What went wrong, for people")
+    details: dict[str, object] = Field(default_factory=dict)
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
