@@ -1,15 +1,20 @@
-"""The REST API as one collection of endpoints."""
+"""The HTTP API as one collection: every domain's endpoints and the whole OpenAPI document."""
 
 from __future__ import annotations
 
-from api.accounts import users as accounts
-from api.catalog import product_media as media
-from api.catalog import products as catalog
+from importlib.metadata import version
+from typing import Any
+
+from api.accounts import users
+from api.analytics import report
+from api.catalog import product_media, products
 from api.commerce import orders, pins
-from api.realtime import endpoints as room
-from api.shows import streams
+from api.realtime import endpoints
+from api.shows import lineup, streams
 from api.streaming import observability
+from api.streaming.spec import SIGNALING_PATHS
 from api.web import health
+from api.web.openapi import build_spec
 from api.web.routing import Api
 from api.webhooks import webhooks
 
@@ -18,11 +23,13 @@ def rest_api() -> Api:
     root = Api()
     for module in (
         health,
-        accounts,
-        catalog,
-        media,
+        users,
+        products,
+        product_media,
         streams,
-        room,
+        lineup,
+        report,
+        endpoints,
         pins,
         orders,
         webhooks,
@@ -30,3 +37,8 @@ def rest_api() -> Api:
     ):
         root.include(module.api)
     return root
+
+
+def openapi_spec(api: Api) -> dict[str, Any]:
+    """The OpenAPI document of ``api``, with WHIP and WHEP (SDP, not JSON) described by hand."""
+    return build_spec(api, version=version("shopcast"), extra_paths=SIGNALING_PATHS)

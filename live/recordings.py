@@ -10,14 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from api.shows.models import Stream
 from recorder import Cue, Recorder, TrackInfo, UploadQueue, needs_repair, repair
 from recorder.files import POSTER, VOD_PLAYLIST
 from sfu import Sfu
@@ -27,18 +22,26 @@ log = logging.getLogger(__name__)
 UPLOAD_DEADLINE_SECONDS = 600
 
 
+class Replays(Protocol):
+    """Where a show's recording is wanted and its replay published (``api.shows.replays``)."""
+
+    async def wanted(self, stream_id: str) -> bool:
+        """Whether the seller asked for the show to be recorded."""
+        ...
+
+    async def truncated(self, stream_id: str) -> None:
+        """The recording stopped early (the disk filled up)."""
+        ...
+
+    async def published(self, stream_id: str, vod_url: str, thumbnail_url: str | None) -> None:
+        """The replay is in the object store at ``vod_url``."""
+        ...
+
+
 class Recordings:
-    def __init__(
-        self,
-        sfu: Sfu,
-        sessions: async_sessionmaker[AsyncSession],
-        reads: async_sessionmaker[AsyncSession],
-        store: ObjectStore,
-        directory: Path,
-    ) -> None:
+    def __init__(self, sfu: Sfu, replays: Replays, store: ObjectStore, directory: Path) -> None:
         self._sfu = sfu
-        self._sessions = sessions
-        self._reads = reads
+        self._replays = replays
         self._store = store
         self._directory = directory
         self._active: dict[str, Recorder] = {}
@@ -49,36 +52,26 @@ class Recordings:
 
     async def media_started(self, stream_id: str) -> None:
         """A publisher's media arrived: start recording, or tap the publisher that took over."""
-        room = self._sfu.get_room(stream_id)
-        publisher = room.publisher if room is not None else None
-        if publisher is None:
+        tracks = self._sfu.tracks(stream_id)
+        if not tracks:
             return
         recorder = self._active.get(stream_id)
         if recorder is None:
-            async with self._reads() as session:
-                wanted = await session.scalar(
-                    select(Stream.record_stream).where(Stream.id == stream_id)
-                )
-            if not wanted or stream_id in self._active:
+            if not await self._replays.wanted(stream_id) or stream_id in self._active:
                 return
-            tracks = [
+            infos = [
                 TrackInfo(
-                    "video" if p.kind == "video" else "audio",
-                    p.codec.mimeType.split("/")[1],
-                    p.payload_type,
-                    p.clock_rate,
+                    "video" if t.kind == "video" else "audio", t.codec, t.payload_type, t.clock_rate
                 )
-                for p in publisher.producers.values()
+                for t in tracks
             ]
-            video = publisher.producers.get("video")
-
-            def keyframe() -> None:
-                if video is not None:
-                    video.request_keyframe()
-
-            recorder = Recorder(self._directory / stream_id, tracks, request_keyframe=keyframe)
+            recorder = Recorder(
+                self._directory / stream_id,
+                infos,
+                request_keyframe=lambda: self._sfu.request_keyframe(stream_id),
+            )
             self._active[stream_id] = recorder
-        publisher.tap(recorder.on_rtp)
+        self._sfu.tap(stream_id, recorder.on_rtp)
 
     def add_cue(self, stream_id: str, cue: Cue) -> None:
         recorder = self._active.get(stream_id)
@@ -96,10 +89,7 @@ class Recordings:
         finally:
             self._active.pop(stream_id, None)
         if result.truncated:
-            async with self._sessions.begin() as session:
-                await session.execute(
-                    update(Stream).where(Stream.id == stream_id).values(recording_truncated=True)
-                )
+            await self._replays.truncated(stream_id)
         await self._upload(stream_id, result.directory, result.files)
         log.info(
             "recording of %s: %.1f s%s",
@@ -124,12 +114,7 @@ class Recordings:
             vod_url = await self._store.url_for(playlist)
             has_poster = await self._store.exists(poster)
             thumbnail = await self._store.url_for(poster) if has_poster else None
-            async with self._sessions.begin() as session:
-                await session.execute(
-                    update(Stream)
-                    .where(Stream.id == stream_id)
-                    .values(vod_url=vod_url, thumbnail_url=thumbnail)
-                )
+            await self._replays.published(stream_id, vod_url, thumbnail)
         # Published: what is left locally (journal, metadata) is no longer needed, and start-up
         # must not find this recording again.
         await asyncio.to_thread(shutil.rmtree, directory, True)
@@ -169,19 +154,3 @@ class Recordings:
         if self._work:
             await asyncio.wait(self._work, timeout=30)
         return stopped
-
-
-def cue_of(message: dict[str, Any]) -> Cue:
-    """The DATERANGE of a product cue as ``api.shows.cues.to_recording`` sent it over the bus."""
-    attributes: dict[str, str | int | float] = {
-        "X-PRODUCT-ID": str(message["product_id"]),
-        "X-ACTION": str(message["action"]),
-        "X-PRICE-CENTS": int(message["price_cents"]),
-    }
-    if message.get("x") is not None and message.get("y") is not None:
-        attributes |= {"X-X": float(message["x"]), "X-Y": float(message["y"])}
-    return Cue(
-        id=f"cue-{message['id']}",
-        start=datetime.fromisoformat(message["at"]),
-        attributes=attributes,
-    )

@@ -10,18 +10,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-from api.shows.lifecycle import StreamLifecycle
 from sfu import GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
 
 log = logging.getLogger(__name__)
 
 
+class ShowStates(Protocol):
+    """Where a show's status is kept (``api.shows.lifecycle.StreamLifecycle``); each move
+    answers whether it happened (a finished show does not move)."""
+
+    async def media_started(self, stream_id: str) -> bool: ...
+
+    async def publisher_lost(self, stream_id: str) -> bool: ...
+
+    async def publisher_gone(self, stream_id: str) -> bool: ...
+
+    async def interrupted(self, stream_id: str) -> bool: ...
+
+    async def running(self) -> list[str]:
+        """The shows that are live or reconnecting, on any node."""
+        ...
+
+
 class StreamSupervisor:
     def __init__(
         self,
-        lifecycle: StreamLifecycle,
+        lifecycle: ShowStates,
         close_media: Callable[[str], Awaitable[None]],
         grace_seconds: float,
         media_started: Callable[[str], Awaitable[None]],

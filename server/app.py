@@ -1,30 +1,36 @@
-"""The composition root: the one place that builds Shopcast from its settings."""
+"""The composition root: the one place that builds Shopcast from its settings.
+
+``build_app`` lists the subsystems; each builder below makes its part from the settings, the
+twins and what the parts before it made, and registers its own start and stop. aiohttp starts
+them in this order and stops them in the reverse one: pages and jobs first, the media before
+the rooms it announces to, the twins and the database last.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import secrets
 import signal
 from collections.abc import AsyncIterator
-from importlib.metadata import version
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from api.catalog import product_media as media
+from api.analytics.report import show_analytics
+from api.catalog import product_media
 from api.catalog.product_media import MEDIA_UPLOADS, MediaLimits, MediaUploads
 from api.catalog.video_jobs import VideoWorker, WorkerConfig
-from api.commerce.orders import HoldExpiry
+from api.commerce.holds import HoldExpiry
 from api.identity.auth import TokenIssuer
 from api.identity.ice import IceConfig
 from api.realtime.sockets import Realtime
-from api.rest import rest_api
+from api.rest import openapi_spec, rest_api
 from api.shows.lifecycle import StreamLifecycle
+from api.shows.replays import Replays
+from api.shows.streams import SUMMARY
 from api.streaming import hls, signaling
 from api.streaming.hls import RECORDINGS, hls_cors
 from api.streaming.observability import metrics_route
@@ -33,35 +39,61 @@ from api.web.context import SERVICES, Services
 from api.web.errors import error_middleware
 from api.web.pages import mount, security_headers
 from api.webhooks.webhooks import Dispatcher
-from live.recordings import Recordings, cue_of
-from live.states import FINISHED
-from live.supervisor import StreamSupervisor
+from live.node import LiveNode, LiveSettings
 from server.database import create_engine, session_factory
 from server.settings import Settings
-from sfu import IceSettings, Sfu, SfuSettings
-from twins.bus import Bus, LocalBus, RedisBus
-from twins.counters import Counters, LocalCounters, RedisCounters
-from twins.objectstore import LocalStorage, ObjectStore, S3Storage
-from twins.periodic import Periodic
-from twins.ratelimit import Limit, LocalRateLimiter, RateLimiter, RedisRateLimiter
-from twins.redislink import RedisLink
-from twins.registry import HEARTBEAT_SECONDS, LocalRegistry, RedisRegistry, StreamRegistry
+from server.twins import Twins, object_store, twins_for
+from sfu import IceSettings, SfuSettings
+from twins.objectstore import LocalStorage, ObjectStore
+from twins.ratelimit import Limit
 from twins.socketio_redis import BreakerRedisManager
 
 SOCKET_MAX_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+
+    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        yield
+        await self.engine.dispose()
+
+
 def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
-    node = secrets.token_hex(6)
-    engine = create_engine(settings.resolved_database_url)
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
-    link = RedisLink(settings.redis_url) if settings.redis_url else None
-    bus: Bus = RedisBus(link, node) if link else LocalBus()
-    counters: Counters = RedisCounters(link) if link else LocalCounters()
-    limiter: RateLimiter = RedisRateLimiter(link) if link else LocalRateLimiter()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
+    )
+    database = _database(app, settings)
+    twins = twins_for(settings, node=secrets.token_hex(6))
+    app.cleanup_ctx.append(twins.lifespan)
     tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
-    sessions, reads = session_factory(engine), session_factory(engine, write=False)
+    realtime = _realtime(app, settings, twins, database, tokens)
+    lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
+    _services(app, settings, twins, database, tokens, realtime)
+    _live(app, settings, twins, database, lifecycle)
+    _commerce(app, database, realtime)
+    _catalog(app, settings, database, twins.store)
+    _pages(app, settings, realtime)
+    return app
+
+
+def _database(app: web.Application, settings: Settings) -> Database:
+    engine = create_engine(settings.resolved_database_url)
+    database = Database(engine, session_factory(engine), session_factory(engine, write=False))
+    app.cleanup_ctx.append(database.lifespan)
+    return database
+
+
+def _realtime(
+    app: web.Application, settings: Settings, twins: Twins, db: Database, tokens: TokenIssuer
+) -> Realtime:
+    """Socket.IO: chat, reactions, moderation and viewer counts, across nodes with Redis."""
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=BreakerRedisManager(settings.redis_url) if settings.redis_url else None,
@@ -70,72 +102,39 @@ def build_app(settings: Settings) -> web.Application:
     )
     realtime = Realtime(
         sio,
-        node=node,
-        sessions=sessions,
-        reads=reads,
+        node=twins.node,
+        sessions=db.sessions,
+        reads=db.reads,
         tokens=tokens,
-        limiter=limiter,
-        counters=counters,
-        bus=bus,
-    )
-    lifecycle = StreamLifecycle(sessions, realtime, bus)
-    store = _object_store(settings)
-    registry: StreamRegistry = (
-        RedisRegistry(link, node, settings.resolved_public_url) if link else LocalRegistry()
+        limiter=twins.limiter,
+        counters=twins.counters,
+        bus=twins.bus,
     )
 
-    async def end_media(stream_id: str) -> None:
-        await sfu.close_room(stream_id)
-        await registry.release(stream_id)
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        await realtime.start()
+        yield
+        await realtime.close()
 
-    supervisor = StreamSupervisor(
-        lifecycle,
-        close_media=end_media,
-        grace_seconds=settings.publisher_grace_seconds,
-        media_started=lambda stream_id: recordings.media_started(stream_id),
-    )
-    sfu = Sfu(
-        SfuSettings(
-            ice=IceSettings(
-                host_addresses=tuple(settings.ice_host_addresses) or None,
-                announced_address=settings.ice_announced_address or None,
-            ),
-            media_timeout=settings.media_timeout_seconds,
-        ),
-        events=supervisor.on_event,
-    )
+    app.cleanup_ctx.append(lifespan)
+    sio.attach(app)
+    return realtime
 
-    recordings = Recordings(sfu, sessions, reads, store, settings.resolved_media_dir / "recordings")
 
-    async def media_events(message: dict[str, Any]) -> None:
-        # Whichever node ended the show or pinned a product, the node carrying its media acts.
-        stream_id = str(message.get("stream_id"))
-        if message.get("type") == "stream.status" and message.get("status") in FINISHED:
-            recordings.stream_finished(stream_id)
-            await end_media(stream_id)
-        elif message.get("type") == "cue":
-            recordings.add_cue(stream_id, cue_of(message))
-
-    bus.subscribe(media_events)
-    app = web.Application(
-        client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
-    )
-    app[MEDIA] = Media(
-        sfu,
-        supervisor,
-        settings.max_sessions,
-        frozenset(settings.cors_origins),
-        registry,
-        Limit(rate=settings.signaling_attempts_per_second, burst=settings.signaling_burst),
-        cascade=settings.cascade,
-    )
-    app[RECORDINGS] = recordings
+def _services(
+    app: web.Application,
+    settings: Settings,
+    twins: Twins,
+    db: Database,
+    tokens: TokenIssuer,
+    realtime: Realtime,
+) -> None:
+    """What every REST handler receives (``Context.services``)."""
     app[SERVICES] = Services(
-        sessions=sessions,
-        reads=reads,
+        sessions=db.sessions,
+        reads=db.reads,
         tokens=tokens,
-        limiter=limiter,
+        limiter=twins.limiter,
         auth_limit=Limit(rate=settings.auth_attempts_per_minute / 60, burst=settings.auth_burst),
         ice=IceConfig(
             urls=tuple(settings.ice_servers),
@@ -143,11 +142,77 @@ def build_app(settings: Settings) -> web.Application:
             turn_ttl_seconds=settings.turn_ttl_seconds,
         ),
         public_url=settings.resolved_public_url,
-        bus=bus,
-        counters=counters,
+        bus=twins.bus,
+        counters=twins.counters,
         rooms=realtime,
     )
+    app[SUMMARY] = show_analytics
 
+
+def _live(
+    app: web.Application,
+    settings: Settings,
+    twins: Twins,
+    db: Database,
+    lifecycle: StreamLifecycle,
+) -> None:
+    """The shows this node carries: the SFU, their supervision and recording; WHIP, WHEP, HLS."""
+    live = LiveNode(
+        LiveSettings(
+            sfu=SfuSettings(
+                ice=IceSettings(
+                    host_addresses=tuple(settings.ice_host_addresses) or None,
+                    announced_address=settings.ice_announced_address or None,
+                ),
+                media_timeout=settings.media_timeout_seconds,
+            ),
+            grace_seconds=settings.publisher_grace_seconds,
+            workers=settings.resolved_sfu_workers - 1,
+            recordings=settings.resolved_media_dir / "recordings",
+        ),
+        states=lifecycle,
+        replays=Replays(db.sessions, db.reads),
+        store=twins.store,
+        registry=twins.registry,
+        bus=twins.bus,
+    )
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        await live.start()
+        yield
+        await live.close()
+
+    app.cleanup_ctx.append(lifespan)
+    app[MEDIA] = Media(
+        live.sfu,
+        live.supervisor,
+        settings.max_sessions,
+        frozenset(settings.cors_origins),
+        twins.registry,
+        Limit(rate=settings.signaling_attempts_per_second, burst=settings.signaling_burst),
+        cascade=settings.cascade,
+    )
+    app[RECORDINGS] = live.recordings
+    app.add_routes([*signaling.routes(), *hls.routes()])
+
+
+def _commerce(app: web.Application, db: Database, realtime: Realtime) -> None:
+    """Background work of commerce: expiring holds and delivering webhooks."""
+    holds = HoldExpiry(db.sessions, realtime)
+    dispatcher = Dispatcher(db.sessions)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        await holds.start()
+        await dispatcher.start()
+        yield
+        await holds.close()
+        await dispatcher.close()
+
+    app.cleanup_ctx.append(lifespan)
+
+
+def _catalog(app: web.Application, settings: Settings, db: Database, store: ObjectStore) -> None:
+    """Product photos and videos: upload forms and the video jobs (unless a worker runs them)."""
     app[MEDIA_UPLOADS] = MediaUploads(
         store,
         MediaLimits(
@@ -157,79 +222,37 @@ def build_app(settings: Settings) -> web.Application:
             job_attempts=settings.media_job_attempts,
         ),
     )
-    worker = _video_worker(settings, engine, store) if settings.media_worker else None
-
-    holds = HoldExpiry(sessions, realtime)
-    dispatcher = Dispatcher(sessions)
-
-    async def heartbeat() -> None:
-        """Keep this node's streams its own; adopt the live streams of nodes that died."""
-        await registry.heartbeat(room.id for room in sfu.rooms() if not sfu.pulled(room.id))
-        await supervisor.adopt(await registry.orphans(await lifecycle.running()))
-
-    beating = Periodic(heartbeat, HEARTBEAT_SECONDS)
-
-    async def resources(app: web.Application) -> AsyncIterator[None]:
-        await sfu.start_workers(settings.resolved_sfu_workers - 1)
-        await bus.start()
-        await realtime.start()
-        await holds.start()
-        await dispatcher.start()
-        for stream_id in await recordings.recover():
-            # Unless its publisher came back on another node meanwhile: the show goes on there.
-            if await registry.owner(stream_id) is None:
-                await lifecycle.interrupted(stream_id)
-        if worker is not None:
-            worker.start()
-        await registry.heartbeat([])  # this node's address is known before its first claim
-        beating.start()
-        yield
-        await beating.stop()
-        if worker is not None:
-            await worker.close()
-        await holds.close()
-        await dispatcher.close()
-        # Media first: closing it emits the last events, whose status updates then finish.
-        carried = [room.id for room in sfu.rooms() if room.publisher is not None]
-        await sfu.close()
-        await supervisor.close()
-        # A show this node carried cannot go on without it: its recording is published and
-        # the show marked interrupted, as after a crash.
-        for stream_id in {*carried, *await recordings.close()}:
-            await lifecycle.interrupted(stream_id)
-            await registry.release(stream_id)
-        await realtime.close()
-        await bus.close()
-        if link is not None:
-            await link.close()
-        await engine.dispose()
-
-    app.cleanup_ctx.append(resources)
-    sio.attach(app)
-    app.add_routes(
-        [
-            *signaling.routes(),
-            *hls.routes(),
-            *media.routes(),
-            metrics_route(app[MEDIA], realtime),
-        ]
-    )
+    app.add_routes(product_media.routes())
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
+    if settings.media_worker:
+        worker = _video_worker(settings, db.engine, store)
+
+        async def lifespan(app: web.Application) -> AsyncIterator[None]:
+            worker.start()
+            yield
+            await worker.close()
+
+        app.cleanup_ctx.append(lifespan)
+
+
+def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None:
+    """The REST API with its OpenAPI document, the metrics, the pages and CORS."""
+    app.add_routes([metrics_route(app[MEDIA], realtime)])
+    api = rest_api()
     mount(
         app,
-        rest_api(),
-        version=version("shopcast"),
+        api,
+        spec=openapi_spec(api),
         cors_origins=settings.cors_origins,
         media_origins=_media_origins(settings),
     )
-    return app
 
 
 async def run_worker(settings: Settings) -> None:
     """`shopcast worker`: process media jobs until SIGINT or SIGTERM."""
     engine = create_engine(settings.resolved_database_url)
-    worker = _video_worker(settings, engine, _object_store(settings))
+    worker = _video_worker(settings, engine, object_store(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -253,31 +276,6 @@ def _video_worker(settings: Settings, engine: AsyncEngine, store: ObjectStore) -
             timeout_seconds=settings.media_job_timeout_seconds,
             poll_seconds=settings.media_poll_seconds,
         ),
-    )
-
-
-def _object_store(settings: Settings) -> ObjectStore:
-    """S3-compatible storage when a bucket is configured, else files served under /media."""
-    if settings.s3_bucket:
-        return S3Storage(
-            bucket=settings.s3_bucket,
-            endpoint_url=settings.s3_endpoint_url or None,
-            region=settings.s3_region or None,
-            access_key=settings.s3_access_key or None,
-            secret_key=settings.s3_secret_key.get_secret_value() or None,
-            public_base_url=settings.s3_public_url or None,
-        )
-    root = settings.resolved_media_dir / "store"
-    root.mkdir(parents=True, exist_ok=True)
-    # Local uploads are signed with a key derived from the JWT key: nothing more to configure.
-    upload_secret = hmac.new(
-        settings.ensure_jwt_secret().encode(), b"shopcast local uploads", hashlib.sha256
-    ).digest()
-    return LocalStorage(
-        root,
-        base_url=f"{settings.resolved_public_url}/media",
-        upload_url=f"{settings.resolved_public_url}{media.UPLOAD_PATH}",
-        upload_secret=upload_secret,
     )
 
 

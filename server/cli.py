@@ -17,9 +17,7 @@ from sqlalchemy import select
 
 from api.identity.auth import hash_password
 from api.identity.models import Role, User
-from api.rest import rest_api
-from api.streaming.signaling import OPENAPI_PATHS
-from api.web.openapi import build_spec
+from api.rest import openapi_spec, rest_api
 from server import migrate
 from server.app import build_app, run_worker
 from server.database import create_engine, session_factory
@@ -105,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "create-admin":
         return asyncio.run(_create_admin(settings, args))
-    spec = build_spec(rest_api(), version=version("shopcast"), extra_paths=OPENAPI_PATHS)
+    spec = openapi_spec(rest_api())
     text = json.dumps(spec, indent=2) + "\n"
     if args.output:
         with open(args.output, "w") as out:

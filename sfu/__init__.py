@@ -19,7 +19,7 @@ from .errors import (
 from .events import EventSink, GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
 from .pool import RemoteSubscriber
 from .producer import Producer, ProducerState
-from .publisher import Publisher
+from .publisher import PublishedTrack, Publisher
 from .room import Room, RoomState, SfuSettings
 from .session import Session, SessionState
 from .sfu import MediaSession, Sfu
@@ -41,6 +41,7 @@ __all__ = [
     "Producer",
     "ProducerState",
     "ProducerStats",
+    "PublishedTrack",
     "Publisher",
     "PublisherGone",
     "RemoteSubscriber",

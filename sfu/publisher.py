@@ -47,6 +47,16 @@ class PublishOptions:
     keyframe_interval: float
 
 
+@dataclass(frozen=True)
+class PublishedTrack:
+    """One track a publisher sends, as a recorder needs it."""
+
+    kind: str
+    codec: str  # RTP encoding name: H264, VP8, opus
+    payload_type: int
+    clock_rate: int
+
+
 class Publisher(Session):
     """The WHIP peer connection of a room, with one Producer per received track.
 
@@ -145,6 +155,12 @@ class Publisher(Session):
         disable_decoding(receiver)
         tap_sender_reports(receiver, self.ingest.sender_report)
         self._receivers[kind] = receiver
+
+    def tracks(self) -> list[PublishedTrack]:
+        return [
+            PublishedTrack(p.kind, p.codec.mimeType.split("/")[1], p.payload_type, p.clock_rate)
+            for p in self.producers.values()
+        ]
 
     def tap(self, listener: Callable[[str, bytes], None] | None) -> None:
         """Also hand each track's RTP packets, as received, to ``listener(kind, packet)``.

@@ -11,7 +11,7 @@ from .errors import NotLiveError
 from .events import EventSink, GoneReason, SfuEvent, SubscriberGone, ignore_events
 from .offer import parse_offer
 from .pool import RemoteSubscriber, WorkerPool
-from .publisher import Publisher
+from .publisher import PublishedTrack, Publisher
 from .room import Room, SfuSettings
 from .session import Session
 from .stats import RoomStats
@@ -194,5 +194,43 @@ class Sfu:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def rooms(self) -> list[Room]:
-        """The open rooms (for stats and metrics)."""
+        """The open rooms."""
         return [room for room in self._rooms.values() if not room.closed]
+
+    # What the control side reads and does, by room id: nothing outside sfu/ holds a Room.
+
+    def tracks(self, room_id: str) -> list[PublishedTrack]:
+        """The tracks the room's publisher sends; none without a publisher."""
+        publisher = self._publisher(room_id)
+        return publisher.tracks() if publisher is not None else []
+
+    def tap(self, room_id: str, listener: Callable[[str, bytes], None]) -> bool:
+        """Hand the publisher's RTP packets to ``listener(kind, packet)`` too (the recorder);
+        False when nobody publishes."""
+        publisher = self._publisher(room_id)
+        if publisher is not None:
+            publisher.tap(listener)
+        return publisher is not None
+
+    def request_keyframe(self, room_id: str) -> None:
+        """Ask the publisher for a video keyframe (rate-limited like the viewers' requests)."""
+        publisher = self._publisher(room_id)
+        video = publisher.producers.get("video") if publisher is not None else None
+        if video is not None:
+            video.request_keyframe()
+
+    def published_rooms(self) -> list[str]:
+        """Rooms whose publisher sends to this node."""
+        return [room.id for room in self.rooms() if room.publisher is not None]
+
+    def origin_rooms(self) -> list[str]:
+        """Rooms this node carries itself rather than pulls from the show's node."""
+        return [room.id for room in self.rooms() if not self.pulled(room.id)]
+
+    def local_stats(self) -> dict[str, RoomStats]:
+        """Each open room's stats as this process sees it (cheap: for metrics scrapes)."""
+        return {room.id: room.stats() for room in self.rooms()}
+
+    def _publisher(self, room_id: str) -> Publisher | None:
+        room = self.get_room(room_id)
+        return room.publisher if room is not None else None

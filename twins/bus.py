@@ -8,24 +8,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from twins.redislink import RedisLink
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Awaitable[None]]
 CHANNEL = "sc:bus"
 
 
-class Bus(Protocol):
-    def subscribe(self, handler: Handler) -> None: ...
+class Message:
+    """A control message every node must hear: a dataclass whose ``kind`` is its ``type`` on
+    the wire (``class StatusChanged(Message, kind="stream.status")``)."""
 
-    async def publish(self, message: dict[str, Any]) -> None:
-        """Deliver ``message`` (JSON-able) to every subscriber on every node, this one first."""
+    kind: ClassVar[str]
+    _kinds: ClassVar[dict[str, type[Message]]] = {}
+
+    def __init_subclass__(cls, *, kind: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+        Message._kinds[kind] = cls
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.kind, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    @staticmethod
+    def from_wire(data: object) -> Message | None:
+        """The message ``data`` carries; None for an unknown kind or missing fields."""
+        if not isinstance(data, dict):
+            return None
+        cls = Message._kinds.get(str(data.get("type")))
+        if cls is None:
+            return None
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        try:
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except TypeError:
+            return None
+
+
+M = TypeVar("M", bound=Message)
+Handler = Callable[[M], Awaitable[None]]
+
+
+class Bus(Protocol):
+    def subscribe(self, kind: type[M], handler: Handler[M]) -> None: ...
+
+    async def publish(self, message: Message) -> None:
+        """Deliver ``message`` to its kind's subscribers on every node, this one first."""
         ...
 
     async def start(self) -> None: ...
@@ -35,13 +70,13 @@ class Bus(Protocol):
 
 class LocalBus:
     def __init__(self) -> None:
-        self._handlers: list[Handler] = []
+        self._handlers: dict[type[Message], list[Handler[Any]]] = defaultdict(list)
 
-    def subscribe(self, handler: Handler) -> None:
-        self._handlers.append(handler)
+    def subscribe(self, kind: type[M], handler: Handler[M]) -> None:
+        self._handlers[kind].append(handler)
 
-    async def publish(self, message: dict[str, Any]) -> None:
-        for handler in self._handlers:
+    async def publish(self, message: Message) -> None:
+        for handler in self._handlers.get(type(message), ()):
             try:
                 await handler(message)
             except Exception:
@@ -63,12 +98,12 @@ class RedisBus:
         self._local = LocalBus()
         self._task: asyncio.Task[None] | None = None
 
-    def subscribe(self, handler: Handler) -> None:
-        self._local.subscribe(handler)
+    def subscribe(self, kind: type[M], handler: Handler[M]) -> None:
+        self._local.subscribe(kind, handler)
 
-    async def publish(self, message: dict[str, Any]) -> None:
+    async def publish(self, message: Message) -> None:
         await self._local.publish(message)
-        payload = json.dumps({"node": self._node, "message": message})
+        payload = json.dumps({"node": self._node, "message": message.to_wire()})
 
         async def send() -> None:
             await self._link.client.publish(CHANNEL, payload)
@@ -108,8 +143,11 @@ class RedisBus:
             envelope = json.loads(raw)
         except (TypeError, ValueError):
             return
-        if isinstance(envelope, dict) and envelope.get("node") != self._node:
-            await self._local.publish(envelope.get("message") or {})
+        if not isinstance(envelope, dict) or envelope.get("node") == self._node:
+            return
+        message = Message.from_wire(envelope.get("message"))
+        if message is not None:
+            await self._local.publish(message)
 
 
 async def _nothing() -> None:

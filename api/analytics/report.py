@@ -1,6 +1,6 @@
 """A show's funnel as the seller reads it: totals, per-product counters, pins and minutes.
 
-The room counters are written by ``api/room_state.py`` in batches; orders, payments and pin
+The room counters are written by ``api.realtime.rooms`` in batches; orders, payments and pin
 intervals are read from their own rows, so they are exact the moment they commit.
 """
 
@@ -13,9 +13,11 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from api.accounts.users import STAFF, require_user
 from api.analytics.models import StreamMinute
 from api.commerce.models import Order, OrderStatus
 from api.db import utcnow
+from api.shows.access import load_stream
 from api.shows.models import PinAction, PinEvent, Stream, StreamProduct
 from api.shows.schemas import (
     AnalyticsOut,
@@ -24,7 +26,12 @@ from api.shows.schemas import (
     ProductAnalyticsOut,
     ViewersByPlaybackOut,
 )
+from api.web.context import Context
+from api.web.errors import forbidden
+from api.web.routing import Api
 from live.states import StreamStatus
+
+api = Api()
 
 MINUTE = timedelta(minutes=1)
 
@@ -158,3 +165,19 @@ async def _series(session: AsyncSession, stream: Stream) -> list[MinuteOut]:
         )
         minute += MINUTE
     return points
+
+
+@api.route(
+    "GET",
+    "/api/v1/streams/{stream_id}/analytics",
+    summary="A show's analytics",
+    tag="streams",
+    response=AnalyticsOut,
+    errors=(401, 403, 404),
+)
+async def analytics(ctx: Context, stream_id: str) -> AnalyticsOut:
+    user = require_user(ctx)
+    stream = await load_stream(ctx, stream_id)
+    if stream.owner_id != user.id and user.role not in STAFF:
+        raise forbidden("Only the stream's seller and staff see its analytics")
+    return await show_analytics(ctx.session, stream)

@@ -10,36 +10,35 @@ hold gives the units back.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from api.accounts.users import STAFF, require_user
-from api.catalog.models import Product
+from api.commerce import flash_sales, stock
 from api.commerce.models import Order, OrderStatus
 from api.commerce.schemas import OrderIn, OrderOut, SettleIn
 from api.db import utcnow
 from api.shows import cues
 from api.shows.models import Stream, StreamProduct
-from api.web.context import Context, Rooms
+from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found
 from api.web.routing import Api, Auth
 from api.webhooks import webhooks
 from api.webhooks.models import WebhookEndpoint
 from live.states import StreamStatus
-from twins.periodic import Periodic
 from twins.ratelimit import Limit
 
 log = logging.getLogger(__name__)
 api = Api()
 
-HOLD = timedelta(minutes=10)
+HOLD = timedelta(minutes=10)  # a reserved order keeps its units this long (api.commerce.holds)
 PURCHASE_LIMIT = Limit(rate=2, burst=5)
 SELLABLE = frozenset({StreamStatus.LIVE, StreamStatus.RECONNECTING})
-ACTIVE = (OrderStatus.RESERVED, OrderStatus.PAID)
 
 
 def _idempotency_key(ctx: Context) -> str:
@@ -65,50 +64,9 @@ async def _replay(
     return order
 
 
-async def _take_stock(session: AsyncSession, product_id: str, n: int) -> int | None:
-    """Stock left after taking ``n`` units, or None when fewer than ``n`` are left."""
-    return await session.scalar(
-        update(Product)
-        .where(Product.id == product_id, Product.stock >= n)
-        .values(stock=Product.stock - n)
-        .returning(Product.stock)
-    )
-
-
-async def _take_sale(session: AsyncSession, row_id: int, n: int, now: datetime) -> int | None:
-    """Sale units left after taking ``n``, or None when the sale is over or short."""
-    return await session.scalar(
-        update(StreamProduct)
-        .where(
-            StreamProduct.id == row_id,
-            StreamProduct.sale_remaining >= n,
-            StreamProduct.sale_ends_at > now,
-        )
-        .values(sale_remaining=StreamProduct.sale_remaining - n)
-        .returning(StreamProduct.sale_remaining)
-    )
-
-
-async def _bought_in_sale(session: AsyncSession, buyer_id: str, row: StreamProduct) -> int:
-    total = await session.scalar(
-        select(func.coalesce(func.sum(Order.quantity), 0)).where(
-            Order.buyer_id == buyer_id,
-            Order.stream_id == row.stream_id,
-            Order.product_id == row.product_id,
-            Order.in_sale.is_(True),
-            Order.status.in_(ACTIVE),
-        )
-    )
-    return int(total or 0)
-
-
-def _stock_event(row: StreamProduct, stock: int) -> dict[str, object]:
-    return {
-        "stream_id": row.stream_id,
-        "product_id": row.product_id,
-        "stock": stock,
-        "sale_remaining": row.sale_remaining,
-    }
+def order_data(order: Order) -> dict[str, Any]:
+    """An order as webhooks carry it."""
+    return OrderOut.model_validate(order).model_dump(mode="json")
 
 
 @api.route(
@@ -152,30 +110,11 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     now = utcnow()
     in_sale = row.sale_price_cents is not None
     if in_sale:
-        # What we just read may be stale, so it can only refuse early: a sold-out or finished
-        # sale never queues on the row lock. The conditional UPDATE below decides the rest.
-        if row.sale_ends_at is not None and row.sale_ends_at <= now:
-            raise ApiError(409, "sale_ended", "The flash sale is over")
-        if (row.sale_remaining or 0) < body.quantity:
-            raise ApiError(409, "out_of_stock", "Sold out", {"remaining": row.sale_remaining})
-        if await _take_sale(ctx.session, row.id, body.quantity, now) is None:
-            await ctx.session.refresh(row)
-            if row.sale_ends_at is not None and row.sale_ends_at <= now:
-                raise ApiError(409, "sale_ended", "The flash sale is over")
-            raise ApiError(409, "out_of_stock", "Sold out", {"remaining": row.sale_remaining})
-        # The sale's row is now locked by our UPDATE: this buyer's other orders are settled.
-        bought = await _bought_in_sale(ctx.session, buyer.id, row)
-        if bought + body.quantity > (row.sale_limit or 1):
-            raise ApiError(
-                409,
-                "limit_reached",
-                f"At most {row.sale_limit} per buyer in this sale",
-                {"limit": row.sale_limit, "bought": bought},
-            )
+        await flash_sales.take(ctx.session, row, buyer.id, body.quantity, now)
     if row.product.stock < body.quantity and not in_sale:
         raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
-    stock = await _take_stock(ctx.session, row.product_id, body.quantity)
-    if stock is None:
+    left = await stock.take(ctx.session, row.product_id, body.quantity)
+    if left is None:
         raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
     order = Order(
         stream_id=stream.id,
@@ -199,40 +138,9 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
             409, "duplicate_request", "This order is being placed already; retry"
         ) from None
     await ctx.session.refresh(row)
-    await webhooks.enqueue(
-        ctx.session, stream.owner_id, "order.reserved", webhooks.order_data(order)
-    )
-    cues.announce(ctx, stream.id, "product:stock", _stock_event(row, stock))
+    await webhooks.enqueue(ctx.session, stream.owner_id, "order.reserved", order_data(order))
+    cues.announce(ctx, stream.id, "product:stock", stock.event(row, left))
     return OrderOut.model_validate(order)
-
-
-async def _give_back(session: AsyncSession, order: Order) -> tuple[int, StreamProduct | None]:
-    """Return an order's units to the product, and to the flash sale it came from."""
-    stock = await session.scalar(
-        update(Product)
-        .where(Product.id == order.product_id)
-        .values(stock=Product.stock + order.quantity)
-        .returning(Product.stock)
-    )
-    same = (
-        StreamProduct.stream_id == order.stream_id,
-        StreamProduct.product_id == order.product_id,
-    )
-    if order.in_sale:
-        # Only a sale still running gets its units back; one increment, no read-modify-write.
-        await session.execute(
-            update(StreamProduct)
-            .where(
-                *same,
-                StreamProduct.sale_remaining.is_not(None),
-                StreamProduct.sale_ends_at > utcnow(),
-            )
-            .values(sale_remaining=StreamProduct.sale_remaining + order.quantity)
-        )
-    row = await session.scalar(select(StreamProduct).where(*same))
-    if row is not None:
-        await session.refresh(row)
-    return int(stock or 0), row
 
 
 async def order_for_change(ctx: Context, order_id: str) -> Order:
@@ -294,7 +202,7 @@ async def mark_paid(ctx: Context, order: Order) -> None:
     order.status = OrderStatus.PAID
     await _count_purchase(ctx.session, order, sign=1)
     await ctx.session.flush()
-    await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", webhooks.order_data(order))
+    await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", order_data(order))
 
 
 async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
@@ -306,13 +214,11 @@ async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
     if order.status == OrderStatus.PAID:
         await _count_purchase(ctx.session, order, sign=-1)
     order.status = OrderStatus.CANCELLED
-    stock, row = await _give_back(ctx.session, order)
+    units, row = await stock.give_back(ctx.session, order)
     await ctx.session.flush()
-    await webhooks.enqueue(
-        ctx.session, order.seller_id, "order.cancelled", webhooks.order_data(order)
-    )
+    await webhooks.enqueue(ctx.session, order.seller_id, "order.cancelled", order_data(order))
     if row is not None:
-        cues.announce(ctx, order.stream_id, "product:stock", _stock_event(row, stock))
+        cues.announce(ctx, order.stream_id, "product:stock", stock.event(row, units))
 
 
 async def _count_purchase(session: AsyncSession, order: Order, sign: int) -> None:
@@ -391,62 +297,3 @@ async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
     else:
         await mark_cancelled(ctx, order, by_buyer=False)
     return OrderOut.model_validate(order)
-
-
-class HoldExpiry:
-    """Gives back the units of reserved orders whose hold ran out.
-
-    States: new -> running (a sweep every few seconds) -> closed. Several nodes may sweep at
-    once: each order moves from reserved to expired in one conditional UPDATE, so exactly one
-    node gives its units back.
-    """
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        rooms: Rooms,
-        every: float = 2.0,
-        batch: int = 200,
-    ) -> None:
-        self._sessions = sessions
-        self._rooms = rooms
-        self._batch = batch
-        self._periodic = Periodic(self.sweep, every)
-
-    async def start(self) -> None:
-        self._periodic.start()
-
-    async def close(self) -> None:
-        await self._periodic.stop()
-
-    async def sweep(self, now: datetime | None = None) -> int:
-        """Expire due holds; return how many orders expired."""
-        now = now or utcnow()
-        events: list[tuple[str, dict[str, object]]] = []
-        async with self._sessions.begin() as session:
-            due = list(
-                await session.scalars(
-                    select(Order.id)
-                    .where(Order.status == OrderStatus.RESERVED, Order.hold_expires_at <= now)
-                    .limit(self._batch)
-                )
-            )
-            if not due:
-                return 0
-            expired = list(
-                await session.scalars(
-                    update(Order)
-                    .where(Order.id.in_(due), Order.status == OrderStatus.RESERVED)
-                    .values(status=OrderStatus.EXPIRED, updated_at=now)
-                    .returning(Order)
-                )
-            )
-            for order in expired:
-                data = {**webhooks.order_data(order), "reason": "hold_expired"}
-                await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
-                stock, row = await _give_back(session, order)
-                if row is not None:
-                    events.append((order.stream_id, _stock_event(row, stock)))
-        for stream_id, data in events:
-            await self._rooms.to_stream(stream_id, "product:stock", data)
-        return len(expired)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from api.commerce import flash_sales
 from api.commerce.schemas import PinEventOut, PinIn, PinsOut
 from api.db import utcnow
 from api.shows import cues
+from api.shows.access import owned_stream, viewable_stream
 from api.shows.lifecycle import ensure_not_finished
 from api.shows.models import PinAction, PinEvent, StreamProduct
 from api.shows.schemas import PinOut
-from api.shows.streams import owned_stream, viewable_stream
 from api.web.context import Context
 from api.web.errors import ApiError, not_found
 from api.web.routing import Api, Auth
@@ -64,21 +63,10 @@ async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
                 {"max": MAX_PINS},
             )
     now = utcnow()
-    if body.sale is not None and body.sale.quantity > row.product.stock:
-        raise ApiError(
-            422,
-            "not_enough_stock",
-            "The sale offers more units than are in stock",
-            {"stock": row.product.stock},
-        )
+    flash_sales.start(row, body.sale, now)
     row.pinned_at = now
     if body.x is not None and body.y is not None:
         row.x, row.y = body.x, body.y
-    sale = body.sale
-    row.sale_price_cents = sale.price_cents if sale else None
-    row.sale_remaining = sale.quantity if sale else None
-    row.sale_limit = sale.per_buyer_limit if sale else None
-    row.sale_ends_at = now + timedelta(seconds=sale.duration_seconds) if sale else None
     cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.PIN, now))
     out = cues.pin_out(row)
     cues.announce(ctx, stream.id, "product:pinned", out.model_dump(mode="json"))

@@ -6,7 +6,9 @@ from api.accounts.users import require_user
 from api.realtime import chat, moderation
 from api.realtime.models import SanctionKind
 from api.realtime.schemas import ChatMessageOut, ChatQuery, SanctionOut, SlowModeIn, SlowModeOut
-from api.shows.streams import viewable_stream
+from api.shows import announcements
+from api.shows.access import viewable_stream
+from api.shows.announcements import RoomChange
 from api.web.context import Context
 from api.web.errors import ApiError
 from api.web.routing import Api, Auth
@@ -31,11 +33,11 @@ async def chat_history(ctx: Context, stream_id: str, query: ChatQuery) -> list[C
     return [ChatMessageOut.model_validate(m) for m in messages]
 
 
-def _announce(ctx: Context, change: moderation.RoomChange) -> None:
+def _announce(ctx: Context, change: RoomChange) -> None:
     services = ctx.services
 
     async def job() -> None:
-        await moderation.announce(services.rooms, services.bus, change)
+        await announcements.announce(services.rooms, services.bus, change)
 
     ctx.after_commit(job)
 

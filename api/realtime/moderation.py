@@ -1,13 +1,11 @@
 """Moderation of a stream's room: delete messages, mute, ban, slow mode.
 
-Each action changes the database inside the caller's transaction and returns a ``RoomChange``;
+Each action changes the database inside the caller's transaction and returns a ``RoomChange``
+(``api.shows.announcements``);
 the caller announces it after commit, so viewers never see a change that was rolled back.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,22 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.db import utcnow
 from api.identity.models import Role, User
 from api.realtime.models import ChatMessage, Sanction, SanctionKind
+from api.shows.announcements import RoomChange
 from api.shows.models import Stream
-from api.web.context import Rooms
 from api.web.errors import ApiError, forbidden, not_found
-from twins.bus import Bus
 
 STAFF = frozenset({Role.ADMIN, Role.MODERATOR})
 MAX_SLOW_MODE_SECONDS = 300
-
-
-@dataclass
-class RoomChange:
-    """What viewers must hear about a moderation action, and who must leave the room."""
-
-    stream_id: str
-    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    banned: list[str] = field(default_factory=list)
 
 
 async def moderated_stream(session: AsyncSession, actor: User, stream_id: str) -> Stream:
@@ -117,12 +105,3 @@ async def sanctions(session: AsyncSession, stream_id: str) -> list[Sanction]:
         select(Sanction).where(Sanction.stream_id == stream_id).order_by(Sanction.created_at)
     )
     return list(rows)
-
-
-async def announce(rooms: Rooms, bus: Bus, change: RoomChange) -> None:
-    """Tell viewers, and every node, about a committed change."""
-    for event, data in change.events:
-        await rooms.to_stream(change.stream_id, event, data)
-    await bus.publish(
-        {"type": "room.changed", "stream_id": change.stream_id, "banned": change.banned}
-    )

@@ -34,8 +34,12 @@ from api.realtime.rooms import (
     reaction_totals,
     write_stats,
 )
-from api.shows.streams import can_watch, stream_products
+from api.shows import announcements
+from api.shows.access import can_watch
+from api.shows.announcements import ProductsChanged, RoomChange, RoomChanged
+from api.shows.lineup import stream_products
 from api.web.errors import ApiError, database_unreachable
+from live.messages import CueAdded, StatusChanged
 from twins.bus import Bus
 from twins.counters import Counters
 from twins.periodic import Periodic
@@ -148,7 +152,10 @@ class Realtime:
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self._tickers: list[Periodic] = []
-        bus.subscribe(self._on_bus)
+        bus.subscribe(RoomChanged, self._on_room_changed)
+        bus.subscribe(StatusChanged, self._on_status)
+        bus.subscribe(ProductsChanged, self._on_products)
+        bus.subscribe(CueAdded, self._on_cue)
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
         events: dict[str, tuple[type[BaseModel], Callable[[str, Any], Awaitable[Ack]]]] = {
@@ -469,12 +476,10 @@ class Realtime:
             raise Refusal("sign_in_required", "sign in to moderate")
         return user
 
-    async def _apply(
-        self, change: Callable[[AsyncSession], Awaitable[moderation.RoomChange]]
-    ) -> Ack:
+    async def _apply(self, change: Callable[[AsyncSession], Awaitable[RoomChange]]) -> Ack:
         async with self._sessions.begin() as session:
             result = await change(session)
-        await moderation.announce(self, self._bus, result)
+        await announcements.announce(self, self._bus, result)
         return {"ok": True}
 
     async def _delete_message(self, sid: str, body: MessageIn) -> Ack:
@@ -484,7 +489,7 @@ class Realtime:
         )
 
     def _moderate(
-        self, action: Callable[..., Awaitable[moderation.RoomChange]], kind: SanctionKind
+        self, action: Callable[..., Awaitable[RoomChange]], kind: SanctionKind
     ) -> Callable[[str, Any], Awaitable[Ack]]:
         async def handle(sid: str, body: UserIn) -> Ack:
             actor = await self._moderator(sid)
@@ -498,45 +503,51 @@ class Realtime:
             lambda s: moderation.slow_mode(s, actor, body.stream_id, body.seconds)
         )
 
-    async def _on_bus(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind not in ("room.changed", "stream.status", "cue", "products.changed"):
-            return
-        room = self.rooms.get(str(message.get("stream_id")))
+    async def _on_room_changed(self, message: RoomChanged) -> None:
+        await self._reload_policy(message.stream_id, message.banned)
+
+    async def _on_status(self, message: StatusChanged) -> None:
+        await self._reload_policy(message.stream_id, [])
+
+    async def _reload_policy(self, stream_id: str, banned: list[str]) -> None:
+        """The room's rules changed on some node: read them again; ``banned`` users leave."""
+        room = self.rooms.get(stream_id)
         if room is None:
             return
-        if kind == "cue":
-            self._on_cue(room, message)
-            return
-        if kind == "products.changed":
-            async with self._reads() as session:
-                titles, _ = await load_products(session, room.policy.stream_id)
-            room.catalogue(titles)
-            return
         async with self._reads() as session:
-            policy = await load_policy(session, room.policy.stream_id)
+            policy = await load_policy(session, stream_id)
         if policy is not None:
             room.policy = policy
-        for user_id in message.get("banned") or ():
+        for user_id in banned:
             for sid in [
                 s
                 for s in room.members
                 if (m := self.members.get(s)) and m.user and m.user.id == user_id
             ]:
-                self._settle(self.members[sid], room.policy.stream_id, time.monotonic())
-                await self.sio.leave_room(sid, room_name(room.policy.stream_id))
+                self._settle(self.members[sid], stream_id, time.monotonic())
+                await self.sio.leave_room(sid, room_name(stream_id))
                 await self.sio.emit(
-                    "stream:banned", {"stream_id": room.policy.stream_id}, to=sid, ignore_queue=True
+                    "stream:banned", {"stream_id": stream_id}, to=sid, ignore_queue=True
                 )
 
-    def _on_cue(self, room: Room, cue: dict[str, Any]) -> None:
+    async def _on_products(self, message: ProductsChanged) -> None:
+        room = self.rooms.get(message.stream_id)
+        if room is None:
+            return
+        async with self._reads() as session:
+            titles, _ = await load_products(session, message.stream_id)
+        room.catalogue(titles)
+
+    async def _on_cue(self, cue: CueAdded) -> None:
         """A product was pinned or unpinned: impressions start or stop for it."""
-        product_id = str(cue.get("product_id"))
-        if cue.get("action") == "pin":
+        room = self.rooms.get(cue.stream_id)
+        if room is None:
+            return
+        if cue.action == "pin":
             keys = [self.members[sid].viewer_key for sid in room.viewers]
-            room.pinned(product_id, keys)
-        elif cue.get("action") == "unpin":
-            room.unpinned(product_id)
+            room.pinned(cue.product_id, keys)
+        elif cue.action == "unpin":
+            room.unpinned(cue.product_id)
 
     # Tickers
 

@@ -12,6 +12,7 @@ from api.db import utcnow
 from api.shows.models import PinAction, PinEvent, Stream, StreamProduct
 from api.shows.schemas import PinOut, SaleOut
 from api.web.context import Context
+from live.messages import CueAdded
 
 
 def sale_of(row: StreamProduct) -> SaleOut | None:
@@ -68,17 +69,16 @@ async def record(
 def to_recording(ctx: Context, event: PinEvent) -> None:
     """Hand the cue, after commit, to whichever node records the show (as EXT-X-DATERANGE)."""
     bus = ctx.services.bus
-    message = {
-        "type": "cue",
-        "stream_id": event.stream_id,
-        "id": event.id,
-        "action": event.action,
-        "product_id": event.product_id,
-        "at": event.created_at.isoformat(),
-        "x": event.x,
-        "y": event.y,
-        "price_cents": event.sale_price_cents or event.price_cents,
-    }
+    message = CueAdded(
+        stream_id=event.stream_id,
+        id=event.id,
+        action=event.action,
+        product_id=event.product_id,
+        at=event.created_at.isoformat(),
+        x=event.x,
+        y=event.y,
+        price_cents=event.sale_price_cents or event.price_cents,
+    )
 
     async def send() -> None:
         await bus.publish(message)

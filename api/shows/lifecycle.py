@@ -15,6 +15,7 @@ from api.shows.models import Stream
 from api.web.context import Rooms
 from api.web.errors import ApiError
 from api.webhooks import webhooks
+from live.messages import StatusChanged
 from live.states import FINISHED, TRANSITIONS, StreamStatus
 from twins.bus import Bus
 
@@ -71,7 +72,7 @@ async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> 
 async def announce_status(rooms: Rooms, bus: Bus, stream_id: str, status: StreamStatus) -> None:
     """Tell the stream's viewers and every node that its status changed (after commit)."""
     await rooms.to_stream(stream_id, "stream:status", {"stream_id": stream_id, "status": status})
-    await bus.publish({"type": "stream.status", "stream_id": stream_id, "status": status.value})
+    await bus.publish(StatusChanged(stream_id, status.value))
 
 
 class StreamLifecycle:

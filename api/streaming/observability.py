@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from api.accounts.users import STAFF, require_user
 from api.realtime.sockets import Realtime
-from api.shows.streams import load_stream
+from api.shows.access import load_stream
 from api.streaming.schemas import StreamHealthOut
 from api.streaming.signaling import MEDIA, Media
 from api.web.context import Context
@@ -65,14 +65,13 @@ class NodeCollector(Collector):
             "shopcast_ingest_packets_lost", "Publisher packets lost", labels=["stream", "kind"]
         )
         sfu = self._media.sfu
-        for room in sfu.rooms():
-            stats = room.stats()
-            viewers.add_metric([room.id], sfu.viewers(room.id))
+        for room_id, stats in sfu.local_stats().items():
+            viewers.add_metric([room_id], sfu.viewers(room_id))
             for track in stats.publisher.tracks if stats.publisher else ():
                 if not isinstance(track, ProducerStats):
                     continue
-                bitrate.add_metric([room.id, track.kind], track.bitrate_bps)
-                lost.add_metric([room.id, track.kind], track.packets_lost)
+                bitrate.add_metric([room_id, track.kind], track.bitrate_bps)
+                lost.add_metric([room_id, track.kind], track.packets_lost)
         yield from (sessions, sockets, viewers, bitrate, lost)
 
 

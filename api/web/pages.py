@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp_cors
 from aiohttp import web
 
-from api.streaming.signaling import OPENAPI_PATHS
 from api.web.errors import Handler
-from api.web.openapi import build_spec
 from api.web.routing import Api
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -68,17 +67,17 @@ def mount(
     app: web.Application,
     api: Api,
     *,
-    version: str,
+    spec: dict[str, Any],
     cors_origins: list[str],
     media_origins: list[str],
 ) -> None:
-    """Add the REST API, the OpenAPI document, the pages and CORS to ``app``."""
+    """Add the REST API, its OpenAPI document (``spec``), the pages and CORS to ``app``."""
     app.on_response_prepare.append(_hide_server)
     app.add_routes(api.routes())
-    spec = json.dumps(build_spec(api, version=version, extra_paths=OPENAPI_PATHS)).encode()
+    document = json.dumps(spec).encode()
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.Response(body=spec, content_type="application/json")
+        return web.Response(body=document, content_type="application/json")
 
     app.router.add_get("/api/openapi.json", openapi)
     csp = page_csp(media_origins)

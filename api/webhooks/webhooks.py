@@ -24,8 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.accounts.users import require_role, require_user
 from api.catalog.products import SELLERS
-from api.commerce.models import Order
-from api.commerce.schemas import OrderOut
 from api.db import utcnow
 from api.web.context import Context
 from api.web.errors import not_found
@@ -69,10 +67,6 @@ async def enqueue(session: AsyncSession, seller_id: str, event: str, data: dict[
     for endpoint_id in endpoints:
         payload = {"type": event, "created_at": now.isoformat(), "data": data}
         session.add(WebhookDelivery(endpoint_id=endpoint_id, event=event, payload=payload))
-
-
-def order_data(order: Order) -> dict[str, Any]:
-    return OrderOut.model_validate(order).model_dump(mode="json")
 
 
 class Dispatcher:

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
-from api.commerce.orders import HoldExpiry
+from api.commerce.holds import HoldExpiry
 from api.db import new_id, utcnow
 from api.identity.models import User
 from api.shows.lifecycle import StreamLifecycle

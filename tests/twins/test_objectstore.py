@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from recorder.upload import JOURNAL, UploadQueue
-from twins.objectstore import LocalStorage, ObjectNotFound, S3Storage, validate_key
-
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+from twins.objectstore import LocalStorage, ObjectNotFound, S3Storage, validate_key
 
 BAD_KEYS = [
     "",

@@ -1,0 +1,82 @@
+"""Who may see a show, and who may change it: the audience rules, as SQL and as checks."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
+from sqlalchemy.sql import ColumnElement
+
+from api.accounts.users import STAFF, require_user
+from api.identity.models import Follow, Role, User
+from api.shows.models import Audience, Stream
+from api.web.context import Context
+from api.web.errors import ApiError, forbidden, not_found
+
+
+def visible_to(user: User | None) -> ColumnElement[bool]:
+    """SQL condition: the streams ``user`` may see under each stream's audience."""
+    if user is None:
+        return Stream.audience == Audience.EVERYONE
+    if user.role in STAFF:
+        return Stream.id.is_not(None)
+    follows = exists().where(Follow.follower_id == user.id, Follow.seller_id == Stream.owner_id)
+    conditions = [
+        Stream.audience == Audience.EVERYONE,
+        Stream.owner_id == user.id,
+        and_(Stream.audience == Audience.FOLLOWERS, follows),
+    ]
+    if user.neighborhood:
+        same_area = exists().where(
+            User.id == Stream.owner_id, User.neighborhood == user.neighborhood
+        )
+        conditions.append(and_(Stream.audience == Audience.NEIGHBORHOOD, same_area))
+    return or_(*conditions)
+
+
+async def load_stream(ctx: Context, stream_id: str, *, for_update: bool = False) -> Stream:
+    query = select(Stream).options(joinedload(Stream.owner)).where(Stream.id == stream_id)
+    if for_update:
+        query = query.with_for_update(of=Stream)
+    stream = await ctx.session.scalar(query)
+    if stream is None:
+        raise not_found("Stream")
+    return stream
+
+
+async def can_watch(session: AsyncSession, user: User | None, stream_id: str) -> bool:
+    """Whether the stream's audience includes ``user`` (None: anonymous)."""
+    allowed = await session.scalar(select(visible_to(user)).where(Stream.id == stream_id))
+    return bool(allowed)
+
+
+async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
+    """The stream, if its audience includes the caller (401 to sign in, 403 when not)."""
+    stream = await load_stream(ctx, stream_id)
+    if not await can_watch(ctx.session, ctx.user, stream.id):
+        if ctx.user is None:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "Sign in to watch this stream",
+                {"audience": stream.audience},
+                {"WWW-Authenticate": "Bearer"},
+            )
+        raise ApiError(
+            403,
+            "audience_restricted",
+            f"This stream is for {stream.audience} only",
+            {"audience": stream.audience},
+        )
+    return stream
+
+
+async def owned_stream(
+    ctx: Context, stream_id: str, staff: frozenset[Role] = frozenset({Role.ADMIN})
+) -> Stream:
+    """The stream, locked for change, if the caller is its seller or one of ``staff``."""
+    user = require_user(ctx)
+    stream = await load_stream(ctx, stream_id, for_update=True)
+    if stream.owner_id != user.id and user.role not in staff:
+        raise forbidden("Only the stream's seller can change it")
+    return stream
