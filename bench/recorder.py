@@ -4,7 +4,7 @@
 
 Prints the process CPU (all threads) as a percentage of one core, for the feeding loop
 alone and with the recorder attached; the difference is the recorder's cost. Also prints
-the media worker thread's own share and part/segment timing.
+the muxer thread's own share and part/segment timing.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def report(
     print(f"feeder + recorder:      {total:5.2f} % of one core")
     print(
         f"recorder (difference):  {total - baseline:5.2f} % of one core "
-        f"(media worker thread: {worker:.2f} %)"
+        f"(muxer thread: {worker:.2f} %)"
     )
     print(
         f"recorded {duration:.2f} s in {segments} segments: "

@@ -19,8 +19,8 @@ class RecorderConfig:
     audio_channels: int = 1  # browsers send mono Opus; mono AAC costs a fifth of stereo
     audio_bitrate: int = 64000
     transcode_bitrate: int = 1_500_000
-    worker_batch: float = 0.1  # seconds the media worker sleeps between batches of frames
-    max_queue: int = 3000  # frames waiting for the worker before it is considered stuck
+    worker_batch: float = 0.1  # seconds the muxer sleeps between batches of frames
+    max_queue: int = 3000  # frames waiting for the muxer before it is considered stuck
     poster_at: float = 2.0  # first keyframe at or after this media time makes the poster
     max_bytes: int | None = None  # optional disk quota for the recording, treated as disk full
 

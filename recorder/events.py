@@ -1,4 +1,4 @@
-"""What the media worker tells the recorder (delivered on the event loop)."""
+"""What the muxer tells the recorder (delivered on the event loop)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,10 @@ class Truncated:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
-    """The worker flushed everything and exited."""
+    """The muxer flushed everything and exited."""
 
     poster: bool
     error: str | None = None
 
 
-WorkerEvent = Started | PartWritten | SegmentWritten | KeyframeWanted | Truncated | Stopped
+MuxerEvent = Started | PartWritten | SegmentWritten | KeyframeWanted | Truncated | Stopped

@@ -1,4 +1,4 @@
-"""Encoded frames: what depacketizers produce and the media worker consumes."""
+"""Encoded frames: what depacketizers produce and the muxer consumes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The poster thumbnail: one keyframe decoded and encoded as JPEG (in the media worker)."""
+"""The poster thumbnail: one keyframe decoded and encoded as JPEG (in the muxer)."""
 
 from __future__ import annotations
 

@@ -15,22 +15,22 @@ from .config import RecorderConfig
 from .cue import Cue
 from .events import (
     KeyframeWanted,
+    MuxerEvent,
     PartWritten,
     SegmentWritten,
     Started,
     Stopped,
     Truncated,
-    WorkerEvent,
 )
 from .files import CUES, INIT, LIVE_PLAYLIST, POSTER, VOD_PLAYLIST, RecordingFiles
 from .frame import TimedFrame
-from .ingest import TrackIngest
 from .keyframes import KeyframePolicy
+from .muxer import Muxer
 from .playlist import Playlist, Skip
 from .result import RecordingResult
 from .timeline import Origin
 from .track import TrackInfo
-from .worker import MediaWorker
+from .track_ingest import TrackIngest
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +73,8 @@ class Recorder:
         self._changed = self._loop.create_future()
         self._stopped: asyncio.Future[Stopped] = self._loop.create_future()
         self._ingests = self._build_ingests(tracks, request_keyframe or _ignore)
-        self._worker = MediaWorker(
-            tracks, self.config, self._files, self._post, lambda: self._origin.wall
-        )
-        self._worker.start()
+        self._muxer = Muxer(tracks, self.config, self._files, self._post, lambda: self._origin.wall)
+        self._muxer.start()
         self._dropping_video = False
         self.frames_dropped = 0
         self.part_times: list[float] = []  # monotonic arrival of each part, for benchmarks
@@ -115,8 +113,8 @@ class Recorder:
             log.debug("recorder: packet ignored", exc_info=True)
 
     def _submit(self, frame: TimedFrame) -> None:
-        # A stuck worker must not eat memory: shed load, restarting video at a keyframe.
-        if self._worker.backlog() > self.config.max_queue:
+        # A stuck muxer must not eat memory: shed load, restarting video at a keyframe.
+        if self._muxer.backlog() > self.config.max_queue:
             self.frames_dropped += 1
             self._dropping_video = self._dropping_video or frame.kind == "video"
             return
@@ -125,14 +123,14 @@ class Recorder:
                 self.frames_dropped += 1
                 return
             self._dropping_video = False
-        self._worker.submit(frame)
+        self._muxer.submit(frame)
 
     # Timed metadata ---------------------------------------------------------------------
 
     def add_cue(self, cue: Cue) -> None:
         """Add a date range (product pin/unpin/tag) to the live and VOD playlists."""
         self.playlist.add_cue(cue)
-        self._worker.write_cue(cue.to_json() + "\n")  # kept for `repair` after a crash
+        self._muxer.write_cue(cue.to_json() + "\n")  # kept for `repair` after a crash
         self._wake()
 
     # Serving ------------------------------------------------------------------------------
@@ -157,8 +155,8 @@ class Recorder:
             "truncated": self.truncated,
             "segments": len(self.playlist.segments),
             "duration": round(self.playlist.duration, 3),
-            "backlog": self._worker.backlog(),
-            "worker_errors": self._worker.errors,
+            "backlog": self._muxer.backlog(),
+            "worker_errors": self._muxer.errors,
             "frames_shed": self.frames_dropped,
             "keyframe_requests": sum(policy.requests for policy in self._policies),
             "bytes_written": self._files.bytes_written,
@@ -228,7 +226,7 @@ class Recorder:
             for ingest in self._ingests.values():
                 for frame in ingest.flush():
                     self._submit(frame)
-            self._worker.finish()
+            self._muxer.finish()
         stopped = await asyncio.wait_for(asyncio.shield(self._stopped), timeout)
         if self.state is not RecorderState.FINISHED:
             self.playlist.end()
@@ -265,12 +263,12 @@ class Recorder:
 
     # Worker events (delivered on the loop) ------------------------------------------------
 
-    def _post(self, event: WorkerEvent) -> None:
-        """Called on the worker thread: hand the event to the loop."""
+    def _post(self, event: MuxerEvent) -> None:
+        """Called on the muxer thread: hand the event to the loop."""
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             self._loop.call_soon_threadsafe(self._on_event, event)
 
-    def _on_event(self, event: WorkerEvent) -> None:
+    def _on_event(self, event: MuxerEvent) -> None:
         playlist = self.playlist
         if isinstance(event, PartWritten):
             playlist.add_part(event.part)

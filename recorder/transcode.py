@@ -1,4 +1,4 @@
-"""Transcoding in the media worker: Opus -> AAC (HLS needs AAC) and VP8 -> H.264."""
+"""Transcoding in the muxer: Opus -> AAC (HLS needs AAC) and VP8 -> H.264."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from api.db import ID_LENGTH, Base, _check_in, new_id, utcnow
+from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 
 
 class Product(Base):
@@ -66,8 +66,8 @@ class ProductMedia(Base):
 
     __tablename__ = "product_media"
     __table_args__ = (
-        CheckConstraint(_check_in("kind", MediaKind), name="kind"),
-        CheckConstraint(_check_in("state", MediaState), name="state"),
+        CheckConstraint(check_in("kind", MediaKind), name="kind"),
+        CheckConstraint(check_in("state", MediaState), name="state"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
@@ -99,7 +99,7 @@ class MediaJob(Base):
 
     __tablename__ = "media_jobs"
     __table_args__ = (
-        CheckConstraint(_check_in("state", JobState), name="state"),
+        CheckConstraint(check_in("state", JobState), name="state"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
         Index("ix_media_jobs_claim", "state", "lease_expires_at"),
     )

@@ -302,7 +302,7 @@ async def _run_ladder(
     progress: _Progress,
     heartbeat: asyncio.Task[None],
 ) -> dict[str, Any]:
-    """Run `python -m recorder.ladder` and follow its JSON lines; kill it if we stop."""
+    """Run `python -m api.catalog.renditions` and follow its JSON lines; kill it if we stop."""
     args = [str(source), str(output)] + ([str(thumbnail_at)] if thumbnail_at is not None else [])
     child = await asyncio.create_subprocess_exec(
         sys.executable,

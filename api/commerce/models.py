@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import ID_LENGTH, Base, _check_in, new_id, utcnow
+from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 
 
 class OrderStatus(enum.StrEnum):
@@ -33,7 +33,7 @@ class Order(Base):
 
     __tablename__ = "orders"
     __table_args__ = (
-        CheckConstraint(_check_in("status", OrderStatus), name="status"),
+        CheckConstraint(check_in("status", OrderStatus), name="status"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint("unit_price_cents > 0", name="price_positive"),
         UniqueConstraint("buyer_id", "idempotency_key"),

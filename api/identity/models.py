@@ -12,7 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db import ID_LENGTH, Base, _check_in, new_id, utcnow
+from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 
 
 class Role(enum.StrEnum):
@@ -24,7 +24,7 @@ class Role(enum.StrEnum):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_check_in("role", Role), name="role"),)
+    __table_args__ = (CheckConstraint(check_in("role", Role), name="role"),)
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)

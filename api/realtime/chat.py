@@ -1,20 +1,28 @@
-"""Chat lines: what we accept as text, how a message is stored and how it is sent."""
+"""Chat lines: what we accept as text, how a line is stored, and how it reaches the room."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload
 
 from api.identity.models import User
 from api.realtime.models import ChatMessage
+from api.realtime.payloads import Refusal, retry_seconds
+from api.realtime.rooms import Member, Room
+from twins.counters import Counters
+from twins.ratelimit import Limit, RateLimiter
 
 MAX_CHARS = 500
+CHAT_LIMIT = Limit(rate=5, burst=10)
+# Chat lines sent within this window reach each viewer as one frame (stream:chat_batch):
+# per-viewer cost is per frame, so a busy room costs a frame per window, not per line.
+CHAT_TICK = 0.05
 HISTORY = 50
 
 # Bidirectional controls can make a line read differently from what was typed.
@@ -29,19 +37,6 @@ def clean_text(text: str) -> str:
     text = text.translate(_BIDI)
     text = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text)
     return _SPACES.sub(" ", text).strip()
-
-
-class Mentions:
-    """Which of a show's products a chat line names: a title in any case, as whole words."""
-
-    def __init__(self, titles: Mapping[str, str]) -> None:
-        self._patterns = [
-            (product_id, re.compile(rf"(?<!\w){re.escape(title)}(?!\w)", re.IGNORECASE))
-            for product_id, title in titles.items()
-        ]
-
-    def __call__(self, text: str) -> list[str]:
-        return [product_id for product_id, pattern in self._patterns if pattern.search(text)]
 
 
 def message_out(message: ChatMessage, author: User) -> dict[str, Any]:
@@ -73,3 +68,69 @@ async def history(
         .limit(limit)
     )
     return [message_out(m, m.user) for m in reversed(list(rows))]
+
+
+class ChatLines:
+    """A room's chat: each accepted line is stored at once, then sent with the lines of the same
+    50 ms window as one frame (``stream:chat``, or ``stream:chat_batch`` for several)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        limiter: RateLimiter,
+        counters: Counters,
+        to_stream: Callable[[str, str, dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        self._sessions = sessions
+        self._limiter = limiter
+        self._counters = counters
+        self._to_stream = to_stream
+
+    async def add(self, member: Member, room: Room, text: str) -> dict[str, Any]:
+        """Store ``member``'s line in ``room`` and queue it for the room, or refuse it."""
+        user = member.user
+        if user is None:
+            raise Refusal("sign_in_required", "sign in to chat")
+        policy = room.policy
+        if not policy.enable_chat:
+            raise Refusal("chat_disabled", "chat is off for this stream")
+        if policy.finished:
+            raise Refusal("stream_ended", "the stream has ended")
+        if user.id in policy.banned:
+            raise Refusal("banned", "you are banned from this stream")
+        if user.id in policy.muted:
+            raise Refusal("muted", "you are muted in this stream")
+        text = clean_text(text)
+        if not text:
+            raise Refusal("empty", "write something first")
+        if len(text) > MAX_CHARS:
+            raise Refusal("too_long", f"at most {MAX_CHARS} characters")
+        wait = await self._limiter.acquire(f"chat:{user.id}", CHAT_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=retry_seconds(wait))
+        if policy.slow_mode_seconds and not policy.is_moderator(user):
+            wait = await self._counters.slow_mode(
+                room.policy.stream_id, user.id, policy.slow_mode_seconds
+            )
+            if wait:
+                raise Refusal("slow_mode", "slow mode is on", retry_after=retry_seconds(wait))
+        async with self._sessions.begin() as session:
+            message = await store(session, room.policy.stream_id, user, text)
+        room.stats.chats += 1
+        room.stats.minute().chat_messages += 1
+        if member.sid in room.viewers:
+            room.stats.inquiries.update(room.mentions(text))
+        room.outbox.append(message)
+        return message
+
+    async def tick(self, rooms: dict[str, Room]) -> None:
+        for stream_id, room in list(rooms.items()):
+            if not room.outbox:
+                continue
+            lines, room.outbox = room.outbox, []
+            if len(lines) == 1:
+                await self._to_stream(stream_id, "stream:chat", lines[0])
+            else:
+                await self._to_stream(
+                    stream_id, "stream:chat_batch", {"stream_id": stream_id, "messages": lines}
+                )

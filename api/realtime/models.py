@@ -13,7 +13,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from api.db import ID_LENGTH, Base, _check_in, new_id, utcnow
+from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 from api.identity.models import User
 
 
@@ -43,7 +43,7 @@ class Sanction(Base):
     """A user muted (cannot chat) or banned (cannot watch or chat) in one stream."""
 
     __tablename__ = "sanctions"
-    __table_args__ = (CheckConstraint(_check_in("kind", SanctionKind), name="kind"),)
+    __table_args__ = (CheckConstraint(check_in("kind", SanctionKind), name="kind"),)
 
     stream_id: Mapped[str] = mapped_column(
         ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True

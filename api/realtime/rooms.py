@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,20 +17,36 @@ from sqlalchemy.orm import selectinload
 
 from api.analytics.models import StreamMinute, StreamReaction
 from api.identity.models import Role, User
-from api.realtime.chat import Mentions
 from api.realtime.models import Sanction, SanctionKind
 from api.shows.models import Stream, StreamProduct
 from live.states import FINISHED
-from twins.counters import Counters
 
 STAFF = frozenset({Role.ADMIN, Role.MODERATOR})
 Playback = Literal["webrtc", "hls"]
 PLAYBACKS: tuple[Playback, ...] = ("webrtc", "hls")
 
 
+def room_name(stream_id: str) -> str:
+    """The Socket.IO room of a show."""
+    return f"stream:{stream_id}"
+
+
 def minute_now() -> int:
     """The current UTC minute, as minutes since the epoch: cheap enough for every event."""
     return int(time.time() // 60)
+
+
+class Mentions:
+    """Which of a show's products a chat line names: a title in any case, as whole words."""
+
+    def __init__(self, titles: Mapping[str, str]) -> None:
+        self._patterns = [
+            (product_id, re.compile(rf"(?<!\w){re.escape(title)}(?!\w)", re.IGNORECASE))
+            for product_id, title in titles.items()
+        ]
+
+    def __call__(self, text: str) -> list[str]:
+        return [product_id for product_id, pattern in self._patterns if pattern.search(text)]
 
 
 @dataclass(frozen=True)
@@ -70,10 +87,6 @@ class Member:
     viewer_key: str
     rooms: dict[str, float] = field(default_factory=dict)
     playback: dict[str, Playback] = field(default_factory=dict)
-
-    def counts_as_viewer(self, policy: RoomPolicy) -> bool:
-        """Viewers of a running show count; the seller, and visitors after the end, do not."""
-        return not policy.finished and (self.user is None or self.user.id != policy.owner_id)
 
 
 @dataclass
@@ -247,22 +260,6 @@ async def load_products(session: AsyncSession, stream_id: str) -> tuple[dict[str
     products = list(rows)
     titles = {r.product_id: r.product.title for r in products}
     return titles, [r.product_id for r in products if r.pinned_at is not None]
-
-
-async def reaction_totals(
-    session: AsyncSession, counters: Counters, stream_id: str
-) -> dict[str, int]:
-    totals = await counters.reactions(stream_id)
-    if totals is None:
-        rows = await session.execute(
-            select(StreamReaction.emoji, StreamReaction.count).where(
-                StreamReaction.stream_id == stream_id
-            )
-        )
-        stored = {emoji: count for emoji, count in rows.all()}
-        await counters.seed_reactions(stream_id, stored)
-        totals = await counters.reactions(stream_id) or stored
-    return totals
 
 
 def _at_least(column: Any, value: Any) -> Any:

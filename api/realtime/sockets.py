@@ -9,31 +9,45 @@ counters through ``Counters`` and room changes through the ``Bus``.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.identity.auth import InvalidToken, TokenIssuer
 from api.identity.models import User
 from api.realtime import chat, moderation
+from api.realtime.chat import CHAT_TICK, ChatLines
 from api.realtime.models import SanctionKind
+from api.realtime.payloads import (
+    Ack,
+    ChatIn,
+    JoinIn,
+    MessageIn,
+    PlaybackIn,
+    PrepareIn,
+    ProductIn,
+    ReactionIn,
+    Refusal,
+    SlowIn,
+    StreamIn,
+    UserIn,
+)
+from api.realtime.reactions import REACTION_TICK, Reactions, reaction_totals
 from api.realtime.rooms import (
-    PLAYBACKS,
     Member,
-    Playback,
     Room,
     load_policy,
     load_products,
-    reaction_totals,
+    room_name,
     write_stats,
 )
+from api.realtime.viewers import VIEWER_TICK, ViewerCount
 from api.shows import announcements
 from api.shows.access import can_watch
 from api.shows.announcements import ProductsChanged, RoomChange, RoomChanged
@@ -43,89 +57,14 @@ from live.messages import CueAdded, StatusChanged
 from twins.bus import Bus
 from twins.counters import Counters
 from twins.periodic import Periodic
-from twins.ratelimit import Limit, RateLimiter
+from twins.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
-EMOJIS = frozenset(
-    {"\u2764\ufe0f", "\U0001f525", "\U0001f44f", "\U0001f602", "\U0001f62e", "\U0001f48e"}
-)
-CHAT_LIMIT = Limit(rate=5, burst=10)
 DATABASE_RETRY_SECONDS = 2
-REACTION_LIMIT = Limit(rate=10, burst=20)
-REACTION_TICK = 0.25
-# Chat lines sent within this window reach each viewer as one frame (stream:chat_batch):
-# per-viewer cost is per frame, so a busy room costs a frame per window, not per line.
-CHAT_TICK = 0.05
-VIEWER_TICK = 1.0
-VIEWER_MIN_GAP = 2.0
-VIEWER_MAX_GAP = 10.0
+
 FLUSH_EVERY = 5.0
 _VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-
-Ack = dict[str, Any]
-
-
-def room_name(stream_id: str) -> str:
-    return f"stream:{stream_id}"
-
-
-def _seconds(wait: float) -> float:
-    """A wait as the client sees it: rounded up to the hundredth, so never 0 when refused."""
-    return math.ceil(wait * 100) / 100
-
-
-class Refusal(Exception):
-    """An event refused with a code the client can act on."""
-
-    def __init__(self, code: str, message: str = "", **extra: Any) -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.extra = extra
-
-
-class StreamIn(BaseModel):
-    """Socket payloads are checked like REST bodies: no unknown fields, no coercion."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    stream_id: str
-
-
-class JoinIn(StreamIn):
-    playback: Playback = "webrtc"
-
-
-class PlaybackIn(StreamIn):
-    playback: Playback
-
-
-class ProductIn(StreamIn):
-    product_id: str
-
-
-class ChatIn(StreamIn):
-    text: str
-
-
-class ReactionIn(StreamIn):
-    emoji: str
-
-
-class MessageIn(StreamIn):
-    message_id: str
-
-
-class UserIn(StreamIn):
-    user_id: str
-
-
-class SlowIn(StreamIn):
-    seconds: int
-
-
-class PrepareIn(StreamIn):
-    countdown: int = 3
 
 
 class Realtime:
@@ -152,6 +91,9 @@ class Realtime:
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self._tickers: list[Periodic] = []
+        self._viewers = ViewerCount(node, counters, sio)
+        self._reactions = Reactions(limiter, counters, self.to_stream)
+        self._chat_lines = ChatLines(sessions, limiter, counters, self.to_stream)
         bus.subscribe(RoomChanged, self._on_room_changed)
         bus.subscribe(StatusChanged, self._on_status)
         bus.subscribe(ProductsChanged, self._on_products)
@@ -189,7 +131,7 @@ class Realtime:
             # The show is over: everyone still watching ends their session now.
             now = time.monotonic()
             for sid in list(room.viewers):
-                self._stop_watching(room, self.members[sid], now)
+                self._viewers.stop_watching(room, self.members[sid], now)
             stats, room.stats = room.stats, room.stats.carry()
             await write_stats(session, stream_id, stats)
 
@@ -322,14 +264,7 @@ class Realtime:
             member.rooms[body.stream_id] = time.monotonic()
             member.playback[body.stream_id] = body.playback
             room.members.add(sid)
-            if member.counts_as_viewer(policy):
-                room.viewers.add(sid)
-                room.stats.unique = max(
-                    room.stats.unique,
-                    await self._counters.add_unique(body.stream_id, member.viewer_key),
-                )
-                await self._count_playback(room, member)
-                room.show_pins(member.viewer_key)
+            await self._viewers.start_watching(room, member)
         return {
             "ok": True,
             "stream": policy.public(),
@@ -348,18 +283,8 @@ class Realtime:
 
     async def _playback(self, sid: str, body: PlaybackIn) -> Ack:
         member, room = self._joined(sid, body.stream_id)
-        if member.playback[body.stream_id] != body.playback:
-            member.playback[body.stream_id] = body.playback
-            if sid in room.viewers:
-                await self._count_playback(room, member)
+        await self._viewers.switch_playback(room, member, body.playback)
         return {"ok": True}
-
-    async def _count_playback(self, room: Room, member: Member) -> None:
-        """Unique viewers per way of watching: a viewer who switches counts in both."""
-        stream_id = room.policy.stream_id
-        playback = member.playback[stream_id]
-        seen = await self._counters.add_unique(f"{stream_id}/{playback}", member.viewer_key)
-        room.stats.unique_by[playback] = max(room.stats.unique_by[playback], seen)
 
     def _product(self, sid: str, body: ProductIn) -> Room | None:
         """The room, when the event is valid; None when its sender does not count (the
@@ -388,64 +313,19 @@ class Realtime:
         """The member left the room: their watch session ends."""
         room = self.rooms.get(stream_id)
         if room is not None:
-            self._stop_watching(room, member, now)
+            self._viewers.stop_watching(room, member, now)
             room.members.discard(member.sid)
         member.rooms.pop(stream_id)
         member.playback.pop(stream_id)
 
-    def _stop_watching(self, room: Room, member: Member, now: float) -> None:
-        if member.sid in room.viewers:
-            room.viewers.discard(member.sid)
-            room.stats.watch_seconds += now - member.rooms[room.policy.stream_id]
-            room.stats.sessions += 1
-
     async def _chat(self, sid: str, body: ChatIn) -> Ack:
         member, room = self._joined(sid, body.stream_id)
-        user = member.user
-        if user is None:
-            raise Refusal("sign_in_required", "sign in to chat")
-        policy = room.policy
-        if not policy.enable_chat:
-            raise Refusal("chat_disabled", "chat is off for this stream")
-        if policy.finished:
-            raise Refusal("stream_ended", "the stream has ended")
-        if user.id in policy.banned:
-            raise Refusal("banned", "you are banned from this stream")
-        if user.id in policy.muted:
-            raise Refusal("muted", "you are muted in this stream")
-        text = chat.clean_text(body.text)
-        if not text:
-            raise Refusal("empty", "write something first")
-        if len(text) > chat.MAX_CHARS:
-            raise Refusal("too_long", f"at most {chat.MAX_CHARS} characters")
-        wait = await self._limiter.acquire(f"chat:{user.id}", CHAT_LIMIT)
-        if wait:
-            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
-        if policy.slow_mode_seconds and not policy.is_moderator(user):
-            wait = await self._counters.slow_mode(body.stream_id, user.id, policy.slow_mode_seconds)
-            if wait:
-                raise Refusal("slow_mode", "slow mode is on", retry_after=_seconds(wait))
-        async with self._sessions.begin() as session:
-            message = await chat.store(session, body.stream_id, user, text)
-        room.stats.chats += 1
-        room.stats.minute().chat_messages += 1
-        if sid in room.viewers:
-            room.stats.inquiries.update(room.mentions(text))
-        room.outbox.append(message)
+        message = await self._chat_lines.add(member, room, body.text)
         return {"ok": True, "message": message}
 
     async def _reaction(self, sid: str, body: ReactionIn) -> Ack:
         member, room = self._joined(sid, body.stream_id)
-        if room.policy.finished:
-            raise Refusal("stream_ended", "the stream has ended")
-        if body.emoji not in EMOJIS:
-            raise Refusal("unknown_emoji", "use one of " + " ".join(sorted(EMOJIS)))
-        if member.user and member.user.id in room.policy.banned:
-            raise Refusal("banned", "you are banned from this stream")
-        wait = await self._limiter.acquire(f"react:{member.viewer_key}", REACTION_LIMIT)
-        if wait:
-            raise Refusal("rate_limited", "slow down", retry_after=_seconds(wait))
-        room.pending[body.emoji] += 1
+        await self._reactions.add(member, room, body.emoji)
         return {"ok": True}
 
     async def _prepare(self, sid: str, body: PrepareIn) -> Ack:
@@ -552,63 +432,13 @@ class Realtime:
     # Tickers
 
     async def _tick_chat(self) -> None:
-        for stream_id, room in list(self.rooms.items()):
-            if not room.outbox:
-                continue
-            lines, room.outbox = room.outbox, []
-            if len(lines) == 1:
-                await self.to_stream(stream_id, "stream:chat", lines[0])
-            else:
-                await self.to_stream(
-                    stream_id, "stream:chat_batch", {"stream_id": stream_id, "messages": lines}
-                )
+        await self._chat_lines.tick(self.rooms)
 
     async def _tick_reactions(self) -> None:
-        for stream_id, room in list(self.rooms.items()):
-            if not room.pending:
-                continue
-            counts, room.pending = dict(room.pending), type(room.pending)()
-            room.stats.reactions.update(counts)
-            room.stats.minute().likes += sum(counts.values())
-            await self._counters.add_reactions(stream_id, counts)
-            await self.to_stream(
-                stream_id, "stream:reactions", {"stream_id": stream_id, "counts": counts}
-            )
-
-    def _local_viewers(self) -> dict[str, int]:
-        """This node's viewers per stream, and per stream and playback (``<id>/hls``)."""
-        local = {}
-        for stream_id, room in self.rooms.items():
-            local[stream_id] = len(room.viewers)
-            hls = sum(1 for s in room.viewers if self.members[s].playback[stream_id] == "hls")
-            local[f"{stream_id}/hls"] = hls
-            local[f"{stream_id}/webrtc"] = len(room.viewers) - hls
-        return local
+        await self._reactions.tick(self.rooms)
 
     async def _tick_viewers(self) -> None:
-        await self._counters.report_viewers(self.node, self._local_viewers())
-        watched = [s for s, room in self.rooms.items() if room.members]
-        keys = [*watched, *(f"{s}/{p}" for s in watched for p in PLAYBACKS)]
-        totals = await self._counters.viewers(keys) if watched else {}
-        now = time.monotonic()
-        for stream_id in watched:
-            total = totals[stream_id]
-            room = self.rooms[stream_id]
-            room.remote = max(0, total - len(room.viewers))
-            room.stats.peak = max(room.stats.peak, total)
-            if total:
-                room.stats.minute().saw(
-                    total, totals[f"{stream_id}/webrtc"], totals[f"{stream_id}/hls"]
-                )
-            gap = now - room.sent_at
-            if (total != room.sent_count and gap >= VIEWER_MIN_GAP) or gap >= VIEWER_MAX_GAP:
-                room.sent_count, room.sent_at = total, now
-                await self.sio.emit(
-                    "stream:viewers",
-                    {"stream_id": stream_id, "count": total},
-                    room=room_name(stream_id),
-                    ignore_queue=True,
-                )
+        await self._viewers.tick(self.rooms, self.members)
 
     async def _flush_all(self) -> None:
         for stream_id, room in list(self.rooms.items()):

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.catalog.models import Product
-from api.db import ID_LENGTH, Base, _check_in, new_id, utcnow
+from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 from api.identity.models import User
 from live.states import StreamStatus
 
@@ -33,8 +33,8 @@ class Audience(enum.StrEnum):
 class Stream(Base):
     __tablename__ = "streams"
     __table_args__ = (
-        CheckConstraint(_check_in("status", StreamStatus), name="status"),
-        CheckConstraint(_check_in("audience", Audience), name="audience"),
+        CheckConstraint(check_in("status", StreamStatus), name="status"),
+        CheckConstraint(check_in("audience", Audience), name="audience"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
@@ -126,7 +126,7 @@ class PinEvent(Base):
 
     __tablename__ = "pin_events"
     __table_args__ = (
-        CheckConstraint(_check_in("action", PinAction), name="action"),
+        CheckConstraint(check_in("action", PinAction), name="action"),
         Index("ix_pin_events_stream_at", "stream_id", "created_at"),
     )
 

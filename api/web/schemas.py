@@ -53,17 +53,17 @@ ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ProductIds = Annotated[list[ResourceId], Field(max_length=100)]
 
 
-_HTTP_URL = TypeAdapter(HttpUrl)
+HTTP_URL = TypeAdapter(HttpUrl)
 
 
-def _http_url(value: str) -> str:
-    return str(_HTTP_URL.validate_python(value))
+def http_url(value: str) -> str:
+    return str(HTTP_URL.validate_python(value))
 
 
 ImageUrl = Annotated[
     str,
     StringConstraints(max_length=2048),
-    AfterValidator(_http_url),
+    AfterValidator(http_url),
     Field(json_schema_extra={"format": "uri"}),
 ]
 

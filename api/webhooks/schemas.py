@@ -11,7 +11,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.web.schemas import Input, Output, _http_url
+from api.web.schemas import Input, Output, http_url
 
 
 def _web_url(value: str) -> str:
@@ -23,7 +23,7 @@ def _web_url(value: str) -> str:
 WebUrl = Annotated[
     str,
     StringConstraints(max_length=2048),
-    AfterValidator(_http_url),
+    AfterValidator(http_url),
     AfterValidator(_web_url),
     Field(json_schema_extra={"format": "uri"}),
 ]

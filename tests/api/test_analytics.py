@@ -11,8 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from api.realtime.chat import Mentions
-from api.realtime.rooms import Minute, RoomStats, write_stats
+from api.realtime.rooms import Mentions, Minute, RoomStats, write_stats
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
 from tests.conftest import Account, Shop, eventually

@@ -1,4 +1,4 @@
-"""The media worker: muxing, transcoding and file writes on a thread of their own."""
+"""The muxer: muxing, transcoding and file writes on a thread of their own."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import av
 from .config import RecorderConfig
 from .events import (
     KeyframeWanted,
+    MuxerEvent,
     PartWritten,
     SegmentWritten,
     Started,
     Stopped,
     Truncated,
-    WorkerEvent,
 )
 from .files import CUES, META, POSTER, DiskFull, RecordingFiles
 from .fragmenter import Fragment, Fragmenter
@@ -37,7 +37,7 @@ _VIDEO_RATE = 90000
 _AUDIO_RATE = 48000
 
 
-class MediaWorker:
+class Muxer:
     """Consumes timed frames from a queue and writes the HLS files.
 
     States: waiting (for the first keyframe) -> muxing -> stopped; `truncated` (disk
@@ -50,7 +50,7 @@ class MediaWorker:
         tracks: Sequence[TrackInfo],
         config: RecorderConfig,
         files: RecordingFiles,
-        post: Callable[[WorkerEvent], None],
+        post: Callable[[MuxerEvent], None],
         wall_origin: Callable[[], float],
     ) -> None:
         self._config = config
@@ -109,7 +109,7 @@ class MediaWorker:
             self._handle(item)
             if self._queue.empty() and self._config.worker_batch > 0:
                 # Waking once per batch instead of once per frame keeps caches warm and
-                # cuts the worker's CPU by a third; it delays parts by at most this much.
+                # cuts the muxer's CPU by a third; it delays parts by at most this much.
                 time.sleep(self._config.worker_batch)
 
     def _handle(self, item: object) -> None:

@@ -1,0 +1,70 @@
+"""What a socket sends (each event's payload, checked like a REST body) and how it is refused."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from api.realtime.rooms import Playback
+
+Ack = dict[str, Any]
+
+
+def retry_seconds(wait: float) -> float:
+    """A wait as the client sees it: rounded up to the hundredth, so never 0 when refused."""
+    return math.ceil(wait * 100) / 100
+
+
+class Refusal(Exception):
+    """An event refused with a code the client can act on."""
+
+    def __init__(self, code: str, message: str = "", **extra: Any) -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.extra = extra
+
+
+class StreamIn(BaseModel):
+    """Socket payloads are checked like REST bodies: no unknown fields, no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    stream_id: str
+
+
+class JoinIn(StreamIn):
+    playback: Playback = "webrtc"
+
+
+class PlaybackIn(StreamIn):
+    playback: Playback
+
+
+class ProductIn(StreamIn):
+    product_id: str
+
+
+class ChatIn(StreamIn):
+    text: str
+
+
+class ReactionIn(StreamIn):
+    emoji: str
+
+
+class MessageIn(StreamIn):
+    message_id: str
+
+
+class UserIn(StreamIn):
+    user_id: str
+
+
+class SlowIn(StreamIn):
+    seconds: int
+
+
+class PrepareIn(StreamIn):
+    countdown: int = 3
