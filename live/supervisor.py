@@ -1,8 +1,7 @@
 """Turns media-plane events into stream status changes.
 
 Per stream: live -> reconnecting (the publisher went away; a grace timer runs) -> live (it
-came back: a new WHIP session sent media) or ended (the timer ran out). Also counts this
-node's WebRTC sessions, so a full node can say 503 before it negotiates.
+came back: a new WHIP session sent media) or ended (the timer ran out).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from sfu import GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
+from sfu import GoneReason, MediaStarted, PublisherGone, SfuEvent
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +47,10 @@ class StreamSupervisor:
         self._grace = grace_seconds
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.sessions = 0
-
-    def session_opened(self) -> None:
-        self.sessions += 1
 
     def on_event(self, event: SfuEvent) -> None:
         """The SFU's event sink: synchronous, so the work runs as tasks."""
-        if isinstance(event, SubscriberGone):
-            self.sessions -= 1
-        elif isinstance(event, PublisherGone):
-            self.sessions -= 1
+        if isinstance(event, PublisherGone):
             if event.reason is not GoneReason.REPLACED:
                 self._spawn(self._publisher_lost(event.room_id))
         elif isinstance(event, MediaStarted):

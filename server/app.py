@@ -185,7 +185,6 @@ def _live(
     app.cleanup_ctx.append(lifespan)
     app[MEDIA] = Media(
         live.sfu,
-        live.supervisor,
         settings.max_sessions,
         frozenset(settings.cors_origins),
         twins.registry,

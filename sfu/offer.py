@@ -80,6 +80,8 @@ def parse_offer(text: str) -> Offer:
         )
     if not sections:
         raise SdpError("offer has no audio or video section")
+    if len({section.mid for section in sections}) != len(sections):
+        raise SdpError("two media sections share one a=mid")
     return Offer(strip_mdns_candidates(text), tuple(sections), ufrag)
 
 

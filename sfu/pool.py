@@ -218,7 +218,8 @@ class WorkerPool(asyncio.DatagramProtocol):
                 best, load = worker, worker.viewers()
         return best
 
-    def viewers(self, room_id: str) -> int:
+    def viewers(self, room_id: str | None = None) -> int:
+        """Viewers in the worker processes: of one room, or of all."""
         return sum(worker.viewers(room_id) for worker in self.workers)
 
     async def subscriber_stats(self, room_id: str) -> list[SessionStats]:

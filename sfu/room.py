@@ -77,6 +77,7 @@ class Room:
         self._events = events
         self._on_publisher = on_publisher
         self._publisher: Source | None = None
+        self._installed: set[str] = set()  # sources that fed the room, until they close
         self._subscribers: dict[str, Subscriber] = {}
         self._publish_lock = asyncio.Lock()
         self._tick_task: asyncio.Task[None] | None = None
@@ -147,6 +148,7 @@ class Room:
         return source
 
     async def _install(self, source: Source) -> None:
+        self._installed.add(source.id)
         old, self._publisher = self._publisher, source
         if old is not None:
             await old.close(GoneReason.REPLACED)
@@ -194,6 +196,9 @@ class Room:
             self._emit(MediaStarted(self.id, source.id))
 
     def _source_closed(self, source: Session | RelaySource, reason: GoneReason) -> None:
+        if source.id not in self._installed:
+            return  # its negotiation failed: it never fed the room, nobody heard of it
+        self._installed.discard(source.id)
         if source is self._publisher:
             self._publisher = None
             if not self.closed:

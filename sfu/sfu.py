@@ -162,6 +162,12 @@ class Sfu:
             stats.viewers = self.viewers(room_id)
         return stats
 
+    def session_count(self) -> int:
+        """Open WebRTC sessions (publishers and viewers) in every process of this node: counted
+        from the sessions themselves, so a failed negotiation or a double close cannot skew it."""
+        local = sum((room.publisher is not None) + len(room.subscribers) for room in self.rooms())
+        return local + (self._pool.viewers() if self._pool is not None else 0)
+
     def worker_pids(self) -> list[int]:
         """Process ids of the worker processes (for benchmarks and operators)."""
         pool = self._pool

@@ -54,7 +54,7 @@ class NodeCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         sessions = GaugeMetricFamily("shopcast_webrtc_sessions", "WebRTC sessions on this node")
-        sessions.add_metric([], self._media.supervisor.sessions)
+        sessions.add_metric([], self._media.sfu.session_count())
         sockets = GaugeMetricFamily("shopcast_socket_clients", "Socket.IO clients on this node")
         sockets.add_metric([], len(self._realtime.members))
         viewers = GaugeMetricFamily("shopcast_webrtc_viewers", "WebRTC viewers", labels=["stream"])

@@ -27,7 +27,6 @@ from api.web.context import SERVICES, Services
 from api.web.errors import ApiError, not_found
 from api.web.routing import bearer_token
 from live.states import FINISHED, StreamStatus
-from live.supervisor import StreamSupervisor
 from sfu import (
     ClosedError,
     IceRestartUnsupportedError,
@@ -58,7 +57,6 @@ class Media:
     """What signaling needs beside the API's services."""
 
     sfu: Sfu
-    supervisor: StreamSupervisor
     max_sessions: int
     cors_origins: frozenset[str]
     registry: StreamRegistry
@@ -147,7 +145,7 @@ async def authorise_viewer(request: web.Request, stream: Stream) -> User | None:
 
 
 def _check_capacity(media: Media) -> None:
-    if media.supervisor.sessions >= media.max_sessions:
+    if media.sfu.session_count() >= media.max_sessions:
         raise ApiError(
             503,
             "node_full",
@@ -231,7 +229,6 @@ async def _negotiate(
         ) from None
     except ClosedError:
         raise ApiError(409, "stream_finished", "The stream has ended") from None
-    media.supervisor.session_opened()
     return session, answer
 
 

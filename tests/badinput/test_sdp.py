@@ -117,7 +117,7 @@ async def test_fuzzed_whep_offers(node: Client, shop: Shop) -> None:
         assert (await node.delete(location)).status == 200
     await eventually(lambda: media.sfu.viewers(sid) == 0, 10, "a WHEP session was left behind")
     await eventually(lambda: peer_connections() <= before, 10, "a peer connection was left")
-    assert media.supervisor.sessions == 1, "only the real publisher is left"
+    assert media.sfu.session_count() == 1, "only the real publisher is left"
     await _still_serves(node, sid)
     await publisher.close()
 
@@ -163,7 +163,7 @@ async def test_fuzzed_whip_offers(node: Client, shop: Shop) -> None:
     await fuzz(post, body=offers(real))
     for location in accepted:
         await node.delete(location, headers=auth)
-    await eventually(lambda: media.supervisor.sessions == 0, 10, "a WHIP session was left")
+    await eventually(lambda: media.sfu.session_count() == 0, 10, "a WHIP session was left")
     await eventually(lambda: peer_connections() <= before, 10, "a peer connection was left")
 
 

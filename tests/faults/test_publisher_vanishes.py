@@ -71,7 +71,7 @@ async def test_publisher_vanishes_without_goodbye(
         await socket.wait_for("stream:status", lambda s: s["status"] == "ended", 10)
         media = client.app[MEDIA]
         await eventually(lambda: media.sfu.viewers(sid) == 0, 10, "the WHEP viewer was kept")
-        await eventually(lambda: media.supervisor.sessions == 0, 10, "a session was kept")
+        await eventually(lambda: media.sfu.session_count() == 0, 10, "a session was kept")
 
         async def replay() -> bool:
             return bool((await (await client.get(f"/api/v1/streams/{sid}")).json())["vod_url"])
