@@ -24,6 +24,7 @@ from api.commerce.models import Order, OrderStatus
 from api.commerce.schemas import OrderIn, OrderOut, SettleIn
 from api.db import utcnow
 from api.shows import cues
+from api.shows.access import admit
 from api.shows.models import Stream, StreamProduct
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found
@@ -77,8 +78,9 @@ def order_data(order: Order) -> dict[str, Any]:
     status=201,
     body=OrderIn,
     response=OrderOut,
-    errors=(400, 401, 404, 409, 413, 415, 422, 429),
+    errors=(400, 401, 403, 404, 409, 413, 415, 422, 429),
     description="Needs an Idempotency-Key header; a replay returns the same order. "
+    "403 codes: audience_restricted (not in the show's audience), banned. "
     "409 codes: out_of_stock, limit_reached, sale_ended, not_live.",
 )
 async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
@@ -98,6 +100,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     stream = await ctx.session.get(Stream, stream_id)
     if stream is None:
         raise not_found("Stream")
+    await admit(ctx.session, buyer, stream)
     if stream.status not in SELLABLE:
         raise ApiError(409, "not_live", f"The stream is {stream.status}", {"status": stream.status})
     row = await ctx.session.scalar(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from api.accounts.users import require_user
 from api.realtime import chat, moderation
-from api.realtime.models import SanctionKind
 from api.realtime.schemas import ChatMessageOut, ChatQuery, SanctionOut, SlowModeIn, SlowModeOut
 from api.shows import announcements
 from api.shows.access import viewable_stream
 from api.shows.announcements import RoomChange
+from api.shows.models import SanctionKind
 from api.web.context import Context
 from api.web.errors import ApiError
 from api.web.routing import Api, Auth

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import utcnow
 from api.identity.models import Role, User
-from api.realtime.models import ChatMessage, Sanction, SanctionKind
+from api.realtime.models import ChatMessage
 from api.shows.announcements import RoomChange
-from api.shows.models import Stream
+from api.shows.models import Sanction, SanctionKind, Stream
 from api.web.errors import ApiError, forbidden, not_found
 
 STAFF = frozenset({Role.ADMIN, Role.MODERATOR})

@@ -17,8 +17,7 @@ from sqlalchemy.orm import selectinload
 
 from api.analytics.models import StreamMinute, StreamReaction
 from api.identity.models import Role, User
-from api.realtime.models import Sanction, SanctionKind
-from api.shows.models import Stream, StreamProduct
+from api.shows.models import Sanction, SanctionKind, Stream, StreamProduct
 from live.states import FINISHED
 
 STAFF = frozenset({Role.ADMIN, Role.MODERATOR})

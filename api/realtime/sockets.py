@@ -23,7 +23,6 @@ from api.identity.auth import InvalidToken, TokenIssuer
 from api.identity.models import User
 from api.realtime import chat, moderation
 from api.realtime.chat import CHAT_TICK, ChatLines
-from api.realtime.models import SanctionKind
 from api.realtime.payloads import (
     Ack,
     ChatIn,
@@ -52,6 +51,7 @@ from api.shows import announcements
 from api.shows.access import can_watch
 from api.shows.announcements import ProductsChanged, RoomChange, RoomChanged
 from api.shows.lineup import stream_products
+from api.shows.models import SanctionKind
 from api.web.errors import ApiError, database_unreachable
 from live.messages import CueAdded, StatusChanged
 from twins.bus import Bus

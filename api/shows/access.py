@@ -9,9 +9,11 @@ from sqlalchemy.sql import ColumnElement
 
 from api.accounts.users import STAFF, require_user
 from api.identity.models import Follow, Role, User
-from api.shows.models import Audience, Stream
+from api.shows.models import Audience, Sanction, SanctionKind, Stream
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found
+
+_BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def visible_to(user: User | None) -> ColumnElement[bool]:
@@ -48,6 +50,21 @@ async def can_watch(session: AsyncSession, user: User | None, stream_id: str) ->
     """Whether the stream's audience includes ``user`` (None: anonymous)."""
     allowed = await session.scalar(select(visible_to(user)).where(Stream.id == stream_id))
     return bool(allowed)
+
+
+async def admit(session: AsyncSession, user: User | None, stream: Stream) -> None:
+    """The one check of every path that acts on a show for a caller (WHEP, orders): the show's
+    audience includes ``user`` (None: anonymous) and ``user`` is not banned from it. Raises 401
+    to sign in, 403 ``audience_restricted`` or 403 ``banned``."""
+    if not await can_watch(session, user, stream.id):
+        if user is None:
+            raise ApiError(401, "unauthorized", "Sign in to watch this stream", headers=_BEARER)
+        raise ApiError(403, "audience_restricted", f"This stream is for {stream.audience}")
+    if user is None:
+        return
+    ban = await session.get(Sanction, (stream.id, user.id, SanctionKind.BAN))
+    if ban is not None:
+        raise ApiError(403, "banned", "You are banned from this stream")
 
 
 async def viewable_stream(ctx: Context, stream_id: str) -> Stream:

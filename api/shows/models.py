@@ -1,4 +1,5 @@
-"""Shows: streams, the products they carry and the pin, tag and unpin events of their timeline."""
+"""Shows: streams, the products they carry, the pin, tag and unpin events of their timeline, and
+who is muted or banned in them."""
 
 from __future__ import annotations
 
@@ -141,4 +142,26 @@ class PinEvent(Base):
     sale_price_cents: Mapped[int | None] = mapped_column(Integer)
     sale_quantity: Mapped[int | None] = mapped_column(Integer)
     sale_ends_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SanctionKind(enum.StrEnum):
+    MUTE = "mute"
+    BAN = "ban"
+
+
+class Sanction(Base):
+    """A user muted (cannot chat) or banned (cannot watch or chat) in one stream."""
+
+    __tablename__ = "sanctions"
+    __table_args__ = (CheckConstraint(check_in("kind", SanctionKind), name="kind"),)
+
+    stream_id: Mapped[str] = mapped_column(
+        ForeignKey("streams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -20,8 +20,7 @@ from sqlalchemy import select
 from api.identity.auth import InvalidToken, hash_publish_token, publish_token_matches
 from api.identity.ice import IceServer
 from api.identity.models import User
-from api.realtime.models import Sanction, SanctionKind
-from api.shows.access import can_watch
+from api.shows.access import admit
 from api.shows.models import Stream
 from api.web.context import SERVICES, Services
 from api.web.errors import ApiError, not_found
@@ -134,13 +133,7 @@ async def authorise_viewer(request: web.Request, stream: Stream) -> User | None:
                 raise _unauthorized("Invalid access token") from None
             if user is None:
                 raise _unauthorized("The account of this token no longer exists")
-        if not await can_watch(session, user, stream.id):
-            if user is None:
-                raise _unauthorized("Sign in to watch this stream")
-            raise ApiError(403, "audience_restricted", f"This stream is for {stream.audience}")
-        ban = (stream.id, user.id, SanctionKind.BAN) if user is not None else None
-        if ban is not None and await session.get(Sanction, ban) is not None:
-            raise ApiError(403, "banned", "You are banned from this stream")
+        await admit(session, user, stream)
     return user
 
 

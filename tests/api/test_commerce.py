@@ -203,6 +203,46 @@ async def test_no_orders_unless_live(client: Client, shop: Shop) -> None:
     assert error["details"]["status"] == "created"
 
 
+async def test_orders_follow_the_shows_audience_and_bans(client: Client, shop: Shop) -> None:
+    # Buying is watching: a followers-only show sells to followers only, a ban stops orders,
+    # and a refused order takes no stock, from the product or from a 1-cent flash sale.
+    seller, stranger, troll = (
+        await shop.account("seller"),
+        await shop.account(),
+        await shop.account(),
+    )
+    product = await shop.product(seller, stock=5)
+    pid = product["id"]
+    private = await shop.stream(seller, audience="followers", product_ids=[pid])
+    public = await shop.stream(seller, product_ids=[pid])
+    services = client.app[SERVICES]
+    lifecycle = StreamLifecycle(services.sessions, services.rooms, services.bus)
+    for sid in (private["id"], public["id"]):
+        await lifecycle.media_started(sid)
+    sale = {"price_cents": 1, "quantity": 3, "per_buyer_limit": 3, "duration_seconds": 60}
+    pinned = await client.post(
+        f"/api/v1/streams/{private['id']}/pins",
+        headers=seller.auth,
+        json={"product_id": pid, "sale": sale},
+    )
+    assert pinned.status == 201
+    ban = await client.put(
+        f"/api/v1/streams/{public['id']}/sanctions/{troll.id}/ban", headers=seller.auth
+    )
+    assert ban.status == 204
+    async with shop.unchanged():
+        await expect_error(
+            await buy(client, private["id"], stranger, pid), 403, "audience_restricted"
+        )
+        await expect_error(await buy(client, public["id"], troll, pid), 403, "banned")
+    follow = await client.post(f"/api/v1/users/{seller.id}/follow", headers=stranger.auth)
+    assert follow.status in (200, 204)
+    bought = await buy(client, private["id"], stranger, pid)
+    assert bought.status == 201
+    assert (await bought.json())["unit_price_cents"] == 1
+    assert (await buy(client, public["id"], stranger, pid)).status == 201
+
+
 async def test_flash_sale_limits_and_end(client: Client, shop: Shop) -> None:
     seller, sid, (pid,) = await live_show(client, shop, stock=20)
     sale = {"price_cents": 999, "quantity": 3, "per_buyer_limit": 2, "duration_seconds": 60}
