@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.realtime.rooms import Playback
+from api.web.schemas import plain_text
 
 Ack = dict[str, Any]
 
@@ -27,11 +28,16 @@ class Refusal(Exception):
 
 
 class StreamIn(BaseModel):
-    """Socket payloads are checked like REST bodies: no unknown fields, no coercion."""
+    """Socket payloads are checked like REST bodies: no unknown fields, no coercion, no NUL."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     stream_id: str
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        return plain_text(value)
 
 
 class JoinIn(StreamIn):

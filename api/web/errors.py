@@ -73,9 +73,29 @@ def validation_error(exc: ValidationError) -> ApiError:
     return ApiError(422, "invalid", f"{where}{first['message']}", {"errors": problems})
 
 
+def check_headers(request: web.Request) -> None:
+    """Header bytes that are not UTF-8 reach us as surrogate escapes, on which any later
+    ``encode`` (a token check, a database driver) fails: refuse them here, for every route."""
+    for name, value in request.headers.items():
+        if value.isascii():
+            continue
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            if name.lower() == "authorization":
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "The Authorization header is not UTF-8 text",
+                    headers={"WWW-Authenticate": "Bearer"},
+                ) from None
+            raise ApiError(400, "invalid_header", f"The {name} header is not UTF-8 text") from None
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_headers(request)
         return await handler(request)
     except ApiError as exc:
         return error_response(exc)

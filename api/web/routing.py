@@ -146,6 +146,13 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "The request body is not UTF-8") from None
+    except json.JSONDecodeError:
+        raise  # answered by the error middleware, with where it failed
+    except (RecursionError, ValueError):
+        # Nested past Python's recursion limit, or an integer over int's 4,300 digits.
+        raise ApiError(
+            400, "invalid_json", "The body nests too deeply or holds a number too long"
+        ) from None
 
 
 def bearer_token(request: web.Request) -> str | None:

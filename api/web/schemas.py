@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -13,6 +13,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     TypeAdapter,
+    field_validator,
     model_validator,
 )
 
@@ -74,10 +75,32 @@ ImageUrls = Annotated[list[ImageUrl], Field(max_length=10)]
 Minutes = Annotated[StrictInt, Field(gt=0, le=24 * 60)]
 
 
+def plain_text(value: Any) -> Any:
+    """Refuse NUL in any text, however nested: PostgreSQL cannot store it, and no name, title
+    or chat line needs it (pydantic refuses unpaired surrogates itself)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            plain_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            plain_text(key)
+            plain_text(item)
+    return value
+
+
 class Input(BaseModel):
-    """Bodies we accept: unknown fields and non-finite numbers are refused, not ignored."""
+    """Bodies we accept: unknown fields and non-finite numbers are refused, not ignored, and
+    text holds no NUL."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        return plain_text(value)
 
 
 class Patch(Input):
