@@ -282,8 +282,10 @@ async def cancel_order(ctx: Context, order_id: str) -> OrderOut:
     body=SettleIn,
     response=OrderOut,
     errors=(401, 404, 409, 415, 422),
-    description="For the seller's shop: sign the raw body the way Shopcast signs its "
-    "webhooks (Shopcast-Signature, with one of the seller's webhook secrets).",
+    description="For the seller's shop: sign the raw body, which names the order, the way "
+    "Shopcast signs its webhooks (Shopcast-Signature, with one of the seller's webhook "
+    "secrets). A signature settles the order it names once: one made before the order's "
+    "last change is refused.",
 )
 async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
     order = await order_for_change(ctx, order_id)
@@ -293,8 +295,17 @@ async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
         )
     )
     raw = await ctx.request.read()
-    if not keys or not webhooks.verify(keys, ctx.request.headers.get(webhooks.SIGNATURE, ""), raw):
+    header = ctx.request.headers.get(webhooks.SIGNATURE, "")
+    if not keys or not webhooks.verify(keys, header, raw):
         raise ApiError(401, "invalid_signature", f"Sign the body in {webhooks.SIGNATURE}")
+    # A captured signature settles only the order it names, and only once: it must be younger
+    # than the order's last change, which settling it is.
+    if body.order_id != order.id:
+        raise ApiError(401, "invalid_signature", "The signed body names another order")
+    if (webhooks.signed_at(header) or 0) < int(order.updated_at.timestamp()):
+        raise ApiError(
+            401, "invalid_signature", "The order changed since this was signed: sign again"
+        )
     if body.status == "paid":
         await mark_paid(ctx, order)
     else:

@@ -75,4 +75,5 @@ class OrderOut(Output):
 
 
 class SettleIn(Input):
+    order_id: str = Field(description="The order being settled: the signature covers it")
     status: Literal["paid", "cancelled"]

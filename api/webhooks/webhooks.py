@@ -46,12 +46,19 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify(secrets_: list[str], header: str, body: bytes, now: float | None = None) -> bool:
-    """Whether ``header`` signs ``body`` with one of ``secrets_``, within the tolerance."""
+def signed_at(header: str) -> int | None:
+    """The unix time a ``Shopcast-Signature`` header says it was made at."""
     fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
     try:
-        timestamp = int(fields["t"])
+        return int(fields["t"])
     except (KeyError, ValueError):
+        return None
+
+
+def verify(secrets_: list[str], header: str, body: bytes, now: float | None = None) -> bool:
+    """Whether ``header`` signs ``body`` with one of ``secrets_``, within the tolerance."""
+    timestamp = signed_at(header)
+    if timestamp is None:
         return False
     if abs((time.time() if now is None else now) - timestamp) > TOLERANCE_SECONDS:
         return False

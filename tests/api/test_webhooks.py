@@ -89,7 +89,7 @@ async def test_events_are_signed_retried_and_never_duplicated(
     assert len(hooks.events("order.reserved")) == 2, "acknowledged events are not sent again"
 
     settle = f"/api/v1/orders/{order['id']}/settle"
-    paid = json.dumps({"status": "paid"}).encode()
+    paid = json.dumps({"order_id": order["id"], "status": "paid"}).encode()
     async with shop.unchanged():
         for header in (
             "",
@@ -118,6 +118,56 @@ async def test_events_are_signed_retried_and_never_duplicated(
     await eventually(lambda: len(hooks.events("stream.ended")) == 2, 10, "no stream.ended")
     ids = {h["Shopcast-Event-Id"] for h, _ in hooks.requests}
     assert len(ids) == 4, "four events, each sent twice under one id"
+
+
+async def test_a_settle_signature_settles_its_order_once(client: Client, shop: Shop) -> None:
+    # The settle callback once signed only {"status": ...}: one captured signature then settled
+    # any order of the seller, as often as liked, for five minutes.
+    seller, buyer = await shop.account("seller"), await shop.account()
+    created = await client.post(
+        "/api/v1/webhooks", json={"url": "https://shop.example/hook"}, headers=seller.auth
+    )
+    secret = (await created.json())["secret"]
+    product = await shop.product(seller, stock=3)
+    stream = await shop.stream(seller, product_ids=[product["id"]])
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(
+        stream["id"]
+    )
+    orders = []
+    for key in ("settle-once-1", "settle-once-2"):
+        response = await client.post(
+            f"/api/v1/streams/{stream['id']}/orders",
+            json={"product_id": product["id"]},
+            headers={**buyer.auth, "Idempotency-Key": key},
+        )
+        orders.append(await response.json())
+    first, second = (o["id"] for o in orders)
+
+    def signed(body: bytes, at: int | None = None) -> dict[str, str]:
+        stamp = int(time.time()) if at is None else at
+        return {"Content-Type": "application/json", "Shopcast-Signature": sign(secret, stamp, body)}
+
+    paid = json.dumps({"order_id": first, "status": "paid"}).encode()
+    captured = signed(paid)
+    async with shop.unchanged():
+        for path, headers in (
+            (f"/api/v1/orders/{second}/settle", captured),  # names another order
+            (f"/api/v1/orders/{first}/settle", signed(paid, int(time.time()) - 120)),  # too old
+        ):
+            response = await client.post(path, data=paid, headers=headers)
+            await expect_error(response, 401, "invalid_signature")
+    response = await client.post(f"/api/v1/orders/{first}/settle", data=paid, headers=captured)
+    assert response.status == 200 and (await response.json())["status"] == "paid"
+    await asyncio.sleep(1.1)  # the cancel is a later change than the captured signature
+    cancelled = json.dumps({"order_id": first, "status": "cancelled"}).encode()
+    response = await client.post(
+        f"/api/v1/orders/{first}/settle", data=cancelled, headers=signed(cancelled)
+    )
+    assert response.status == 200 and (await response.json())["status"] == "cancelled"
+    async with shop.unchanged():
+        response = await client.post(f"/api/v1/orders/{first}/settle", data=paid, headers=captured)
+        await expect_error(response, 401, "invalid_signature")
 
 
 async def test_webhook_endpoint_refusals(client: Client, shop: Shop) -> None:
