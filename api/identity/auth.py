@@ -47,6 +47,10 @@ class TokenIssuer:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def subject(self, token: str) -> str:
+        return self.claims(token)[0]
+
+    def claims(self, token: str) -> tuple[str, float]:
+        """The user id a valid token names, and when it expires (unix time)."""
         try:
             claims = jwt.decode(
                 token,
@@ -58,7 +62,7 @@ class TokenIssuer:
             raise InvalidToken(str(exc)) from exc
         if claims.get("typ") != "access" or not isinstance(claims["sub"], str):
             raise InvalidToken("not an access token")
-        return claims["sub"]
+        return claims["sub"], float(claims["exp"])
 
 
 def new_publish_token() -> tuple[str, str]:

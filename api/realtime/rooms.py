@@ -86,6 +86,7 @@ class Member:
     viewer_key: str
     rooms: dict[str, float] = field(default_factory=dict)
     playback: dict[str, Playback] = field(default_factory=dict)
+    expires_at: float | None = None  # the token's expiry (unix time): the socket ends then
 
 
 @dataclass

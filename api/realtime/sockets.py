@@ -8,6 +8,7 @@ counters through ``Counters`` and room changes through the ``Bus``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -91,6 +92,7 @@ class Realtime:
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self._tickers: list[Periodic] = []
+        self._dropping: set[asyncio.Task[None]] = set()
         self._viewers = ViewerCount(node, counters, sio)
         self._reactions = Reactions(limiter, counters, self.to_stream)
         self._chat_lines = ChatLines(sessions, limiter, counters, self.to_stream)
@@ -152,6 +154,7 @@ class Realtime:
         for ticker in self._tickers:
             await ticker.stop()
         self._tickers.clear()
+        await asyncio.gather(*self._dropping, return_exceptions=True)
         now = time.monotonic()
         for member in self.members.values():
             for stream_id in list(member.rooms):
@@ -164,11 +167,11 @@ class Realtime:
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
-        user = None
+        user, expires_at = None, None
         token = auth.get("token")
         if token is not None:
             try:
-                user_id = self._tokens.subject(str(token))
+                user_id, expires_at = self._tokens.claims(str(token))
             except InvalidToken:
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
             async with self._reads() as session:
@@ -179,7 +182,7 @@ class Realtime:
         viewer_key = (
             user.id if user else key if isinstance(key, str) and _VIEWER_KEY.match(key) else sid
         )
-        self.members[sid] = Member(sid, user, viewer_key)
+        self.members[sid] = Member(sid, user, viewer_key, expires_at=expires_at)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         member = self.members.pop(sid, None)
@@ -192,8 +195,12 @@ class Realtime:
         self, model: type[BaseModel], handler: Callable[[str, Any], Awaitable[Ack]]
     ) -> Callable[[str, Any], Awaitable[Ack]]:
         async def event(sid: str, data: Any = None) -> Ack:
-            if sid not in self.members:
+            member = self.members.get(sid)
+            if member is None:
                 return {"ok": False, "error": "not_connected"}
+            if member.expires_at is not None and time.time() >= member.expires_at:
+                self._drop(sid)
+                return {"ok": False, "error": "unauthorized", "message": "the token expired"}
             try:
                 payload = model.model_validate(data)
                 return await handler(sid, payload)
@@ -251,6 +258,8 @@ class Realtime:
         if member.user and member.user.id in policy.banned:
             raise Refusal("banned", "you are banned from this stream")
         async with self._reads() as session:
+            if member.user is not None:
+                member.user = await self._current(session, sid)
             if not await can_watch(session, member.user, body.stream_id):
                 raise Refusal("audience_restricted", f"this stream is for {policy.audience}")
             messages = await chat.history(session, body.stream_id)
@@ -351,10 +360,35 @@ class Realtime:
     # Moderation over the socket: the same actions as the REST endpoints.
 
     async def _moderator(self, sid: str) -> User:
-        user = self.members[sid].user
-        if user is None:
+        """The account as it is now, not as it was at connect: a demoted moderator moderates
+        nothing, and a deleted account's socket ends."""
+        member = self.members[sid]
+        if member.user is None:
             raise Refusal("sign_in_required", "sign in to moderate")
+        async with self._reads() as session:
+            member.user = await self._current(session, sid)
+        return member.user
+
+    async def _current(self, session: AsyncSession, sid: str) -> User:
+        """The signed-in account of a socket, read again; a deleted one ends the socket."""
+        member = self.members[sid]
+        assert member.user is not None
+        user = await session.get(User, member.user.id)
+        if user is None:
+            self._drop(sid)
+            raise Refusal("unauthorized", "the account no longer exists")
         return user
+
+    def _drop(self, sid: str) -> None:
+        """End a socket once its refusal's ack has gone out."""
+
+        async def drop() -> None:
+            await asyncio.sleep(0.1)
+            await self.sio.disconnect(sid)
+
+        task = asyncio.create_task(drop())
+        self._dropping.add(task)
+        task.add_done_callback(self._dropping.discard)
 
     async def _apply(self, change: Callable[[AsyncSession], Awaitable[RoomChange]]) -> Ack:
         async with self._sessions.begin() as session:
