@@ -77,7 +77,7 @@ def build_app(settings: Settings) -> web.Application:
     lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
     _services(app, settings, twins, database, tokens, realtime)
     _live(app, settings, twins, database, lifecycle)
-    _commerce(app, database, realtime)
+    _commerce(app, settings, database, realtime)
     _catalog(app, settings, database, twins.store)
     _pages(app, settings, realtime)
     return app
@@ -195,10 +195,10 @@ def _live(
     app.add_routes([*signaling.routes(), *hls.routes()])
 
 
-def _commerce(app: web.Application, db: Database, realtime: Realtime) -> None:
+def _commerce(app: web.Application, settings: Settings, db: Database, realtime: Realtime) -> None:
     """Background work of commerce: expiring holds and delivering webhooks."""
     holds = HoldExpiry(db.sessions, realtime)
-    dispatcher = Dispatcher(db.sessions)
+    dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await holds.start()

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         20, gt=0, description="WHIP and WHEP offers allowed at once before that rate applies."
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
+    webhook_private_networks: bool = Field(
+        False,
+        description="Let webhooks reach loopback, private and link-local addresses (a shop on "
+        "this machine or network); off, they reach public addresses only.",
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator("cors_origins", "ice_servers", "ice_host_addresses", mode="before")

@@ -27,6 +27,7 @@ from api.catalog.products import SELLERS
 from api.db import utcnow
 from api.web.context import Context
 from api.web.errors import not_found
+from api.web.outbound import Outbound
 from api.web.routing import Api
 from api.webhooks.models import WebhookDelivery, WebhookEndpoint
 from api.webhooks.schemas import WebhookCreatedOut, WebhookIn, WebhookOut
@@ -83,13 +84,20 @@ class Dispatcher:
     UPDATE before sending, so several nodes never send the same attempt twice.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], every: float = 1.0) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        every: float = 1.0,
+        *,
+        private_networks: bool = False,
+    ) -> None:
         self._sessions = sessions
         self._periodic = Periodic(self.send_due, every)
-        self._http: aiohttp.ClientSession | None = None
+        self._private_networks = private_networks
+        self._http: Outbound | None = None
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=SEND_TIMEOUT)
+        self._http = Outbound(SEND_TIMEOUT, private_networks=self._private_networks)
         self._periodic.start()
 
     async def close(self) -> None:
@@ -155,8 +163,8 @@ class Dispatcher:
             SIGNATURE: sign(secret, int(time.time()), body),
         }
         try:
-            async with self._http.post(url, data=body, headers=headers) as response:
-                return None if 200 <= response.status < 300 else f"HTTP {response.status}"
+            status = await self._http.post(url, body, headers)
+            return None if 200 <= status < 300 else f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"{type(exc).__name__}: {exc}"[:500]
 

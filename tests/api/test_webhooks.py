@@ -3,16 +3,20 @@
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
+from api.webhooks.models import WebhookDelivery
 from api.webhooks.webhooks import sign, verify
+from server.app import build_app
+from server.settings import Settings
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
@@ -49,9 +53,19 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     await server.close()
 
 
+@pytest.fixture
+async def local_shop_client(
+    settings: Settings, aiohttp_client: Callable[..., Awaitable[Client]]
+) -> Client:
+    """A node whose webhooks may reach a shop on this machine (the test's receiver)."""
+    settings.webhook_private_networks = True
+    return await aiohttp_client(build_app(settings))
+
+
 async def test_events_are_signed_retried_and_never_duplicated(
-    client: Client, shop: Shop, receiver: tuple[Receiver, str]
+    local_shop_client: Client, database_url: str, receiver: tuple[Receiver, str]
 ) -> None:
+    client, shop = local_shop_client, Shop(local_shop_client, database_url)
     hooks, url = receiver
     seller, buyer = await shop.account("seller"), await shop.account()
     created = await client.post("/api/v1/webhooks", json={"url": url}, headers=seller.auth)
@@ -183,3 +197,87 @@ async def test_webhook_endpoint_refusals(client: Client, shop: Shop) -> None:
         await expect_error(
             await client.delete("/api/v1/webhooks/nope", headers=seller.auth), 404, "not_found"
         )
+
+
+async def _order_event(client: Client, shop: Shop, urls: list[str]) -> None:
+    """A seller with these webhook URLs, and one order: an order.reserved for each."""
+    seller, buyer = await shop.account("seller"), await shop.account()
+    for url in urls:
+        created = await client.post("/api/v1/webhooks", json={"url": url}, headers=seller.auth)
+        assert created.status == 201, await created.text()
+    product = await shop.product(seller, stock=3)
+    stream = await shop.stream(seller, product_ids=[product["id"]])
+    services = client.app[SERVICES]
+    await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(
+        stream["id"]
+    )
+    ordered = await client.post(
+        f"/api/v1/streams/{stream['id']}/orders",
+        json={"product_id": product["id"]},
+        headers={**buyer.auth, "Idempotency-Key": "ssrf-order-1"},
+    )
+    assert ordered.status == 201
+
+
+async def _errors(client: Client, event: str) -> list[str]:
+    async with client.app[SERVICES].reads() as session:
+        rows = await session.scalars(
+            select(WebhookDelivery.last_error).where(WebhookDelivery.event == event)
+        )
+        return [row or "" for row in rows]
+
+
+async def test_webhooks_reach_no_internal_address(
+    client: Client, shop: Shop, receiver: tuple[Receiver, str]
+) -> None:
+    # Any account can become a seller: its webhook URLs must not reach this machine or its
+    # network, however the address is written, whatever a name resolves to.
+    hooks, url = receiver
+    port = url.split(":")[2].split("/")[0]
+    internal = [
+        url,
+        f"http://localhost:{port}/hooks",
+        f"http://2130706433:{port}/hooks",  # 127.0.0.1 as one decimal number
+        f"http://[::ffff:127.0.0.1]:{port}/hooks",
+        f"http://[::1]:{port}/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+    ]
+    await _order_event(client, shop, internal)
+
+    async def all_tried() -> bool:
+        errors = await _errors(client, "order.reserved")
+        return len(errors) == len(internal) and all(errors)
+
+    await eventually(all_tried, 15, "not every delivery was tried")
+    assert hooks.requests == [], "a webhook reached a loopback listener"
+    assert all("public" in error for error in await _errors(client, "order.reserved"))
+
+
+async def test_webhooks_follow_no_redirect(local_shop_client: Client, database_url: str) -> None:
+    # A 307 would re-send the signed body to wherever the receiver points.
+    reached: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        raise web.HTTPTemporaryRedirect("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hooks", redirect)
+    app.router.add_post("/elsewhere", elsewhere)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        client, shop = local_shop_client, Shop(local_shop_client, database_url)
+        await _order_event(client, shop, [str(server.make_url("/hooks"))])
+
+        async def tried() -> bool:
+            return await _errors(client, "order.reserved") == ["HTTP 307"]
+
+        await eventually(tried, 15, "the delivery was not tried")
+        assert reached and set(reached) == {"/hooks"}, "the redirect was followed"
+    finally:
+        await server.close()
