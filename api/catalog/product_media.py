@@ -44,6 +44,9 @@ MAX_IMAGES, MAX_VIDEOS = 10, 1
 UPLOAD_PATH = "/api/v1/media/uploads"
 UPLOAD_LIMIT = Limit(rate=1, burst=30)  # upload forms per seller: a catalogue session's worth
 _FIELD_BYTES = 8192
+# A POST policy form has a dozen short fields: an anonymous client gets that much memory, no more.
+_FORM_FIELDS = 32
+_FORM_BYTES = 64 * 1024
 _CHUNK = 256 * 1024
 
 
@@ -325,11 +328,16 @@ async def local_upload(request: web.Request) -> web.Response:
         raise ApiError(415, "unsupported_media_type", "Post the upload as multipart/form-data")
     reader = await request.multipart()
     fields: dict[str, str] = {}
+    parts = read = 0
     while (part := await reader.next()) is not None:
+        parts += 1
+        if parts > _FORM_FIELDS or read > _FORM_BYTES:
+            raise ApiError(400, "form_too_large", "The form has more fields than an upload")
         if not isinstance(part, BodyPartReader) or part.name is None:
             continue
         if part.name != "file":
             fields[part.name] = await _field(part)
+            read += len(fields[part.name])
             continue
         try:
             policy = store.check_upload(fields)

@@ -602,3 +602,14 @@ async def test_local_upload_endpoint_needs_a_multipart_file(client: Client) -> N
     await expect_error(response, 400, "no_file")
     plain = await client.post("/api/v1/media/uploads", data={"key": "uploads/a/b/c.png"})
     await expect_error(plain, 415, "unsupported_media_type")
+
+
+async def test_local_upload_refuses_a_field_bomb(client: Client) -> None:
+    # An anonymous form of 12,000 fields of 8 KB once grew the server by 64 MB before any check.
+    form = aiohttp.FormData(default_to_multipart=True)
+    for n in range(12_000):
+        form.add_field(f"f{n % 3}", "x" * 8000)
+    form.add_field("file", b"\x89PNG", filename="a.png", content_type="image/png")
+    response = await client.post("/api/v1/media/uploads", data=form)
+    await expect_error(response, 400, "form_too_large")
+    assert (await client.get("/healthz")).status == 200
