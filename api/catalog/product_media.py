@@ -10,6 +10,7 @@ so a caller can only ever name its own uploads.
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import tempfile
 import uuid
@@ -343,12 +344,23 @@ async def local_upload(request: web.Request) -> web.Response:
             policy = store.check_upload(fields)
         except (UploadRefused, ValueError) as refused:
             raise ApiError(403, "upload_refused", str(refused)) from None
-        with tempfile.NamedTemporaryFile(dir=store.root, prefix=".upload-") as spool:
-            size = await _spool(part, spool, policy.max_bytes)
-            if size == 0:
-                raise ApiError(400, "empty_upload", "The file is empty")
-            spool.flush()
-            await store.put_file(policy.key, Path(spool.name), policy.content_type)
+        try:
+            with tempfile.NamedTemporaryFile(dir=store.root, prefix=".upload-") as spool:
+                size = await _spool(part, spool, policy.max_bytes)
+                if size == 0:
+                    raise ApiError(400, "empty_upload", "The file is empty")
+                spool.flush()
+                await store.put_file(policy.key, Path(spool.name), policy.content_type)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # The spool and the half-written copy are gone with the context managers.
+            raise ApiError(
+                507,
+                "insufficient_storage",
+                "The media store is full; retry later",
+                headers={"Retry-After": "60"},
+            ) from None
         return web.Response(status=204)
     raise ApiError(400, "no_file", "The form has no `file` field (send it last)")
 

@@ -63,6 +63,7 @@ from twins.ratelimit import RateLimiter
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_SECONDS = 2
+MAX_ROOMS_PER_SOCKET = 8
 
 FLUSH_EVERY = 5.0
 _VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -253,6 +254,9 @@ class Realtime:
 
     async def _join(self, sid: str, body: JoinIn) -> Ack:
         member = self.members[sid]
+        if body.stream_id not in member.rooms and len(member.rooms) >= MAX_ROOMS_PER_SOCKET:
+            # One viewer watches a show or two: a socket in a thousand rooms counts a thousand.
+            raise Refusal("too_many_rooms", f"a socket joins at most {MAX_ROOMS_PER_SOCKET} shows")
         room = await self._room(body.stream_id)
         policy = room.policy
         if member.user and member.user.id in policy.banned:

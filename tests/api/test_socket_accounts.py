@@ -1,6 +1,7 @@
 """A socket acts as the account is now, not as it was at connect (issue 14): a demoted
 moderator's socket moderates nothing, a deleted account's socket ends, and so does one whose
-token expired. On SQLite and PostgreSQL."""
+token expired; and one socket cannot count as a viewer in every show. On SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.realtime.sockets import MAX_ROOMS_PER_SOCKET
 from api.web.context import SERVICES
 from tests.api.test_commerce import live_show
 from tests.conftest import Shop, eventually
@@ -61,3 +63,16 @@ async def test_a_socket_ends_with_its_token(client: Client, shop: Shop, viewers:
     chat = await socket.call("stream:chat", {"stream_id": sid, "text": "still here?"})
     assert chat == {"ok": False, "error": "unauthorized", "message": "the token expired"}
     await eventually(lambda: not socket.sio.connected, 5, "the socket outlived its token")
+
+
+async def test_a_socket_joins_a_few_shows_only(client: Client, shop: Shop, viewers: Any) -> None:
+    seller = await shop.account("seller")
+    shows = [(await shop.stream(seller))["id"] for _ in range(MAX_ROOMS_PER_SOCKET + 1)]
+    socket = await viewers()
+    for sid in shows[:-1]:
+        assert (await socket.call("stream:join", {"stream_id": sid}))["ok"]
+    refused = await socket.call("stream:join", {"stream_id": shows[-1]})
+    assert refused["ok"] is False and refused["error"] == "too_many_rooms", refused
+    assert (await socket.call("stream:join", {"stream_id": shows[0]}))["ok"], "a rejoin is fine"
+    assert (await socket.call("stream:leave", {"stream_id": shows[0]}))["ok"]
+    assert (await socket.call("stream:join", {"stream_id": shows[-1]}))["ok"]

@@ -3,6 +3,7 @@ show goes on for its viewers, and the part that was recorded is published as the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
@@ -11,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from api.catalog.product_media import MEDIA_UPLOADS
 from api.streaming.hls import RECORDINGS
 from peers.webrtc import PublisherPeer, ViewerPeer
 from server.app import build_app
 from server.settings import Settings
-from tests.conftest import Shop, eventually
+from tests.api.test_media import local_post, upload_url
+from tests.conftest import Shop, eventually, expect_error
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 SDP = {"Content-Type": "application/sdp"}
@@ -88,3 +91,37 @@ async def test_disk_full_while_recording(
     assert "#EXT-X-ENDLIST" in vod and "#EXTINF" in vod
     show = await (await client.get(f"/api/v1/streams/{sid}")).json()
     assert show["recording_truncated"], "the replay is marked as cut short"
+
+
+@pytest.fixture
+def small_store(node_settings: Settings) -> Iterator[Path]:
+    """A 64 kB tmpfs as the local object store (product photos, replays)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    path = node_settings.resolved_media_dir / "store"
+    path.mkdir(parents=True)
+    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+async def test_disk_full_during_an_upload(
+    small_store: Path, node_settings: Settings, sqlite_url: str, aiohttp_client: Any
+) -> None:
+    # A product photo posted to the local store while its disk is full: once a 500.
+    client = await aiohttp_client(build_app(node_settings))
+    store = client.app[MEDIA_UPLOADS].store
+    shop = Shop(client, sqlite_url)
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(300_000)
+    grant = await upload_url(client, seller, product["id"], "image", "image/png", len(photo))
+    response = await local_post(client, grant["url"], grant["fields"], photo, "image/png")
+    await expect_error(response, 507, "insufficient_storage")
+    assert response.headers["Retry-After"]
+    assert not await store.exists(grant["fields"]["key"])
+    assert not await asyncio.to_thread(os.listdir, small_store), "a spool or partial file was left"
+    assert (await client.get("/healthz")).status == 200
