@@ -56,10 +56,7 @@ async def admit(session: AsyncSession, user: User | None, stream: Stream) -> Non
     """The one check of every path that acts on a show for a caller (WHEP, orders): the show's
     audience includes ``user`` (None: anonymous) and ``user`` is not banned from it. Raises 401
     to sign in, 403 ``audience_restricted`` or 403 ``banned``."""
-    if not await can_watch(session, user, stream.id):
-        if user is None:
-            raise ApiError(401, "unauthorized", "Sign in to watch this stream", headers=_BEARER)
-        raise ApiError(403, "audience_restricted", f"This stream is for {stream.audience}")
+    await _in_audience(session, user, stream)
     if user is None:
         return
     ban = await session.get(Sanction, (stream.id, user.id, SanctionKind.BAN))
@@ -70,22 +67,19 @@ async def admit(session: AsyncSession, user: User | None, stream: Stream) -> Non
 async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
     """The stream, if its audience includes the caller (401 to sign in, 403 when not)."""
     stream = await load_stream(ctx, stream_id)
-    if not await can_watch(ctx.session, ctx.user, stream.id):
-        if ctx.user is None:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "Sign in to watch this stream",
-                {"audience": stream.audience},
-                {"WWW-Authenticate": "Bearer"},
-            )
-        raise ApiError(
-            403,
-            "audience_restricted",
-            f"This stream is for {stream.audience} only",
-            {"audience": stream.audience},
-        )
+    await _in_audience(ctx.session, ctx.user, stream)
     return stream
+
+
+async def _in_audience(session: AsyncSession, user: User | None, stream: Stream) -> None:
+    if await can_watch(session, user, stream.id):
+        return
+    details = {"audience": stream.audience}
+    if user is None:
+        raise ApiError(401, "unauthorized", "Sign in to watch this stream", details, _BEARER)
+    raise ApiError(
+        403, "audience_restricted", f"This stream is for {stream.audience} only", details
+    )
 
 
 async def owned_stream(

@@ -24,19 +24,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 SDP = {"Content-Type": "application/sdp"}
 
 
-@pytest.fixture
-def small_disk(node_settings: Settings) -> Iterator[Path]:
-    """A 300 kB tmpfs where the node writes its recordings."""
+def tmpfs(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` (created), unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    path = node_settings.resolved_media_dir / "recordings"
     path.mkdir(parents=True)
-    command = ["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(path)]
+    command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)]
     subprocess.run(command, check=True, capture_output=True)
     try:
         yield path
     finally:
         subprocess.run(["umount", "--lazy", str(path)], check=False)
+
+
+@pytest.fixture
+def small_disk(node_settings: Settings) -> Iterator[Path]:
+    """A 300 kB tmpfs where the node writes its recordings."""
+    yield from tmpfs(node_settings.resolved_media_dir / "recordings", "300k")
 
 
 async def test_disk_full_while_recording(
@@ -96,16 +100,7 @@ async def test_disk_full_while_recording(
 @pytest.fixture
 def small_store(node_settings: Settings) -> Iterator[Path]:
     """A 64 kB tmpfs as the local object store (product photos, replays)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
-    path = node_settings.resolved_media_dir / "store"
-    path.mkdir(parents=True)
-    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)]
-    subprocess.run(command, check=True, capture_output=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "--lazy", str(path)], check=False)
+    yield from tmpfs(node_settings.resolved_media_dir / "store", "64k")
 
 
 async def test_disk_full_during_an_upload(
