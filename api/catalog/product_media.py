@@ -4,7 +4,9 @@ The browser asks for an upload form (`upload-url`), posts the file to the store 
 or this server's `/api/v1/media/uploads` with local storage: the same form either way),
 then attaches the photo (its bytes are checked) or asks for the video to be processed (a
 durable job; `status` follows it). Keys are chosen here, `uploads/<user>/<product>/<uuid>`,
-so a caller can only ever name its own uploads.
+so a caller can only ever name its own uploads. A verified photo is served from a key of its
+own (`photos/<product>/<media id>`) that no upload form names, so re-posting a form cannot
+replace what was checked; the local store also takes one file per form.
 """
 
 from __future__ import annotations
@@ -250,10 +252,13 @@ async def attach_image(ctx: Context, body: UploadKeyIn) -> MediaOut:
         kind=MediaKind.IMAGE,
         state=MediaState.READY,
         upload_key=body.upload_key,
-        url=await uploads.store.url_for(body.upload_key),
         details={"content_type": declared, "bytes": size},
     )
     await _add_media(ctx, media)
+    served = f"photos/{product.id}/{media.id}.{extension}"
+    await uploads.store.put_bytes(served, data, declared)
+    await uploads.store.delete(body.upload_key)
+    media.url = await uploads.store.url_for(served)
     return MediaOut.model_validate(media)
 
 
@@ -344,6 +349,8 @@ async def local_upload(request: web.Request) -> web.Response:
             policy = store.check_upload(fields)
         except (UploadRefused, ValueError) as refused:
             raise ApiError(403, "upload_refused", str(refused)) from None
+        if await store.exists(policy.key):
+            raise ApiError(409, "already_uploaded", "This upload form was used; ask for a new one")
         try:
             with tempfile.NamedTemporaryFile(dir=store.root, prefix=".upload-") as spool:
                 size = await _spool(part, spool, policy.max_bytes)

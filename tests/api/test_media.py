@@ -183,6 +183,10 @@ async def test_presigned_upload_to_s3(
         assert await response.read() == PNG
     listed = await (await s3_client.get(f"/api/v1/products/{product['id']}")).json()
     assert [m["id"] for m in listed["media"]] == [image["id"]]
+    # S3 takes the same form again (it cannot count uses), but no URL names what it writes.
+    assert await s3_post(form, b"<html>swapped</html>", "image/png") == 204
+    async with aiohttp.ClientSession() as http, http.get(image["url"]) as response:
+        assert await response.read() == PNG, "the verified photo was replaced"
 
 
 async def test_video_processed_from_and_to_s3(
@@ -368,7 +372,34 @@ async def test_images_are_checked_and_limited(client: Client, shop: Shop) -> Non
     await expect_error(full, 409, "media_limit")
     product = await (await client.get(f"/api/v1/products/{product['id']}")).json()
     assert len(product["media"]) == 10
-    assert all(m["url"].startswith("http://shopcast.test/media/uploads/") for m in product["media"])
+    assert all(m["url"].startswith("http://shopcast.test/media/photos/") for m in product["media"])
+
+
+async def test_a_verified_photo_cannot_be_replaced(client: Client, shop: Shop) -> None:
+    # The attack: re-post the photo's form with HTML once the photo was checked and attached.
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    grant = await upload_url(client, seller, product["id"], "image", "image/png", len(PNG))
+    fields, url = grant["fields"], grant["url"]
+    assert (await local_post(client, url, fields, PNG, "image/png")).status == 204
+    again = await local_post(client, url, fields, b"<html>", "image/png")
+    await expect_error(again, 409, "already_uploaded")
+    attached = await client.post(
+        "/api/v1/media/image", json={"upload_key": grant["upload_key"]}, headers=seller.auth
+    )
+    assert attached.status == 201, await attached.text()
+    photo = await attached.json()
+    assert f"/media/photos/{product['id']}/{photo['id']}.png" in photo["url"]
+    store = client.app[MEDIA_UPLOADS].store
+    assert not await store.exists(grant["upload_key"]), "the upload was moved, not copied"
+    # The form still verifies, and its key is free again: what it writes is served by no URL.
+    assert (await local_post(client, url, fields, b"<html>", "image/png")).status == 204
+    served = await client.get(urlsplit(photo["url"]).path)
+    assert await served.read() == PNG
+    reattach = await client.post(
+        "/api/v1/media/image", json={"upload_key": grant["upload_key"]}, headers=seller.auth
+    )
+    await expect_error(reattach, 409, "already_used")
 
 
 async def test_concurrent_attaches_keep_the_limit(client: Client, shop: Shop) -> None:
