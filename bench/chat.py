@@ -106,7 +106,7 @@ async def _viewers(
 ) -> None:
     latencies: list[float] = []
     clients = []
-    for n in range(count):
+    for _ in range(count):
         client = socketio.AsyncClient(reconnection=False)
 
         @client.on("stream:chat")
@@ -118,9 +118,7 @@ async def _viewers(
             now = time.time()
             latencies.extend(now - float(m["text"]) for m in batch["messages"])
 
-        await client.connect(
-            url, transports=["websocket"], auth={"viewer_id": f"bench-{os.getpid()}-{n}"}
-        )
+        await client.connect(url, transports=["websocket"])
         await client.call("stream:join", {"stream_id": stream_id}, timeout=30)
         clients.append(client)
     ready.put(count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -63,6 +64,22 @@ class TokenIssuer:
         if claims.get("typ") != "access" or not isinstance(claims["sub"], str):
             raise InvalidToken("not an access token")
         return claims["sub"], float(claims["exp"])
+
+    def viewer_key(self) -> str:
+        """A new key for an anonymous viewer: random, signed, so no client picks its own."""
+        nonce = secrets.token_urlsafe(12)
+        return f"{nonce}.{self._viewer_mac(nonce)}"
+
+    def is_viewer_key(self, key: object) -> bool:
+        """Whether ``key`` is one ``viewer_key`` made with this secret."""
+        if not isinstance(key, str) or len(key) > 64:
+            return False
+        nonce, _, mac = key.partition(".")
+        return hmac.compare_digest(self._viewer_mac(nonce), mac)
+
+    def _viewer_mac(self, nonce: str) -> str:
+        digest = hmac.new(self._secret.encode(), f"viewer:{nonce}".encode(), hashlib.sha256)
+        return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
 
 
 def new_publish_token() -> tuple[str, str]:

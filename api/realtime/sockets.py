@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -37,6 +36,7 @@ from api.realtime.payloads import (
     SlowIn,
     StreamIn,
     UserIn,
+    retry_seconds,
 )
 from api.realtime.reactions import REACTION_TICK, Reactions, reaction_totals
 from api.realtime.rooms import (
@@ -58,7 +58,7 @@ from live.messages import CueAdded, StatusChanged
 from twins.bus import Bus
 from twins.counters import Counters
 from twins.periodic import Periodic
-from twins.ratelimit import RateLimiter
+from twins.ratelimit import Limit, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ DATABASE_RETRY_SECONDS = 2
 MAX_ROOMS_PER_SOCKET = 8
 
 FLUSH_EVERY = 5.0
-_VIEWER_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Taps on a product are analytics: a viewer's honest taps fit, a script's are refused uncounted.
+PRODUCT_EVENT_LIMIT = Limit(rate=1, burst=10)
 
 
 class Realtime:
@@ -180,9 +181,12 @@ class Realtime:
             if user is None:
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         key = auth.get("viewer_id")
-        viewer_key = (
-            user.id if user else key if isinstance(key, str) and _VIEWER_KEY.match(key) else sid
-        )
+        if user is not None:
+            viewer_key = user.id
+        elif self._tokens.is_viewer_key(key):
+            viewer_key = str(key)
+        else:
+            viewer_key = self._tokens.viewer_key()
         self.members[sid] = Member(sid, user, viewer_key, expires_at=expires_at)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
@@ -280,6 +284,7 @@ class Realtime:
             await self._viewers.start_watching(room, member)
         return {
             "ok": True,
+            "viewer_id": None if member.user else member.viewer_key,
             "stream": policy.public(),
             "viewers": room.remote + len(room.viewers),
             "chat": messages,
@@ -299,25 +304,30 @@ class Realtime:
         await self._viewers.switch_playback(room, member, body.playback)
         return {"ok": True}
 
-    def _product(self, sid: str, body: ProductIn) -> Room | None:
-        """The room, when the event is valid; None when its sender does not count (the
-        seller)."""
-        _, room = self._joined(sid, body.stream_id)
+    async def _product(self, sid: str, body: ProductIn, event: str) -> Room | None:
+        """The room, when the event is valid and within the viewer's rate; None when its
+        sender does not count (the seller)."""
+        member, room = self._joined(sid, body.stream_id)
         if room.policy.finished:
             raise Refusal("stream_ended", "the stream has ended")
         if body.product_id not in room.products:
             raise Refusal("unknown_product", "no such product in this stream")
-        return room if sid in room.viewers else None
+        if sid not in room.viewers:
+            return None
+        wait = await self._limiter.acquire(f"{event}:{member.viewer_key}", PRODUCT_EVENT_LIMIT)
+        if wait:
+            raise Refusal("rate_limited", "slow down", retry_after=retry_seconds(wait))
+        return room
 
     async def _click(self, sid: str, body: ProductIn) -> Ack:
-        room = self._product(sid, body)
+        room = await self._product(sid, body, "click")
         if room is not None:
             room.stats.clicks[body.product_id] += 1
             room.stats.minute().clicks += 1
         return {"ok": True}
 
     async def _ask(self, sid: str, body: ProductIn) -> Ack:
-        room = self._product(sid, body)
+        room = await self._product(sid, body, "ask")
         if room is not None:
             room.stats.inquiries[body.product_id] += 1
         return {"ok": True}

@@ -17,14 +17,10 @@ export const session = {
     localStorage.removeItem(TOKEN_KEY);
     localStorage.removeItem(USER_KEY);
   },
-  /** A stable id for an anonymous visitor, so a reload is not a new unique viewer. */
-  viewerId() {
-    let id = localStorage.getItem(VIEWER_KEY);
-    if (!id) {
-      id = crypto.randomUUID().replaceAll("-", "");
-      localStorage.setItem(VIEWER_KEY, id);
-    }
-    return id;
+  /** The key the server signed for this anonymous visitor (a reload is not a new viewer). */
+  get viewerId() { return localStorage.getItem(VIEWER_KEY); },
+  keepViewerId(id) {
+    if (id) localStorage.setItem(VIEWER_KEY, id);
   },
 };
 
@@ -59,7 +55,8 @@ export async function api(method, path, body, headers = {}) {
 export function connect() {
   return io(location.origin, {
     transports: ["websocket"],
-    auth: session.token ? { token: session.token } : { viewer_id: session.viewerId() },
+    // A function, so a reconnect sends the key the server handed out meanwhile.
+    auth: (send) => send(session.token ? { token: session.token } : { viewer_id: session.viewerId }),
   });
 }
 

@@ -374,6 +374,7 @@ function openSocket() {
 
 async function join() {
   const room = await emit(state.socket, "stream:join", { stream_id: streamId, playback: state.playback || "webrtc" });
+  session.keepViewerId(room.viewer_id);
   $("#viewers").textContent = String(room.viewers);
   $("#chat").replaceChildren();
   room.chat.forEach(addChat);

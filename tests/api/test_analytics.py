@@ -1,7 +1,10 @@
 """Funnel analytics of a scripted show, with real Socket.IO clients, on both engines."""
 
 import itertools
+import math
 import secrets
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +34,7 @@ async def go_live(client: Client, stream_id: str) -> None:
 async def joined(
     open_viewer: Open, stream_id: str, account: Account | None = None, **join: Any
 ) -> Viewer:
-    viewer = await open_viewer(account) if account else await open_viewer(viewer_id=join.pop("key"))
+    viewer = await open_viewer(account)
     reply = await viewer.call("stream:join", {"stream_id": stream_id, **join})
     assert reply["ok"], reply
     return viewer
@@ -89,7 +92,7 @@ async def test_scripted_show(client: Client, shop: Shop, viewers: Open) -> None:
     studio = await joined(viewers, sid, owner)
     a = await joined(viewers, sid, ann)
     b = await joined(viewers, sid, bob, playback="webrtc")
-    await joined(viewers, sid, key="anonymous-viewer-1", playback="hls")
+    await joined(viewers, sid, playback="hls")
     await studio.wait_for("stream:viewers", lambda d: d["count"] == 3)  # webrtc 2, hls 1
 
     await seller.pin(mug, x=0.3, y=0.6)  # impressions: ann, bob, anon
@@ -291,16 +294,16 @@ async def test_two_nodes_add_up(
                 await post(f"{a.url}/api/v1/streams", {"title": "t", "product_ids": [lamp]}, seller)
             )["id"]
 
-            async def watch(node: Node, key: str, playback: str) -> Viewer:
-                viewer = await Viewer().connect(node.url, viewer_id=key)
+            async def watch(node: Node, playback: str) -> Viewer:
+                viewer = await Viewer().connect(node.url)
                 opened.append(viewer)
                 reply = await viewer.call("stream:join", {"stream_id": sid, "playback": playback})
                 assert reply["ok"], reply
                 return viewer
 
-            x = await watch(a, "viewer-x-on-a", "webrtc")
-            y = await watch(b, "viewer-y-on-b", "hls")
-            await watch(b, "viewer-z-on-b", "hls")
+            x = await watch(a, "webrtc")
+            y = await watch(b, "hls")
+            await watch(b, "hls")
             await x.wait_for("stream:viewers", lambda d: d["count"] == 3, within=6)
             await post(f"{a.url}/api/v1/streams/{sid}/pins", {"product_id": lamp}, seller)
             for viewer in (x, y):
@@ -385,3 +388,45 @@ def test_mentions_match_whole_titles_in_any_case() -> None:
     assert mentions("RED MUG and a scarf?") == ["m", "s"]
     assert mentions("red mugs and scarves") == []
     assert mentions("is the c++ book new") == ["c"]
+
+
+async def test_taps_are_rate_limited_and_viewer_keys_signed(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    # The attack: 300 anonymous clicks were all counted, and a client named its own viewer key.
+    owner = await shop.account("seller")
+    mug = (await shop.product(owner, title="Mug"))["id"]
+    sid = (await shop.stream(owner, product_ids=[mug]))["id"]
+    await go_live(client, sid)
+    chosen = await viewers(viewer_id="anonymous-viewer-1")
+    first = await chosen.call("stream:join", {"stream_id": sid})
+    issued = first["viewer_id"]
+    assert issued != "anonymous-viewer-1", "a key the client picked is not used"
+    nonce, _, mac = issued.partition(".")
+    forged = await viewers(viewer_id=f"{nonce}.{mac[::-1]}")
+    assert (await forged.call("stream:join", {"stream_id": sid}))["viewer_id"] != issued
+    again = await viewers(viewer_id=issued)
+    assert (await again.call("stream:join", {"stream_id": sid}))["viewer_id"] == issued
+
+    codes: dict[str, Counter[str]] = {}
+    for event in ("product:click", "product:ask"):
+        began = time.monotonic()
+        replies = [
+            await chosen.call(event, {"stream_id": sid, "product_id": mug}) for _ in range(300)
+        ]
+        refill = math.ceil(time.monotonic() - began)  # one tap a second after the burst of 10
+        codes[event] = Counter("ok" if r["ok"] else r["error"] for r in replies)
+        assert 10 <= codes[event]["ok"] <= 10 + refill, codes
+        assert codes[event]["rate_limited"] == 300 - codes[event]["ok"]
+        assert all(r["retry_after"] > 0 for r in replies if not r["ok"])
+    # Another viewer's taps have their own allowance.
+    assert (await forged.call("product:click", {"stream_id": sid, "product_id": mug}))["ok"]
+
+    ended = await client.post(f"/api/v1/streams/{sid}/end", headers=owner.auth)
+    summary = await ended.json()
+    (product,) = summary["products"]
+    assert (product["clicks"], product["inquiries"]) == (
+        codes["product:click"]["ok"] + 1,
+        codes["product:ask"]["ok"],
+    )
+    assert summary["unique_viewers"] == 2, "the issued key came back: one viewer, not two"

@@ -52,8 +52,8 @@ async def _stream(base: str, token: str) -> str:
         return str((await r.json())["id"])
 
 
-async def _join(base: str, stream_id: str, token: str | None = None, **auth: Any) -> Viewer:
-    viewer = await Viewer().connect(base, **({"token": token} if token else {}), **auth)
+async def _join(base: str, stream_id: str, token: str | None = None) -> Viewer:
+    viewer = await Viewer().connect(base, **({"token": token} if token else {}))
     assert (await viewer.call("stream:join", {"stream_id": stream_id}))["ok"]
     return viewer
 
@@ -75,8 +75,8 @@ async def test_two_nodes_share_rooms(
         stream_id = await _stream(a.url, seller["access_token"])
         on_a = await _join(a.url, stream_id, seller["access_token"])
         on_b = await _join(b.url, stream_id, buyer["access_token"])
-        crowd_b = [await _join(b.url, stream_id, viewer_id=f"b-viewer-{n}") for n in range(2)]
-        crowd_a = [await _join(a.url, stream_id, viewer_id=f"a-viewer-{n}") for n in range(2)]
+        crowd_b = [await _join(b.url, stream_id) for _ in range(2)]
+        crowd_a = [await _join(a.url, stream_id) for _ in range(2)]
         opened += [on_a, on_b, *crowd_a, *crowd_b]
 
         said = await on_b.call("stream:chat", {"stream_id": stream_id, "text": "from node b"})
@@ -129,7 +129,7 @@ async def test_redis_outage_degrades_to_this_node(
         seller = await _register(node.url, "seller")
         stream_id = await _stream(node.url, seller["access_token"])
         speaker = await _join(node.url, stream_id, seller["access_token"])
-        listener = await _join(node.url, stream_id, viewer_id="listener-one")
+        listener = await _join(node.url, stream_id)
         opened += [speaker, listener]
         redis_server.stop()
         started = asyncio.get_running_loop().time()

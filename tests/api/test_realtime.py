@@ -51,7 +51,7 @@ async def test_join_returns_the_room_state(client: Client, shop: Shop, viewers: 
     talker = await shop.account()
     first = await joined(viewers, stream["id"], talker)
     await first.call("stream:chat", {"stream_id": stream["id"], "text": "hello"})
-    late = await viewers(viewer_id="anonymous-viewer-1")
+    late = await viewers()
     state = await late.call("stream:join", {"stream_id": stream["id"]})
     assert state["ok"] is True
     assert state["stream"] == {
@@ -257,7 +257,7 @@ async def test_reactions_are_aggregated(client: Client, shop: Shop, viewers: Ope
     seller = await shop.account("seller")
     stream = await shop.stream(seller)
     sid = stream["id"]
-    tappers = [await joined(viewers, sid, viewer_id=f"tapper-number-{n}") for n in range(3)]
+    tappers = [await joined(viewers, sid) for _ in range(3)]
     watcher = await joined(viewers, sid)
     for tapper in tappers:
         for emoji in [HEART] * 8 + [FIRE] * 2:
@@ -287,7 +287,7 @@ async def test_viewer_count_excludes_the_seller(client: Client, shop: Shop, view
     stream = await shop.stream(seller)
     sid = stream["id"]
     owner = await joined(viewers, sid, seller)
-    crowd = [await joined(viewers, sid, viewer_id=f"crowd-member-{n}") for n in range(3)]
+    crowd = [await joined(viewers, sid) for _ in range(3)]
     assert (await owner.wait_for("stream:viewers", lambda d: d["count"] == 3, within=4))[
         "stream_id"
     ] == sid
@@ -426,10 +426,10 @@ async def test_finished_streams_take_no_reactions_or_viewers(
     stream = await shop.stream(seller)
     sid = stream["id"]
     await go_live(client, sid)
-    early = await joined(viewers, sid, viewer_id="early-viewer-1")
+    early = await joined(viewers, sid)
     assert (await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)).status == 200
     await early.wait_for("stream:status", lambda d: d["status"] == "ended")
-    late = await joined(viewers, sid, viewer_id="late-viewer-1")
+    late = await joined(viewers, sid)
     reply = await late.call("stream:reaction", {"stream_id": sid, "emoji": HEART})
     assert reply["error"] == "stream_ended"
     assert (await late.call("stream:join", {"stream_id": sid}))["viewers"] == 0
@@ -481,7 +481,7 @@ async def test_a_socket_that_leaves_while_joining_is_not_counted(
     seller = await shop.account("seller")
     stream = await shop.stream(seller)
     realtime = client.app[SERVICES].rooms
-    leaving = await viewers(viewer_id="leaves-mid-join")
+    leaving = await viewers()
     (sid,) = realtime.members
     history = realtime_module.chat.history
 
