@@ -192,7 +192,7 @@ def _live(
         cascade=settings.cascade,
     )
     app[RECORDINGS] = live.recordings
-    app.add_routes([*signaling.routes(), *hls.routes()])
+    app.add_routes([*signaling.routes(), *hls.routes(twins.store)])
 
 
 def _commerce(app: web.Application, settings: Settings, db: Database, realtime: Realtime) -> None:
@@ -237,7 +237,7 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
 
 def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None:
     """The REST API with its OpenAPI document, the metrics, the pages and CORS."""
-    app.add_routes([metrics_route(app[MEDIA], realtime)])
+    app.add_routes([metrics_route(app[MEDIA], realtime, settings.metrics_token.get_secret_value())])
     api = rest_api()
     mount(
         app,

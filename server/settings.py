@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         20, gt=0, description="WHIP and WHEP offers allowed at once before that rate applies."
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token /metrics asks of scrapers; empty: /metrics is open and names "
+        "only shows for everyone.",
+    )
     webhook_private_networks: bool = Field(
         False,
         description="Let webhooks reach loopback, private and link-local addresses (a shop on "

@@ -1,7 +1,15 @@
 """HLS over HTTP: the live LL-HLS playlist (blocking reload, delta updates), its media, and
-the replay once the show's recording is published."""
+the replay once the show's recording is published.
+
+Every answer passes the show's one access check (`authorise_viewer`): its audience, and the
+ban of a caller who sends a token. With local storage the replay's files are served here too
+(`/media/vod/<stream id>/...`, ahead of the store's static route), under the same check.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import re
 
 from aiohttp import web
 
@@ -10,12 +18,14 @@ from api.streaming.signaling import MEDIA, authorise_viewer
 from api.web.context import SERVICES
 from api.web.errors import ApiError, Handler, not_found
 from live.recordings import Recordings
+from twins.objectstore import LocalStorage, ObjectStore
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".jpg": "image/jpeg"}
 # A blocked reload waits at most this long (a few part targets), then 503 tells the player.
 BLOCK_SECONDS = 3.0
 RECORDINGS = web.AppKey("recordings", Recordings)
+_REPLAY_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 CORS = {
@@ -27,9 +37,10 @@ CORS = {
 
 @web.middleware
 async def hls_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Players on any origin may load HLS: every answer under /hls/ says so, errors and the
-    redirect to the replay included, and preflights (a player sending a token) succeed."""
-    if not request.path.startswith("/hls/"):
+    """Players on any origin may load HLS: every answer under /hls/ (and a local replay's files)
+    says so, errors and the redirect to the replay included, and preflights (a player sending a
+    token) succeed."""
+    if not request.path.startswith(("/hls/", "/media/vod/")):
         return await handler(request)
     if request.method == "OPTIONS":
         return web.Response(status=204, headers={**CORS, "Access-Control-Max-Age": "600"})
@@ -48,8 +59,7 @@ async def _stream(request: web.Request) -> Stream:
         stream = await session.get(Stream, request.match_info["stream_id"])
     if stream is None:
         raise not_found("Stream")
-    if stream.audience != Audience.EVERYONE:
-        await authorise_viewer(request, stream)
+    await authorise_viewer(request, stream)
     return stream
 
 
@@ -115,8 +125,30 @@ async def media(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers=headers)
 
 
-def routes() -> list[web.RouteDef]:
-    return [
+def _replay_files(store: LocalStorage) -> web.RouteDef:
+    async def replay_file(request: web.Request) -> web.StreamResponse:
+        stream = await _stream(request)
+        name = request.match_info["name"]
+        if not _REPLAY_FILE.fullmatch(name):
+            raise not_found("Media")
+        path = store.path_for(f"vod/{stream.id}/{name}")
+        if not await asyncio.to_thread(path.is_file):
+            raise not_found("Media")
+        shared = "public" if stream.audience == Audience.EVERYONE else "private"
+        kind = PLAYLIST_TYPE if path.suffix == ".m3u8" else MEDIA_TYPES.get(path.suffix)
+        headers = {
+            "Cache-Control": f"{shared}, max-age=3600",
+            "Content-Type": kind or "application/octet-stream",
+        }
+        return web.FileResponse(path, headers=headers)
+
+    # Everything under /media/vod/ comes here, so the store's static route never serves a replay.
+    return web.get(r"/media/vod/{stream_id}/{name:.*}", replay_file)
+
+
+def routes(store: ObjectStore) -> list[web.RouteDef]:
+    served = [
         web.get("/hls/{stream_id}/index.m3u8", playlist),
         web.get(r"/hls/{stream_id}/{name:[A-Za-z0-9._-]+}", media),
     ]
+    return [*served, _replay_files(store)] if isinstance(store, LocalStorage) else served

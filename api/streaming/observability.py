@@ -1,22 +1,31 @@
-"""What operators and sellers watch: a show's media health, and Prometheus metrics."""
+"""What operators and sellers watch: a show's media health, and Prometheus metrics.
+
+`/metrics` names shows in its per-stream series. Open (no `SHOPCAST_METRICS_TOKEN`), it names
+only shows for everyone: an id of a followers-only show is what a stranger needs to try its
+replay. With a token set, it answers only a scraper that sends it, and names every show.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hmac
+from collections.abc import Collection, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from api.accounts.users import STAFF, require_user
 from api.realtime.sockets import Realtime
 from api.shows.access import load_stream
+from api.shows.models import Audience, Stream
 from api.streaming.schemas import StreamHealthOut
 from api.streaming.signaling import MEDIA, Media
-from api.web.context import Context
-from api.web.errors import forbidden
-from api.web.routing import Api
+from api.web.context import SERVICES, Context
+from api.web.errors import ApiError, database_unreachable, forbidden
+from api.web.routing import Api, bearer_token
 from live.states import StreamStatus
 from sfu.stats import ProducerStats
 
@@ -48,9 +57,12 @@ async def stream_health(ctx: Context, stream_id: str) -> StreamHealthOut:
 class NodeCollector(Collector):
     """Reads the media plane and the rooms at scrape time; nothing is counted per packet."""
 
-    def __init__(self, media: Media, realtime: Realtime) -> None:
+    def __init__(
+        self, media: Media, realtime: Realtime, streams: Collection[str] | None = None
+    ) -> None:
         self._media = media
         self._realtime = realtime
+        self._streams = streams  # the shows the scraper may see named; None: all
 
     def collect(self) -> Iterator[Metric]:
         sessions = GaugeMetricFamily("shopcast_webrtc_sessions", "WebRTC sessions on this node")
@@ -66,6 +78,8 @@ class NodeCollector(Collector):
         )
         sfu = self._media.sfu
         for room_id, stats in sfu.local_stats().items():
+            if self._streams is not None and room_id not in self._streams:
+                continue
             viewers.add_metric([room_id], sfu.viewers(room_id))
             for track in stats.publisher.tracks if stats.publisher else ():
                 if not isinstance(track, ProducerStats):
@@ -75,11 +89,21 @@ class NodeCollector(Collector):
         yield from (sessions, sockets, viewers, bitrate, lost)
 
 
-def metrics_route(media: Media, realtime: Realtime) -> web.RouteDef:
-    registry = CollectorRegistry()
-    registry.register(NodeCollector(media, realtime))
-
+def metrics_route(media: Media, realtime: Realtime, token: str) -> web.RouteDef:
     async def metrics(request: web.Request) -> web.Response:
+        streams: Collection[str] | None = None
+        if token:
+            if not hmac.compare_digest(bearer_token(request) or "", token):
+                raise ApiError(
+                    401,
+                    "unauthorized",
+                    "Send the metrics token",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
+        else:
+            streams = await _public(request, list(media.sfu.local_stats()))
+        registry = CollectorRegistry()
+        registry.register(NodeCollector(media, realtime, streams))
         return web.Response(
             body=generate_latest(registry),
             content_type="text/plain",
@@ -88,3 +112,22 @@ def metrics_route(media: Media, realtime: Realtime) -> web.RouteDef:
         )
 
     return web.get("/metrics", metrics)
+
+
+async def _public(request: web.Request, stream_ids: list[str]) -> set[str]:
+    """Which of ``stream_ids`` are shows for everyone (none while the database is away: the
+    node's own figures are what an operator needs then)."""
+    if not stream_ids:
+        return set()
+    try:
+        async with request.app[SERVICES].reads() as session:
+            rows = await session.scalars(
+                select(Stream.id).where(
+                    Stream.id.in_(stream_ids), Stream.audience == Audience.EVERYONE
+                )
+            )
+            return set(rows)
+    except DBAPIError as exc:
+        if not database_unreachable(exc):
+            raise
+        return set()
