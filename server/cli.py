@@ -11,14 +11,13 @@ import os
 import sys
 from importlib.metadata import version
 
-from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.identity.auth import hash_password
 from api.identity.models import Role, User
 from api.rest import openapi_spec, rest_api
-from server import migrate
+from server import http, migrate
 from server.app import build_app, run_worker
 from server.database import create_engine, session_factory
 from server.settings import Settings
@@ -137,9 +136,7 @@ def _serve(
         return 1
     log = logging.getLogger("shopcast")
     log.info("Shopcast %s on %s", version("shopcast"), settings.resolved_public_url)
-    web.run_app(
-        build_app(settings), host=settings.host, port=settings.port, ssl_context=context, print=None
-    )
+    http.serve(build_app(settings), settings.host, settings.port, context)
     return 0
 
 

@@ -7,8 +7,12 @@ import asyncio
 import json
 from typing import Any
 
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from server.app import build_app
+from server.http import AppRunner
+from server.settings import Settings
 from tests.api.test_commerce import live_show
 from tests.conftest import Shop, expect_error
 
@@ -18,17 +22,57 @@ JSON = {"Content-Type": "application/json"}
 
 async def raw_request(client: Client, head: bytes, body: bytes = b"") -> tuple[int, Any]:
     """Send bytes an HTTP client library would refuse to; return the status and JSON body."""
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    length = f"Content-Length: {len(body)}\r\n".encode()
+    request = head + length + b"Connection: close\r\n\r\n" + body
+    status, _, payload = await raw_exchange(client.server.host, client.server.port, request)
+    return status, payload
+
+
+async def raw_exchange(host: str, port: int, request: bytes) -> tuple[int, bytes, Any]:
+    """Send ``request`` as it is; the status, the head and the JSON body of the answer."""
+    reader, writer = await asyncio.open_connection(host, port)
     try:
-        length = f"Content-Length: {len(body)}\r\n".encode()
-        writer.write(head + length + b"Connection: close\r\n\r\n" + body)
+        writer.write(request)
         await writer.drain()
         response = await asyncio.wait_for(reader.read(), 10)
     finally:
         writer.close()
     header, _, payload = response.partition(b"\r\n\r\n")
     assert b"application/json" in header, header
-    return int(header.split(b" ", 2)[1]), json.loads(payload)
+    return int(header.split(b" ", 2)[1]), header, json.loads(payload)
+
+
+class ServedServer(TestServer):
+    """The test server, on the runner `shopcast serve` uses."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return AppRunner(self.app, **kwargs)
+
+
+async def test_requests_aiohttp_cannot_parse(
+    settings: Settings, database_url: str, aiohttp_client: Any
+) -> None:
+    # aiohttp refuses these itself, before any route: the server's runner answers them in JSON.
+    client: Client = await aiohttp_client(ServedServer(build_app(settings)))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    host, port = client.server.host, client.server.port
+    async with shop.unchanged():
+        for request in (
+            b"GET /api/v1/users/me HTTP/1.1\r\nHost: shop\r\nno colon here\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: shop\r\nX-Long: " + b"a" * 10_000 + b"\r\n\r\n",
+            b"G\x00T /healthz HTTP/1.1\r\nHost: shop\r\n\r\n",
+            b"GET /healthz HTTP/9.7\r\nHost: shop\r\n\r\n",
+            b"POST /api/v1/products HTTP/1.1\r\nHost: shop\r\n"
+            + f"Authorization: Bearer {seller.token}\r\n".encode()
+            + b"Content-Length: 5\r\nContent-Length: 7\r\n\r\n{}",
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32),
+        ):
+            status, head, body = await raw_exchange(host, port, request)  # and it closes
+            assert (status, body["error"]) == (400, "bad_request"), request[:40]
+            assert set(body) == {"error", "message"}
+            assert b"nosniff" in head and b"Server:" not in head
+    assert (await client.get("/healthz")).status == 200, "the node keeps serving"
 
 
 async def test_header_bytes_that_are_not_text(client: Client, shop: Shop) -> None:
