@@ -48,7 +48,7 @@ RETRY_FULL = "10"
 PULL_TIMEOUT_SECONDS = 10
 
 log = logging.getLogger(__name__)
-EXPOSED = "Location, ETag, Link, Retry-After"
+EXPOSED = "Location, ETag, Link, Retry-After, WWW-Authenticate"
 
 
 @dataclass(frozen=True)
@@ -349,21 +349,31 @@ def _options(accept_post: bool) -> Callable[[web.Request], Awaitable[web.StreamR
 async def signaling_cors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """CORS for WHIP/WHEP from the configured origins (browsers on other sites, players)."""
+    """CORS for WHEP from any site, and for WHIP from the configured origins.
+
+    A player on a shop's own site is the product (an embedded live show), so WHEP answers every
+    origin with ``*`` and no credentials: a public show needs nothing more, a restricted one
+    needs the viewer's bearer token, which a page sends itself (``Authorization`` is allowed;
+    no cookie ever authorises a request here). Publishing stays with the configured origins.
+    """
     response = await handler(request)
     origin = request.headers.get("Origin")
     media = request.app.get(MEDIA)
+    if not origin or media is None:
+        return response
     path = request.path
-    if origin and media and origin in media.cors_origins and path.startswith(("/whip/", "/whep/")):
+    if path.startswith("/whep/"):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif path.startswith("/whip/") and origin in media.cors_origins:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED
         response.headers["Vary"] = "Origin"
-        if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = "POST, PATCH, DELETE, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = (
-                "Authorization, Content-Type, If-Match"
-            )
-            response.headers["Access-Control-Max-Age"] = "600"
+    else:
+        return response
+    response.headers["Access-Control-Expose-Headers"] = EXPOSED
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "POST, PATCH, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, If-Match"
+        response.headers["Access-Control-Max-Age"] = "600"
     return response
 
 

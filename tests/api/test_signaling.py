@@ -478,3 +478,64 @@ async def test_offers_are_rate_limited_per_address(
     await expect_error(
         await client.post(f"/whip/{sid}", data="v=0", headers=whip), 429, "rate_limited"
     )
+
+
+async def test_whep_plays_from_any_origin(client: Client, shop: Shop) -> None:
+    # A player on a shop's own site, an origin nobody configured, plays a public show; a
+    # followers-only one needs the viewer's token. Publishing stays with the configured origins.
+    seller, fan = await shop.account("seller"), await shop.account()
+    assert (await client.post(f"/api/v1/users/{seller.id}/follow", headers=fan.auth)).status in (
+        200,
+        204,
+    )
+    public = (await shop.stream(seller))["id"]
+    private = (await shop.stream(seller, audience="followers"))["id"]
+    publishers = [
+        (await publish(client, sid, await go_live(client, seller, sid)))[0]
+        for sid in (public, private)
+    ]
+    for sid in (public, private):
+        await wait_until(lambda s=sid: viewer_stats_ready(client, s))  # type: ignore[misc]
+    site = {"Origin": "https://another-shop.example"}
+    try:
+        preflight = await client.options(
+            f"/whep/{public}",
+            headers={
+                **site,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+        assert "PATCH" in preflight.headers["Access-Control-Allow-Methods"]
+        assert "Access-Control-Allow-Credentials" not in preflight.headers
+        whip = await client.options(f"/whip/{public}", headers=site)
+        assert "Access-Control-Allow-Origin" not in whip.headers
+
+        viewers = []
+        for sid, auth in ((public, {}), (private, fan.auth)):
+            viewer = ViewerPeer()
+            watched = await client.post(
+                f"/whep/{sid}", data=await viewer.offer(), headers={**SDP, **site, **auth}
+            )
+            assert watched.status == 201, await watched.text()
+            assert watched.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Location" in watched.headers["Access-Control-Expose-Headers"]
+            await viewer.accept(await watched.text())
+            viewers.append(viewer)
+        stranger = ViewerPeer()
+        refused = await client.post(
+            f"/whep/{private}", data=await stranger.offer(), headers={**SDP, **site}
+        )
+        await stranger.close()
+        await expect_error(refused, 401, "unauthorized")
+        assert refused.headers["Access-Control-Allow-Origin"] == "*"
+        assert "WWW-Authenticate" in refused.headers["Access-Control-Expose-Headers"]
+        for viewer in viewers:
+            await wait_until(lambda v=viewer: len(v.video_packets()) > 10)  # type: ignore[misc]
+            await viewer.close()
+    finally:
+        for peer in publishers:
+            await peer.close()
