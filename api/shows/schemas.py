@@ -110,11 +110,19 @@ class IceServerOut(Output):
     credential: str | None = None
 
 
+class IceServersOut(BaseModel):
+    ice_servers: list[IceServerOut]
+    expires_in: int = Field(description="Seconds the TURN credentials stay valid: ask again before")
+
+
 class GoLiveOut(BaseModel):
     stream: StreamOut
     whip_url: str
     publish_token: str = Field(description="Bearer token for WHIP; shown once, rotated per call")
     ice_servers: list[IceServerOut]
+    ice_expires_in: int = Field(
+        description="Seconds the TURN credentials stay valid; fresh ones: GET .../ice-servers"
+    )
 
 
 class ProductAnalyticsOut(Output):

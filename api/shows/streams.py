@@ -23,16 +23,21 @@ from api.shows.schemas import (
     AnalyticsOut,
     GoLiveOut,
     IceServerOut,
+    IceServersOut,
     StreamIn,
     StreamOut,
     StreamSettings,
     StreamsQuery,
 )
 from api.web.context import Context
+from api.web.errors import ApiError
 from api.web.routing import Api, Auth
 from live.states import StreamStatus
+from twins.ratelimit import Limit
 
 api = Api()
+# A page asks once per playback and again before its credentials expire.
+ICE_SERVERS_LIMIT = Limit(rate=0.5, burst=10)
 
 
 class Summary(Protocol):
@@ -112,6 +117,36 @@ async def get_stream(ctx: Context, stream_id: str) -> StreamOut:
 
 
 @api.route(
+    "GET",
+    "/api/v1/streams/{stream_id}/ice-servers",
+    summary="STUN and TURN servers to watch or publish a show through",
+    tag="streams",
+    auth=Auth.OPTIONAL,
+    response=IceServersOut,
+    errors=(401, 403, 404, 429),
+    description="Time-limited TURN credentials for whoever may watch the show (anonymous "
+    "viewers of a public one too), so a viewer whose network blocks UDP still plays over "
+    "WebRTC. Ask again before `expires_in` runs out.",
+)
+async def ice_servers(ctx: Context, stream_id: str) -> IceServersOut:
+    stream = await viewable_stream(ctx, stream_id)
+    wait = await ctx.services.limiter.acquire(f"ice:{ctx.client_ip()}", ICE_SERVERS_LIMIT)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many requests for ICE servers",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+    ice = ctx.services.ice
+    servers = ice.servers_for(ctx.user.id if ctx.user else f"viewer-{stream.id}")
+    return IceServersOut(
+        ice_servers=[IceServerOut.model_validate(s) for s in servers],
+        expires_in=ice.turn_ttl_seconds,
+    )
+
+
+@api.route(
     "PATCH",
     "/api/v1/streams/{stream_id}/settings",
     summary="Change a show's settings",
@@ -162,6 +197,7 @@ async def go_live(ctx: Context, stream_id: str) -> GoLiveOut:
         whip_url=f"{ctx.services.public_url}/whip/{stream.id}",
         publish_token=token,
         ice_servers=[IceServerOut.model_validate(s) for s in servers],
+        ice_expires_in=ctx.services.ice.turn_ttl_seconds,
     )
 
 

@@ -1,6 +1,6 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
 import { $, api, authForm, connect, el, emit, money, say, session } from "./common.js";
-import { publish } from "./webrtc.js";
+import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 
 const status = $("#status");
 const preview = $("#preview");
@@ -225,6 +225,7 @@ $("#go-live").addEventListener("click", async (event) => {
 async function publishNow() {
   const goLive = await api("POST", `/streams/${state.stream.id}/go-live`);
   const live = await publish(goLive.whip_url, goLive.publish_token, state.media, goLive.ice_servers);
+  refreshIceServers(live.pc, () => iceServersFor(state.stream.id, session.token), goLive.ice_expires_in);
   state.live = live;
   window.shopcastPublisher = live;
   document.body.dataset.connection = live.pc.connectionState;

@@ -2,7 +2,7 @@
 // replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
-import { play } from "./webrtc.js";
+import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
 
 const streamId = decodeURIComponent(location.pathname.split("/").pop());
 const video = $("#player");
@@ -72,12 +72,18 @@ async function playHls(url, { live }) {
   show(live ? "Live (HLS)." : "Replay.", live ? "hls" : "replay");
 }
 
-// WHEP starts at once, in parallel with loading the show, for the quickest first frame.
-function startWhep() {
+// WHEP starts at once, in parallel with loading the show, for the quickest first frame. The
+// ICE servers come first: TURN is how a viewer whose network blocks UDP still gets WebRTC.
+async function startWhep() {
   state.playback = "webrtc";
   watchFirstFrame();
   const url = `${location.origin}/whep/${encodeURIComponent(streamId)}`;
-  return play(url, video, session.token || undefined);
+  const token = session.token || undefined;
+  const load = () => iceServersFor(streamId, token);
+  const ice = await load();
+  const whep = await play(url, video, token, ice.ice_servers);
+  refreshIceServers(whep.pc, load, ice.expires_in);
+  return whep;
 }
 
 async function playWebRtc(early) {

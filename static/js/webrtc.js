@@ -67,9 +67,36 @@ export async function publish(url, token, stream, iceServers = []) {
   return { pc, session, stop };
 }
 
+/** The show's STUN and TURN servers, `{ice_servers, expires_in}`; none when they cannot be
+ * had (host candidates still work, and the WHEP answer says whether the viewer may watch). */
+export async function iceServersFor(streamId, token) {
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  const url = `/api/v1/streams/${encodeURIComponent(streamId)}/ice-servers`;
+  const response = await fetch(url, { headers }).catch(() => null);
+  if (!response?.ok) return { ice_servers: [], expires_in: 0 };
+  return response.json();
+}
+
+/** Ask for fresh TURN credentials before they expire and hand them to the peer connection,
+ * so the ICE restarts and new allocations of a long show still authenticate. */
+export function refreshIceServers(pc, load, expiresIn) {
+  if (!expiresIn) return;
+  const timer = setTimeout(async () => {
+    if (pc.connectionState === "closed") return;
+    const fresh = await load();
+    if (fresh.ice_servers.length) {
+      pc.setConfiguration({ ...pc.getConfiguration(), iceServers: iceConfig(fresh.ice_servers) });
+    }
+    refreshIceServers(pc, load, fresh.expires_in);
+  }, Math.max(30, expiresIn * 0.8) * 1000);
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "closed") clearTimeout(timer);
+  });
+}
+
 /** Play a stream over WHEP into a <video>; returns {pc, session, stop()}. */
-export async function play(url, video, token) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+export async function play(url, video, token, iceServers = []) {
+  const pc = new RTCPeerConnection({ iceServers: iceConfig(iceServers) });
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
   const media = new MediaStream();
@@ -77,7 +104,7 @@ export async function play(url, video, token) {
     media.addTrack(event.track);
     video.srcObject = media;
   });
-  const session = await exchange(pc, url, token, true);
+  const session = await exchange(pc, url, token, iceServers.length === 0);
   const stop = async () => {
     pc.close();
     await fetch(session, { method: "DELETE" }).catch(() => {});

@@ -1,5 +1,6 @@
 """WHIP and WHEP over HTTP with real aiortc peers on loopback."""
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -7,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 
+from api.identity.ice import turn_password
 from api.streaming.signaling import MEDIA
 from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from server.app import build_app
@@ -396,6 +398,49 @@ async def test_ice_servers_as_link_headers(
     )
     assert 'credential-type="password"' in links[1]
     await publisher.close()
+
+
+async def test_ice_servers_for_whoever_may_watch(
+    settings: Settings, aiohttp_client: Any, database_url: str
+) -> None:
+    # The pages build their peer connections with these: TURN for a viewer whose UDP is blocked.
+    settings.ice_servers = ["stun:stun.shopcast.test:3478", "turns:turn.shopcast.test:443"]
+    settings.turn_secret = SecretStr("coturn shared secret")
+    settings.turn_ttl_seconds = 900
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller, fan, stranger = (
+        await shop.account("seller"),
+        await shop.account(),
+        await shop.account(),
+    )
+    assert (await client.post(f"/api/v1/users/{seller.id}/follow", headers=fan.auth)).status in (
+        200,
+        204,
+    )
+    public = (await shop.stream(seller))["id"]
+    private = (await shop.stream(seller, audience="followers"))["id"]
+    before = time.time()
+    answer = await client.get(f"/api/v1/streams/{public}/ice-servers")
+    assert answer.status == 200, await answer.text()
+    body = await answer.json()
+    assert body["expires_in"] == 900
+    stun, turn = body["ice_servers"]
+    assert stun == {"urls": "stun:stun.shopcast.test:3478", "username": None, "credential": None}
+    expiry, _, user = turn["username"].partition(":")
+    assert int(before) + 900 <= int(expiry) <= time.time() + 901 and user == f"viewer-{public}"
+    assert turn["credential"] == turn_password("coturn shared secret", turn["username"])
+    await expect_error(
+        await client.get(f"/api/v1/streams/{private}/ice-servers"), 401, "unauthorized"
+    )
+    refused = await client.get(f"/api/v1/streams/{private}/ice-servers", headers=stranger.auth)
+    await expect_error(refused, 403, "audience_restricted")
+    mine = await client.get(f"/api/v1/streams/{private}/ice-servers", headers=fan.auth)
+    assert (await mine.json())["ice_servers"][1]["username"].endswith(f":{fan.id}")
+    live = await client.post(f"/api/v1/streams/{public}/go-live", headers=seller.auth)
+    assert (await live.json())["ice_expires_in"] == 900
+    codes = [(await client.get(f"/api/v1/streams/{public}/ice-servers")).status for _ in range(20)]
+    assert 429 in codes and codes.count(200) >= 8, codes
 
 
 async def test_viewers_in_a_worker_process(
