@@ -37,7 +37,7 @@ test-browser: install
 	@if [ "$$(id -u)" != 0 ]; then echo "test-browser: needs root for ip netns; skipped"; exit 0; fi; \
 	ip netns add $(NETNS) 2>/dev/null || true; \
 	ip netns exec $(NETNS) ip link set lo up; \
-	ip netns exec $(NETNS) $(PY) -m pytest -m browser tests/browser
+	ip netns exec $(NETNS) $(PY) -m pytest -m browser tests/browser tests/net
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
