@@ -59,12 +59,19 @@ class Internet:
         a_name, b_name = f"v{self._tag}a{self._links}", f"v{self._tag}b{self._links}"
         self.exec(a, "ip", "link", "add", a_name, "type", "veth", "peer", b_name, "netns", b)
         for namespace, name, address in ((a, a_name, a_address), (b, b_name, b_address)):
-            self.exec(namespace, "ip", "addr", "add", address, "dev", name)
+            self.address(namespace, name, address)
             self.exec(namespace, "ip", "link", "set", name, "up")
         return a_name, b_name
 
+    def address(self, namespace: str, device: str, address: str) -> None:
+        """Add ``address`` (CIDR) to ``device``; IPv6 ones are usable at once (no DAD wait)."""
+        extra = ("nodad",) if ":" in address else ()
+        self.exec(namespace, "ip", "addr", "add", address, "dev", device, *extra)
+
     def route(self, namespace: str, via: str) -> None:
-        self.exec(namespace, "ip", "route", "add", "default", "via", via)
+        """The default route of ``namespace`` (IPv4 or IPv6, as ``via`` is)."""
+        family = ("-6",) if ":" in via else ()
+        self.exec(namespace, "ip", *family, "route", "add", "default", "via", via)
 
     def nft(self, namespace: str, rules: str) -> None:
         run("ip", "netns", "exec", namespace, "nft", "-f", "-", stdin=rules)

@@ -9,7 +9,6 @@ page asks for the show's ICE servers, gathers a TURN relay candidate over TCP (o
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ from playwright.async_api import async_playwright
 
 from peers.webrtc import PublisherPeer
 from server.tls import ensure_certificate
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, FLAGS
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import eventually
 from tests.faults.netns import LoopThread
+from tests.net.hosts import WATCH_STATE, chromium_on, go_live, serve_shopcast
 from tests.net.internet import Internet, unavailable
-from tests.nodes import ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -38,23 +37,6 @@ table inet no_udp {
   chain out { type filter hook output priority 0; policy accept; meta l4proto udp drop; }
 }
 """
-# The selected candidate pair of the viewer's peer connection: how its media travels.
-ROUTE = """async () => {
-  const pc = window.shopcastPlayer?.pc;
-  if (!pc) return null;
-  const stats = new Map();
-  (await pc.getStats()).forEach((report) => stats.set(report.id, report));
-  let frames = 0, route = null;
-  for (const report of stats.values()) {
-    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded;
-    if (report.type === "transport" && report.selectedCandidatePairId) {
-      const pair = stats.get(report.selectedCandidatePairId);
-      const local = pair && stats.get(pair.localCandidateId);
-      if (local) route = { type: local.candidateType, relayProtocol: local.relayProtocol };
-    }
-  }
-  return { frames, route };
-}"""
 
 
 def why_not() -> str | None:
@@ -101,66 +83,6 @@ def start_coturn(net: Internet, host: str, workdir: Path) -> None:
     net.spawn(host, ["turnserver", "-c", str(config)], log=workdir / "coturn.log")
 
 
-def start_shopcast(net: Internet, host: str, workdir: Path, ice_server: str) -> None:
-    env = {
-        "SHOPCAST_DATA_DIR": str(workdir / "data"),
-        "SHOPCAST_HOST": SERVER,
-        "SHOPCAST_PORT": str(PORT),
-        "SHOPCAST_PUBLIC_URL": BASE,
-        "SHOPCAST_ICE_HOST_ADDRESSES": SERVER,
-        "SHOPCAST_ICE_SERVERS": ice_server,
-        "SHOPCAST_TURN_SECRET": TURN_SECRET,
-        "SHOPCAST_LOG_LEVEL": "WARNING",
-    }
-    net.exec(
-        host,
-        "env",
-        *(f"{k}={v}" for k, v in env.items()),
-        sys.executable,
-        "-m",
-        "server",
-        "migrate",
-    )
-    net.spawn(
-        host,
-        [sys.executable, "-m", "server", "serve"],
-        log=workdir / "shopcast.log",
-        env=env,
-        cwd=ROOT,
-    )
-
-
-async def go_live(http: aiohttp.ClientSession) -> tuple[str, PublisherPeer]:
-    """On the server host: a seller's show, live from an aiortc publisher."""
-
-    async def healthy() -> bool:
-        try:
-            async with http.get(f"{BASE}/healthz") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await eventually(healthy, 30, "Shopcast did not start in its namespace")
-    account = {"email": "seller@example.com", "password": "correct horse", "display_name": "Seller"}
-    async with http.post(f"{BASE}/api/v1/auth/register", json={**account, "role": "seller"}) as r:
-        auth = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
-    async with http.post(
-        f"{BASE}/api/v1/streams", json={"title": "Through TURN"}, headers=auth
-    ) as r:
-        sid = (await r.json())["id"]
-    async with http.post(f"{BASE}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-        token = (await r.json())["publish_token"]
-    publisher = PublisherPeer(size=(640, 360))
-    async with http.post(
-        f"{BASE}/whip/{sid}",
-        data=await publisher.offer(),
-        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
-    ) as r:
-        assert r.status == 201, await r.text()
-        await publisher.accept(await r.text())
-    return sid, publisher
-
-
 @pytest.mark.parametrize(
     ("ice_server", "relay_protocol"),
     [
@@ -176,10 +98,17 @@ async def test_a_viewer_without_udp_plays_through_turn(
     internet.link(server, f"{SERVER}/24", viewer, f"{VIEWER}/24")
     internet.nft(viewer, NO_UDP)
     start_coturn(internet, server, tmp_path)
-    start_shopcast(internet, server, tmp_path, ice_server)
-    wrapper = tmp_path / "chromium-in-viewer"
-    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {viewer} {CHROMIUM} "$@"\n')
-    wrapper.chmod(0o755)
+    serve_shopcast(
+        internet,
+        server,
+        tmp_path,
+        BASE,
+        host=SERVER,
+        port=str(PORT),
+        ice_host_addresses=SERVER,
+        ice_servers=ice_server,
+        turn_secret=TURN_SECRET,
+    )
 
     on_server = LoopThread(server)
 
@@ -189,13 +118,11 @@ async def test_a_viewer_without_udp_plays_through_turn(
     http = await on_server.run(session())
     publisher: PublisherPeer | None = None
     try:
-        sid, publisher = await on_server.run(go_live(http))
+        sid, publisher = await on_server.run(go_live(http, BASE, "Through TURN"))
         async with async_playwright() as playwright:
             # The TURN server's certificate is the test's own, self-signed: trust it.
-            chromium = await playwright.chromium.launch(
-                executable_path=str(wrapper),
-                args=[*FLAGS, "--ignore-certificate-errors"],
-                headless=True,
+            chromium = await chromium_on(
+                playwright, viewer, tmp_path, "--ignore-certificate-errors"
             )
             try:
                 page = await chromium.new_page(
@@ -204,11 +131,12 @@ async def test_a_viewer_without_udp_plays_through_turn(
                 await page.goto(f"{BASE}/watch/{sid}")
 
                 async def playing() -> Any:
-                    state = await page.evaluate(ROUTE)
+                    state = await page.evaluate(WATCH_STATE)
                     return state if state and state["frames"] > 30 and state["route"] else None
 
                 state = await eventually(playing, 40, "the viewer never played through TURN")
-                assert state["route"] == {"type": "relay", "relayProtocol": relay_protocol}
+                route = state["route"]
+                assert (route["type"], route["relayProtocol"]) == ("relay", relay_protocol)
                 assert await page.evaluate("() => document.body.dataset.mode") == "webrtc"
                 ARTIFACTS.mkdir(exist_ok=True)
                 await page.screenshot(path=str(ARTIFACTS / f"watch-turn-{relay_protocol}.png"))

@@ -1,0 +1,98 @@
+"""What runs on the hosts of a test's small internet: Shopcast, a live show, Chromium."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import aiohttp
+from playwright.async_api import Browser, Playwright
+
+from peers.webrtc import PublisherPeer
+from tests.browser.conftest import CHROMIUM, FLAGS
+from tests.conftest import eventually
+from tests.net.internet import Internet
+from tests.nodes import ROOT
+
+
+def serve_shopcast(net: Internet, on: str, workdir: Path, public_url: str, **settings: str) -> None:
+    """Migrate and start ``shopcast serve`` on host ``on``; ``settings`` are SHOPCAST_* values."""
+    env = {
+        "SHOPCAST_DATA_DIR": str(workdir / "data"),
+        "SHOPCAST_PUBLIC_URL": public_url,
+        "SHOPCAST_LOG_LEVEL": "WARNING",
+        **{f"SHOPCAST_{name.upper()}": value for name, value in settings.items()},
+    }
+    assignments = [f"{name}={value}" for name, value in env.items()]
+    net.exec(on, "env", *assignments, sys.executable, "-m", "server", "migrate")
+    command = [sys.executable, "-m", "server", "serve"]
+    net.spawn(on, command, log=workdir / "shopcast.log", env=env, cwd=ROOT)
+
+
+async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, PublisherPeer]:
+    """A seller's show, live from an aiortc publisher on the calling host, once Shopcast at
+    ``base`` answers."""
+
+    async def healthy() -> bool:
+        try:
+            async with http.get(f"{base}/healthz") as response:
+                return response.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(healthy, 30, f"Shopcast at {base} did not start")
+    account = {"email": "seller@example.com", "password": "correct horse", "display_name": "Sam"}
+    async with http.post(f"{base}/api/v1/auth/register", json={**account, "role": "seller"}) as r:
+        auth = {"Authorization": f"Bearer {(await r.json())['access_token']}"}
+    async with http.post(f"{base}/api/v1/streams", json={"title": title}, headers=auth) as r:
+        sid = str((await r.json())["id"])
+    async with http.post(f"{base}/api/v1/streams/{sid}/go-live", headers=auth) as r:
+        token = (await r.json())["publish_token"]
+    publisher = PublisherPeer(size=(640, 360))
+    async with http.post(
+        f"{base}/whip/{sid}",
+        data=await publisher.offer(),
+        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+    ) as r:
+        assert r.status == 201, await r.text()
+        await publisher.accept(await r.text())
+    return sid, publisher
+
+
+async def chromium_on(
+    playwright: Playwright, host: str, workdir: Path, *extra_flags: str
+) -> Browser:
+    """Chromium running inside ``host``'s namespace (Playwright drives it over a pipe)."""
+    wrapper = workdir / f"chromium-on-{host}"
+    wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {host} {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    return await playwright.chromium.launch(
+        executable_path=str(wrapper), args=[*FLAGS, *extra_flags], headless=True
+    )
+
+
+# The viewer's peer connection on the watch page: frames decoded, and how its media travels
+# (the local candidate of the selected pair).
+WATCH_STATE = """async () => {
+  const pc = window.shopcastPlayer?.pc;
+  if (!pc) return null;
+  const stats = new Map();
+  (await pc.getStats()).forEach((report) => stats.set(report.id, report));
+  let frames = 0, route = null;
+  for (const report of stats.values()) {
+    if (report.type === "inbound-rtp" && report.kind === "video") frames = report.framesDecoded;
+    if (report.type === "transport" && report.selectedCandidatePairId) {
+      const pair = stats.get(report.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId);
+      const remote = pair && stats.get(pair.remoteCandidateId);
+      if (local && remote) {
+        route = {
+          type: local.candidateType,
+          relayProtocol: local.relayProtocol,
+          remote: remote.address,
+        };
+      }
+    }
+  }
+  return { frames, route };
+}"""

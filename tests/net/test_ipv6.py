@@ -1,0 +1,83 @@
+"""A phone on an IPv6-only network plays a dual-stack server directly, over IPv6 host
+candidates: the server host has an IPv4 and an IPv6 address, the viewer host IPv6 only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from playwright.async_api import async_playwright
+
+from peers.webrtc import PublisherPeer
+from tests.browser.conftest import ARTIFACTS
+from tests.conftest import eventually
+from tests.faults.netns import LoopThread
+from tests.net.hosts import WATCH_STATE, chromium_on, go_live, serve_shopcast
+from tests.net.internet import Internet, unavailable
+
+pytestmark = pytest.mark.browser
+
+SERVER_V4, SERVER_V6, VIEWER_V6 = "10.79.2.1", "fd00:79:2::1", "fd00:79:2::2"
+BASE = f"http://[{SERVER_V6}]:8080"
+
+
+@pytest.fixture
+def internet() -> Iterator[Internet]:
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    with Internet() as net:
+        yield net
+
+
+async def test_an_ipv6_only_viewer_plays_over_ipv6(internet: Internet, tmp_path: Path) -> None:
+    server = internet.host("server")
+    viewer = internet.host("viewer")
+    server_link, _ = internet.link(server, f"{SERVER_V6}/64", viewer, f"{VIEWER_V6}/64")
+    internet.address(server, server_link, f"{SERVER_V4}/24")
+    internet.route(viewer, SERVER_V6)  # a phone's network has a way out
+    serve_shopcast(
+        internet,
+        server,
+        tmp_path,
+        BASE,
+        host="::",
+        port="8080",
+        ice_host_addresses=f"{SERVER_V4},{SERVER_V6}",
+    )
+    on_server = LoopThread(server)
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    http = await on_server.run(session())
+    publisher: PublisherPeer | None = None
+    try:
+        sid, publisher = await on_server.run(go_live(http, BASE, "IPv6 show"))
+        async with async_playwright() as playwright:
+            chromium = await chromium_on(playwright, viewer, tmp_path)
+            try:
+                page = await chromium.new_page(
+                    viewport={"width": 390, "height": 844}, has_touch=True
+                )
+                await page.goto(f"{BASE}/watch/{sid}")
+
+                async def playing() -> Any:
+                    state = await page.evaluate(WATCH_STATE)
+                    return state if state and state["frames"] > 30 and state["route"] else None
+
+                state = await eventually(playing, 40, "the IPv6 viewer never played")
+                assert state["route"]["type"] == "host"
+                assert state["route"]["remote"] == SERVER_V6
+                ARTIFACTS.mkdir(exist_ok=True)
+                await page.screenshot(path=str(ARTIFACTS / "watch-ipv6.png"))
+            finally:
+                await chromium.close()
+    finally:
+        if publisher is not None:
+            await on_server.run(publisher.close())
+        await on_server.run(http.close())
+        on_server.close()
