@@ -82,6 +82,13 @@ def parse_offer(text: str) -> Offer:
         raise SdpError("offer has no audio or video section")
     if len({section.mid for section in sections}) != len(sections):
         raise SdpError("two media sections share one a=mid")
+    # aiortc keeps the last of several a=mid lines, and fails while answering (a server error)
+    # on a section that is missing from the BUNDLE group.
+    if any(chunk.count("\na=mid:") > 1 for chunk in ("\n" + text).split("\nm=")[1:]):
+        raise SdpError("a media section has more than one a=mid")
+    bundle = next((g for g in description.group if g.semantic == "BUNDLE"), None)
+    if bundle is not None and (loose := [s.mid for s in sections if s.mid not in bundle.items]):
+        raise SdpError(f"media section(s) {', '.join(loose)} not in the BUNDLE group")
     return Offer(strip_mdns_candidates(text), tuple(sections), ufrag)
 
 

@@ -76,11 +76,16 @@ Minutes = Annotated[StrictInt, Field(gt=0, le=24 * 60)]
 
 
 def plain_text(value: Any) -> Any:
-    """Refuse NUL in any text, however nested: PostgreSQL cannot store it, and no name, title
-    or chat line needs it (pydantic refuses unpaired surrogates itself)."""
+    """Refuse NUL and unpaired surrogates in any text, however nested: neither database can
+    store them, and no name, title or chat line needs them (pydantic's strict mode, which the
+    socket payloads use, lets surrogates through)."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be Unicode text (an unpaired surrogate is not)") from None
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
             plain_text(item)

@@ -1,22 +1,27 @@
 """Bad-input tests: hypothesis runs a fixed, derandomized set of examples so CI is repeatable.
 
-They run on SQLite only: what they check (parsers, refusals, nothing written) does not
-depend on the engine, and both engines are covered by the API tests.
+Every test that serves a node runs on SQLite and on PostgreSQL (``database_url``): the same
+input can pass one engine and fail the other (NUL, lone surrogates, out-of-range integers reach
+the drivers differently), and PostgreSQL's tables are truncated after each test.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
+from sqlalchemy import select
 
+from api.tables import Base
 from server.app import build_app
+from server.database import create_engine
 from server.settings import Settings
 from tests.conftest import Shop
 
@@ -39,12 +44,24 @@ SHARED_RANDOM = pytest.mark.filterwarnings(
 )
 
 
+CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at its production cost (a tenth of a second a hash, or more) would be most of
+    this suite's time: it signs up accounts by the hundred and fuzzes sign-ins, each unknown
+    email checked against a dummy hash. Nothing checked here depends on that cost."""
+    monkeypatch.setattr("api.identity.auth._hasher", CHEAP_HASHER)
+    monkeypatch.setattr("api.accounts.users.DUMMY_HASH", CHEAP_HASHER.hash("dummy"))
+
+
 @pytest.fixture
-def fuzz_settings(sqlite_url: str, tmp_path: Path) -> Settings:
+def fuzz_settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         _env_file=None,
         data_dir=tmp_path / "data",
-        database_url=sqlite_url,
+        database_url=database_url,
         public_url="http://shopcast.test",
         cors_origins=["https://shop.example"],
         ice_host_addresses=["127.0.0.1"],
@@ -66,9 +83,28 @@ async def node(
     return client
 
 
+class FuzzShop(Shop):
+    """A :class:`Shop` whose snapshots share one engine: the fuzzers take one or two for each
+    example, and a new engine (a new connection) for each costs more than the request."""
+
+    def __init__(self, client: Client, database_url: str) -> None:
+        super().__init__(client, database_url)
+        self.engine = create_engine(database_url)
+
+    async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        async with self.engine.connect() as conn:
+            result = {}
+            for table in Base.metadata.sorted_tables:
+                rows = await conn.execute(select(table).order_by(*table.primary_key.columns))
+                result[table.name] = [tuple(r) for r in rows]
+            return result
+
+
 @pytest.fixture
-def shop(node: Client, sqlite_url: str) -> Shop:
-    return Shop(node, sqlite_url)
+async def shop(node: Client, database_url: str) -> AsyncIterator[Shop]:
+    shop = FuzzShop(node, database_url)
+    yield shop
+    await shop.engine.dispose()
 
 
 async def fuzz(

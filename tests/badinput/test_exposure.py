@@ -65,10 +65,10 @@ async def exposed(fuzz_settings: Settings, aiohttp_client: Any) -> Client:
 
 
 async def test_secrets_stay_out_of_responses_and_logs(
-    exposed: Client, sqlite_url: str, caplog: pytest.LogCaptureFixture
+    exposed: Client, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    shop = Shop(exposed, sqlite_url)
+    shop = Shop(exposed, database_url)
     call = Recorder(exposed)
     sid, publish_token, publisher = await live_stream(exposed, shop)
     buyer = await shop.account()
@@ -131,8 +131,8 @@ async def test_secrets_stay_out_of_responses_and_logs(
     assert caplog.records, "the logs were captured"
 
 
-async def test_turn_credentials_are_time_limited(exposed: Client, sqlite_url: str) -> None:
-    shop = Shop(exposed, sqlite_url)
+async def test_turn_credentials_are_time_limited(exposed: Client, database_url: str) -> None:
+    shop = Shop(exposed, database_url)
     seller = await shop.account("seller")
     sid = (await shop.stream(seller))["id"]
     before = time.time()

@@ -127,9 +127,9 @@ async def strict_node(fuzz_settings: Settings, aiohttp_client: Any) -> Client:
     return client
 
 
-async def test_floods_meet_the_rate_limits(strict_node: Client, sqlite_url: str) -> None:
+async def test_floods_meet_the_rate_limits(strict_node: Client, database_url: str) -> None:
     node = strict_node
-    shop = Shop(node, sqlite_url)
+    shop = Shop(node, database_url)
     logins = [
         await node.post("/api/v1/auth/login", json={"email": "a@example.com", "password": "wrong"})
         for _ in range(12)
@@ -173,12 +173,18 @@ async def test_foreign_origins_get_no_cors(node: Client, shop: Shop) -> None:
         "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "Authorization, Content-Type",
     }
-    for path in ("/api/v1/products", f"/whip/{sid}", f"/whep/{sid}", "/api/v1/auth/login"):
+    for path in ("/api/v1/products", f"/whip/{sid}", "/api/v1/auth/login"):
         foreign = await node.options(path, headers={**preflight, "Origin": "https://evil.example"})
         assert "Access-Control-Allow-Origin" not in foreign.headers, path
         assert foreign.status in (200, 204, 403), path
         ours = await node.options(path, headers={**preflight, "Origin": "https://shop.example"})
         assert ours.headers.get("Access-Control-Allow-Origin") == "https://shop.example", path
+    # WHEP plays on any site, but never with the browser's credentials (nothing sends cookies).
+    whep = await node.options(
+        f"/whep/{sid}", headers={**preflight, "Origin": "https://evil.example"}
+    )
+    assert whep.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in whep.headers
     with pytest.raises(socketio.exceptions.ConnectionError):
         client = socketio.AsyncClient(reconnection=False)
         try:
