@@ -1,25 +1,41 @@
 """Signed webhooks to a real local receiver, retried until acknowledged, and signed settling."""
 
 import asyncio
+import base64
 import json
+import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook, WebhookVerificationError
 
+from api.db import utcnow
+from api.identity.models import Role, User
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
-from api.webhooks.models import WebhookDelivery
-from api.webhooks.webhooks import sign, verify
+from api.webhooks import webhooks
+from api.webhooks.models import WebhookDelivery, WebhookEndpoint
+from api.webhooks.webhooks import Dispatcher, enqueue, sign, signed_at, verify
 from server.app import build_app
+from server.database import create_engine, session_factory
 from server.settings import Settings
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
+Sessions = async_sessionmaker[AsyncSession]
+
+
+def standard_secret(secret: str) -> str:
+    """An endpoint's secret as Standard Webhooks libraries take it (docs/commerce.md)."""
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
 
 
 class Receiver:
@@ -95,6 +111,8 @@ async def test_events_are_signed_retried_and_never_duplicated(
     assert first["Shopcast-Event-Id"] == second["Shopcast-Event-Id"], "a retry is the same event"
     assert verify([secret], second["Shopcast-Signature"], body)
     assert not verify(["another secret"], second["Shopcast-Signature"], body)
+    assert Webhook(standard_secret(secret)).verify(body, second) == json.loads(body)
+    assert second["webhook-id"] == second["Shopcast-Event-Id"]
     payload = json.loads(body)
     assert payload["id"] == second["Shopcast-Event-Id"]
     assert payload["type"] == "order.reserved" and payload["data"]["id"] == order["id"]
@@ -134,6 +152,18 @@ async def test_events_are_signed_retried_and_never_duplicated(
     assert len(ids) == 4, "four events, each sent twice under one id"
 
 
+async def _park_outbox(shop: Shop) -> None:
+    """Put every delivery out of the app's dispatcher's reach, so that a snapshot sees only the
+    requests under test. A claim already taken records nothing: its lease is gone."""
+    engine = create_engine(shop.database_url)
+    try:
+        async with engine.begin() as conn:
+            later = utcnow() + timedelta(days=1)
+            await conn.execute(update(WebhookDelivery).values(next_attempt_at=later))
+    finally:
+        await engine.dispose()
+
+
 async def test_a_settle_signature_settles_its_order_once(client: Client, shop: Shop) -> None:
     # The settle callback once signed only {"status": ...}: one captured signature then settled
     # any order of the seller, as often as liked, for five minutes.
@@ -164,6 +194,7 @@ async def test_a_settle_signature_settles_its_order_once(client: Client, shop: S
 
     paid = json.dumps({"order_id": first, "status": "paid"}).encode()
     captured = signed(paid)
+    await _park_outbox(shop)
     async with shop.unchanged():
         for path, headers in (
             (f"/api/v1/orders/{second}/settle", captured),  # names another order
@@ -179,6 +210,7 @@ async def test_a_settle_signature_settles_its_order_once(client: Client, shop: S
         f"/api/v1/orders/{first}/settle", data=cancelled, headers=signed(cancelled)
     )
     assert response.status == 200 and (await response.json())["status"] == "cancelled"
+    await _park_outbox(shop)
     async with shop.unchanged():
         response = await client.post(f"/api/v1/orders/{first}/settle", data=paid, headers=captured)
         await expect_error(response, 401, "invalid_signature")
@@ -281,3 +313,231 @@ async def test_webhooks_follow_no_redirect(local_shop_client: Client, database_u
         assert reached and set(reached) == {"/hooks"}, "the redirect was followed"
     finally:
         await server.close()
+
+
+class Destinations:
+    """Webhook receivers on 127.0.0.1, each on a port of its own (a destination of its own).
+    They record every request and count how many are in flight at each; a held receiver
+    answers only once ``released`` is set."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.received_at: dict[str, datetime] = {}
+        self.answered: list[str] = []
+        self.in_flight: Counter[str] = Counter()
+        self.most: Counter[str] = Counter()
+        self.released = asyncio.Event()
+        self._held: set[str] = set()
+        self._servers: list[TestServer] = []
+
+    async def listen(self, *, hold: bool = False) -> str:
+        """Start a receiver; its origin, ``http://127.0.0.1:<port>``, takes any path."""
+        app = web.Application()
+        app.router.add_post("/{path}", self._handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        self._servers.append(server)
+        host = f"127.0.0.1:{server.port}"
+        if hold:
+            self._held.add(host)
+        return f"http://{host}"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        delivery = request.headers["webhook-id"]
+        self.requests.append((request.host, dict(request.headers), await request.read()))
+        self.received_at[delivery] = utcnow()
+        self.in_flight[request.host] += 1
+        self.most[request.host] = max(self.most[request.host], self.in_flight[request.host])
+        try:
+            if request.host in self._held:
+                await self.released.wait()
+        finally:
+            self.in_flight[request.host] -= 1
+        self.answered.append(delivery)
+        return web.Response(status=204)
+
+    def ids(self) -> list[str]:
+        return [headers["webhook-id"] for _, headers, _ in self.requests]
+
+    async def close(self) -> None:
+        self.released.set()
+        for server in self._servers:
+            await server.close()
+
+
+@pytest.fixture
+async def destinations() -> AsyncIterator[Destinations]:
+    receivers = Destinations()
+    yield receivers
+    await receivers.close()
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
+    """Sessions on the test's database; no node runs on it but the test's dispatchers."""
+    engine = create_engine(database_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def dispatchers(
+    database_url: str, destinations: Destinations
+) -> AsyncIterator[Callable[[], Awaitable[Dispatcher]]]:
+    """Start dispatchers as nodes do, each with an engine of its own. Each fills its slots by
+    itself only when one of its sends finishes; the test calls ``send_due`` for the rest."""
+    started: list[tuple[Dispatcher, Any]] = []
+
+    async def start() -> Dispatcher:
+        engine = create_engine(database_url)
+        dispatcher = Dispatcher(session_factory(engine), every=3600, private_networks=True)
+        started.append((dispatcher, engine))
+        await dispatcher.start()
+        return dispatcher
+
+    yield start
+    destinations.released.set()
+    for dispatcher, engine in started:
+        await dispatcher.close()
+        await engine.dispose()
+
+
+async def _seller(sessions: Sessions, urls: list[str]) -> tuple[str, list[str]]:
+    """A seller with an endpoint at each URL: its id and the endpoints' secrets."""
+    async with sessions.begin() as session:
+        seller = User(
+            email=f"seller-{secrets.token_hex(4)}@example.com",
+            display_name="seller",
+            password_hash="-",
+            role=Role.SELLER,
+        )
+        session.add(seller)
+        await session.flush()
+        endpoints = [
+            WebhookEndpoint(owner_id=seller.id, url=url, secret=secrets.token_hex(32))
+            for url in urls
+        ]
+        session.add_all(endpoints)
+    return seller.id, [endpoint.secret for endpoint in endpoints]
+
+
+async def _events(sessions: Sessions, seller_id: str, count: int) -> None:
+    """``count`` order.reserved events of the seller, one after the other: one delivery to
+    each of its endpoints for each."""
+    for n in range(count):
+        async with sessions.begin() as session:
+            await enqueue(session, seller_id, "order.reserved", {"n": n})
+
+
+async def _deliveries(sessions: Sessions, seller_id: str) -> dict[str, WebhookDelivery]:
+    async with sessions.begin() as session:
+        rows = await session.scalars(
+            select(WebhookDelivery)
+            .join(WebhookEndpoint)
+            .where(WebhookEndpoint.owner_id == seller_id)
+            .order_by(WebhookDelivery.created_at)
+        )
+        return {row.id: row for row in rows}
+
+
+async def test_a_sellers_slow_endpoints_do_not_delay_another_sellers_events(
+    sessions: Sessions,
+    destinations: Destinations,
+    dispatchers: Callable[[], Awaitable[Dispatcher]],
+) -> None:
+    # Deliveries were sent one at a time, oldest first: 30 slow endpoints of one seller delayed
+    # another seller's order.reserved by 348 s, and 50 held up every seller.
+    slow = [await destinations.listen(hold=True) for _ in range(12)]
+    busy, endpoints = await _seller(sessions, [f"{o}/{n}" for o in slow for n in range(6)])
+    await _events(sessions, busy, 2)  # 144 deliveries, all older than the other seller's
+    assert 2 * len(endpoints) > webhooks.CANDIDATES, "more than one fill reads"
+    other, _ = await _seller(sessions, [f"{await destinations.listen()}/hooks"])
+    await _events(sessions, other, 1)
+    dispatcher = await dispatchers()
+
+    assert await dispatcher.send_due() == webhooks.PER_SELLER + 1, "not both sellers at once"
+    others = list(await _deliveries(sessions, other))
+    await eventually(lambda: destinations.answered == others, 10, "the other seller waited")
+    slow_hosts = {origin.removeprefix("http://") for origin in slow}
+    held = [host for host, _, _ in destinations.requests if host in slow_hosts]
+    assert len(held) == webhooks.PER_SELLER, "one seller holds a few slots, not the node"
+    assert destinations.in_flight.total() == webhooks.PER_SELLER, "answered while all are held"
+    now = utcnow()
+    claimed = [d for d in (await _deliveries(sessions, busy)).values() if d.next_attempt_at > now]
+    assert len(claimed) == webhooks.PER_SELLER, "only what is sent is claimed, the rest stays due"
+
+
+async def test_at_most_two_sends_at_once_to_one_destination(
+    sessions: Sessions,
+    destinations: Destinations,
+    dispatchers: Callable[[], Awaitable[Dispatcher]],
+) -> None:
+    origin = await destinations.listen(hold=True)
+    host = origin.removeprefix("http://")
+    seller, _ = await _seller(sessions, [f"{origin}/orders", f"{origin}/streams"])
+    await _events(sessions, seller, 4)  # 8 deliveries to one origin, through two endpoints
+    dispatcher = await dispatchers()
+
+    assert await dispatcher.send_due() == webhooks.PER_DESTINATION
+    await eventually(
+        lambda: destinations.in_flight[host] == webhooks.PER_DESTINATION, 10, "not sent at once"
+    )
+    assert await dispatcher.send_due() == 0, "the destination has no free slot"
+    destinations.released.set()
+    await eventually(lambda: len(destinations.answered) == 8, 10, "a finished send freed no slot")
+    assert destinations.most[host] == webhooks.PER_DESTINATION
+    assert sorted(destinations.ids()) == sorted(await _deliveries(sessions, seller)), "each once"
+
+
+async def test_a_delivery_in_flight_is_not_sent_again_by_another_node(
+    sessions: Sessions,
+    destinations: Destinations,
+    dispatchers: Callable[[], Awaitable[Dispatcher]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A claim lasted 30 s whatever the sends took: a batch sent one at a time outlived it, and
+    # another node sent the rest of the batch again.
+    monkeypatch.setattr(webhooks, "SEND_SECONDS", 60.0)  # longer than the old fixed lease
+    origins = [await destinations.listen(hold=True) for _ in range(3)]
+    seller, _ = await _seller(sessions, [f"{o}/{path}" for o in origins for path in ("a", "b")])
+    await _events(sessions, seller, 1)
+    one, two = await dispatchers(), await dispatchers()
+
+    assert sum(await asyncio.gather(one.send_due(), two.send_due())) == 6
+    await eventually(lambda: len(destinations.requests) == 6, 10, "not sent")
+    assert await one.send_due() == 0 and await two.send_due() == 0, "sent while in flight"
+    deliveries = await _deliveries(sessions, seller)
+    for delivery_id, received in destinations.received_at.items():
+        lease = deliveries[delivery_id].next_attempt_at
+        assert lease >= received + timedelta(seconds=60), "the claim ends before the send may"
+    destinations.released.set()
+
+    async def recorded() -> bool:
+        return all(d.delivered_at for d in (await _deliveries(sessions, seller)).values())
+
+    await eventually(recorded, 10, "the results were not recorded")
+    assert await one.send_due() == 0 and await two.send_due() == 0, "sent after delivery"
+    assert sorted(destinations.ids()) == sorted(deliveries), "each delivery was sent once"
+
+
+async def test_deliveries_carry_standard_webhooks_headers(
+    sessions: Sessions,
+    destinations: Destinations,
+    dispatchers: Callable[[], Awaitable[Dispatcher]],
+) -> None:
+    seller, (secret,) = await _seller(sessions, [f"{await destinations.listen()}/hooks"])
+    await _events(sessions, seller, 1)
+    dispatcher = await dispatchers()
+
+    assert await dispatcher.send_due() == 1
+    await eventually(lambda: destinations.answered, 10, "not sent")
+    ((_, headers, body),) = destinations.requests
+    assert Webhook(standard_secret(secret)).verify(body, headers) == json.loads(body)
+    assert headers["webhook-id"] == headers["Shopcast-Event-Id"] == json.loads(body)["id"]
+    assert int(headers["webhook-timestamp"]) == signed_at(headers["Shopcast-Signature"])
+    assert verify([secret], headers["Shopcast-Signature"], body), "the deprecated header signs"
+    tampered = body.replace(b'"n":0', b'"n":1')
+    assert tampered != body
+    for key, signed in ((secrets.token_hex(32), body), (secret, tampered)):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(standard_secret(key)).verify(signed, headers)
