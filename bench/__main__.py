@@ -52,6 +52,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("deliveries_per_s", "deliveries_per_cpu_s", "lost", "p99_ms"),
         )
 
+    def mux(viewers: int) -> Run:
+        return Run(
+            "SFU, ICE ports: random, a range, one mux port",
+            f"{viewers} viewers",
+            "bench.mux",
+            ("--viewers", str(viewers), "--seconds", str(int(window) // 2)),
+            ("marginal_us_random", "marginal_us_mux", "mux_over_random", "routed_ns"),
+        )
+
     def orders(engine: str, buyers: int) -> Run:
         return Run(
             f"Orders for 10 units, {engine}",
@@ -64,6 +73,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
     return [
         (sfu(25 * n, 1), sfu(50 * n, 1)),
         (sfu(50 * n, 2), sfu(100 * n, 2)),
+        (mux(10 * n), mux(20 * n)),
         (chat(125 * n), chat(250 * n)),
         (orders("sqlite", 250 * n), orders("sqlite", 500 * n)),
         (orders("postgresql", 250 * n), orders("postgresql", 500 * n)),

@@ -11,6 +11,7 @@ from .consumer import Consumer, ConsumerState
 from .errors import (
     ClosedError,
     IceRestartUnsupportedError,
+    NoMediaPortError,
     NotLiveError,
     SdpError,
     SfuError,
@@ -18,6 +19,7 @@ from .errors import (
 )
 from .events import EventSink, GoneReason, MediaStarted, PublisherGone, SfuEvent, SubscriberGone
 from .pool import RemoteSubscriber
+from .ports import MediaPorts, PortRange, PortSettings, ephemeral_ports, serving_media_ports
 from .producer import Producer, ProducerState
 from .publisher import PublishedTrack, Publisher
 from .room import Room, RoomState, SfuSettings
@@ -35,9 +37,13 @@ __all__ = [
     "GoneReason",
     "IceRestartUnsupportedError",
     "IceSettings",
+    "MediaPorts",
     "MediaSession",
     "MediaStarted",
+    "NoMediaPortError",
     "NotLiveError",
+    "PortRange",
+    "PortSettings",
     "Producer",
     "ProducerState",
     "ProducerStats",
@@ -59,5 +65,7 @@ __all__ = [
     "Subscriber",
     "SubscriberGone",
     "UnsupportedMediaError",
+    "ephemeral_ports",
     "gathering_on",
+    "serving_media_ports",
 ]

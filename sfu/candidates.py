@@ -5,7 +5,8 @@ the machine. :func:`gathering_on` makes the gathers started inside it use exactl
 configured addresses instead; gathers elsewhere in the process keep aioice's behaviour. It
 works by replacing ``aioice.ice.get_host_addresses`` (looked up by name at gather time) once,
 with a function that reads a context variable: tasks started inside the ``with`` block inherit
-the setting, nothing else does.
+the setting, nothing else does. The same block binds the process's media ports, if it has
+any (:mod:`sfu.ports`, the same mechanism on ``Connection.get_component_candidates``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiortc import RTCIceCandidate
 from aiortc.sdp import candidate_from_sdp
 
 from .errors import IceRestartUnsupportedError, SdpError
+from .ports import binding_media_ports
 
 _ORIGINAL_GET_HOST_ADDRESSES = aioice.ice.get_host_addresses
 _HOST_ADDRESSES: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
@@ -66,11 +68,13 @@ def install_host_address_hook() -> None:
 
 @contextmanager
 def gathering_on(addresses: Sequence[str] | None) -> Iterator[None]:
-    """Make ICE gathers started in this block use exactly ``addresses`` (``None``: default)."""
+    """Make ICE gathers started in this block use exactly ``addresses`` (``None``: default),
+    on this process's media ports (:func:`sfu.ports.serving_media_ports`) if it has any."""
     install_host_address_hook()
     token = _HOST_ADDRESSES.set(None if addresses is None else tuple(addresses))
     try:
-        yield
+        with binding_media_ports():
+            yield
     finally:
         _HOST_ADDRESSES.reset(token)
 

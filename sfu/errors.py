@@ -25,3 +25,8 @@ class IceRestartUnsupportedError(SfuError):
 
 class ClosedError(SfuError):
     """The room or session was closed before or while the request ran (404/410)."""
+
+
+class NoMediaPortError(SfuError):
+    """Every UDP port of this process's slice of the ICE port range is taken (WHIP/WHEP: 503
+    + Retry-After). Raised while gathering, before the answer: the session is not created."""

@@ -24,6 +24,7 @@ from typing import Any
 from .errors import (
     ClosedError,
     IceRestartUnsupportedError,
+    NoMediaPortError,
     NotLiveError,
     SdpError,
     SfuError,
@@ -42,6 +43,7 @@ _ERRORS: dict[str, type[SfuError]] = {
     for cls in (
         ClosedError,
         IceRestartUnsupportedError,
+        NoMediaPortError,
         NotLiveError,
         SdpError,
         SfuError,
@@ -156,7 +158,17 @@ class WorkerPool(asyncio.DatagramProtocol):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, count: int) -> None:
-        """Start ``count`` worker processes and wait until each listens."""
+        """Start ``count`` worker processes and wait until each listens.
+
+        Worker ``i`` is SFU process ``i + 1`` of the node: its ICE sockets bind in that slice
+        of the port range, which must have been split over at least ``count + 1`` processes.
+        """
+        ports = self._settings.ports
+        if ports.port_range is not None and ports.processes < count + 1:
+            raise ValueError(
+                f"the ICE port range is split over {ports.processes} SFU processes, "
+                f"not the {count + 1} that {count} workers make"
+            )
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             lambda: self, local_addr=("127.0.0.1", 0)
@@ -165,15 +177,15 @@ class WorkerPool(asyncio.DatagramProtocol):
         port = transport.get_extra_info("sockname")[1]
         settings = dataclasses.asdict(self._settings)
         level = logging.getLogger("sfu").getEffectiveLevel()
-        config = json.dumps({"settings": settings, "parent_port": port, "log_level": level})
+        config = {"settings": settings, "parent_port": port, "log_level": level}
         await asyncio.gather(*(self._start_worker(index, config) for index in range(count)))
 
-    async def _start_worker(self, index: int, config: str) -> None:
+    async def _start_worker(self, index: int, config: dict[str, Any]) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sfu.worker",
-            config,
+            json.dumps({**config, "process": index + 1}),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

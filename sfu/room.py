@@ -22,6 +22,7 @@ from .events import (
     SubscriberGone,
 )
 from .offer import parse_offer
+from .ports import PortSettings
 from .producer import Producer, TrackSpec
 from .publisher import Publisher, PublishOptions
 from .relay import RelaySource
@@ -39,6 +40,9 @@ class SfuSettings:
     """Settings of the media plane (the composition root builds them from its own)."""
 
     ice: IceSettings = field(default_factory=IceSettings)
+    # The UDP ports of ICE sockets: the node's range, split over its SFU processes (the
+    # process that owns each slice installs it: sfu.ports.serving_media_ports).
+    ports: PortSettings = field(default_factory=PortSettings)
     # A publisher that sent media and then none for this long is gone.
     media_timeout: float = 5.0
     # A publisher that never sends media is gone after this long.

@@ -1,11 +1,13 @@
 """An SFU worker process: viewers of relayed rooms, driven by its parent over stdin/stdout.
 
-    python -m sfu.worker '{"settings": {...}, "parent_port": 40000, "log_level": 30}'
+    python -m sfu.worker '{"settings": {...}, "parent_port": 40000, "process": 1, "log_level": 30}'
 
 The parent (:class:`sfu.pool.WorkerPool`) writes one JSON request per line on stdin and reads
 one JSON line per reply or event on stdout; media arrives on a loopback UDP socket whose port
 is the first line written (``{"event": "ready", "port": N}``). Stdin closing ends the worker:
-its viewers are closed and it exits. Logs go to stderr.
+its viewers are closed and it exits. Logs go to stderr. ``process`` is the worker's index
+among the node's SFU processes (the main one is 0): its ICE sockets bind in that slice of the
+node's port range (:mod:`sfu.ports`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .aiortc_hooks import allow_h264_profiles, check_aiortc_version
 from .candidates import IceSettings, install_host_address_hook
 from .errors import SfuError
 from .events import SfuEvent, SubscriberGone
+from .ports import MediaPorts, PortRange, PortSettings, serving_media_ports
 from .producer import TrackSpec
 from .publisher import INGEST_RECEIVE_BUFFER
 from .relay import HEADER, RTP, SENDER_REPORT, SR, RelaySource, keyframe_request
@@ -36,12 +39,20 @@ Reply = dict[str, Any]
 
 
 def settings_from_json(data: dict[str, Any]) -> SfuSettings:
+    """The parent's ``dataclasses.asdict(SfuSettings)``, back into settings."""
     ice = data.pop("ice")
+    ports = data.pop("ports")
     hosts = ice["host_addresses"]
+    port_range = ports["port_range"]
     return SfuSettings(
         ice=IceSettings(
             host_addresses=tuple(hosts) if hosts is not None else None,
             announced_address=ice["announced_address"],
+        ),
+        ports=PortSettings(
+            port_range=PortRange(**port_range) if port_range is not None else None,
+            processes=ports["processes"],
+            udp_mux=ports["udp_mux"],
         ),
         **data,
     )
@@ -167,9 +178,17 @@ async def serve(config: dict[str, Any]) -> None:
     check_aiortc_version()
     allow_h264_profiles()
     install_host_address_hook()
-    loop = asyncio.get_running_loop()
     settings = settings_from_json(config["settings"])
     parent = ("127.0.0.1", int(config["parent_port"]))
+    ports = MediaPorts.for_process(settings.ports, int(config["process"]))
+    async with serving_media_ports(ports):
+        if ports is not None:
+            logger.info("ICE sockets: %s", ports)
+        await _serve(settings, parent)
+
+
+async def _serve(settings: SfuSettings, parent: tuple[str, int]) -> None:
+    loop = asyncio.get_running_loop()
     worker = Worker(settings, parent, _write)
     transport, _ = await loop.create_datagram_endpoint(lambda: worker, local_addr=("127.0.0.1", 0))
     worker.transport = transport

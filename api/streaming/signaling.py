@@ -30,6 +30,7 @@ from sfu import (
     ClosedError,
     IceRestartUnsupportedError,
     MediaSession,
+    NoMediaPortError,
     NotLiveError,
     Publisher,
     SdpError,
@@ -222,6 +223,13 @@ async def _negotiate(
         ) from None
     except ClosedError:
         raise ApiError(409, "stream_finished", "The stream has ended") from None
+    except NoMediaPortError:
+        raise ApiError(
+            503,
+            "no_media_port",
+            "Every media port of this node is in use; retry shortly",
+            headers={"Retry-After": RETRY_FULL},
+        ) from None
     return session, answer
 
 
