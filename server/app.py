@@ -9,6 +9,7 @@ the rooms it announces to, the twins and the database last.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import signal
 from collections.abc import AsyncIterator
@@ -38,12 +39,13 @@ from api.streaming.signaling import MEDIA, Media, signaling_cors
 from api.web.context import SERVICES, Services
 from api.web.errors import error_middleware
 from api.web.pages import mount, security_headers
+from api.web.proxies import forwarded_for
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from server.database import create_engine, session_factory
 from server.settings import Settings
 from server.twins import Twins, object_store, twins_for
-from sfu import IceSettings, SfuSettings
+from sfu import IceSettings, MediaPorts, PortSettings, SfuSettings, serving_media_ports
 from twins.objectstore import LocalStorage, ObjectStore
 from twins.ratelimit import Limit
 from twins.socketio_redis import BreakerRedisManager
@@ -65,9 +67,16 @@ class Database:
 def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
+    proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[security_headers, signaling_cors, hls_cors, error_middleware],
+        middlewares=[
+            security_headers,
+            signaling_cors,
+            hls_cors,
+            error_middleware,
+            *([forwarded_for(proxies)] if proxies else []),
+        ],
     )
     database = _database(app, settings)
     twins = twins_for(settings, node=secrets.token_hex(6))
@@ -157,15 +166,21 @@ def _live(
     lifecycle: StreamLifecycle,
 ) -> None:
     """The shows this node carries: the SFU, their supervision and recording; WHIP, WHEP, HLS."""
+    sfu = SfuSettings(
+        ice=IceSettings(
+            host_addresses=tuple(settings.ice_host_addresses) or None,
+            announced_address=settings.ice_announced_address or None,
+        ),
+        ports=PortSettings(
+            port_range=settings.resolved_port_range,
+            processes=settings.resolved_sfu_workers,
+            udp_mux=settings.ice_udp_mux,
+        ),
+        media_timeout=settings.media_timeout_seconds,
+    )
     live = LiveNode(
         LiveSettings(
-            sfu=SfuSettings(
-                ice=IceSettings(
-                    host_addresses=tuple(settings.ice_host_addresses) or None,
-                    announced_address=settings.ice_announced_address or None,
-                ),
-                media_timeout=settings.media_timeout_seconds,
-            ),
+            sfu=sfu,
             grace_seconds=settings.publisher_grace_seconds,
             workers=settings.resolved_sfu_workers - 1,
             recordings=settings.resolved_media_dir / "recordings",
@@ -178,9 +193,11 @@ def _live(
     )
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        await live.start()
-        yield
-        await live.close()
+        # This process is the node's SFU process 0: its ICE sockets use slice 0 of the range.
+        async with serving_media_ports(MediaPorts.for_process(sfu.ports, 0)):
+            await live.start()
+            yield
+            await live.close()
 
     app.cleanup_ctx.append(lifespan)
     app[MEDIA] = Media(

@@ -8,8 +8,10 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sfu.ports import PortRange
 
 JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
 
@@ -41,6 +43,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed to call the API."
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or networks of this node's reverse proxies, whose "
+        "X-Forwarded-For names the client (rate limits are per client); empty: none.",
+    )
     ice_servers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated STUN/TURN URLs handed to clients (stun:host:3478,turn:...).",
@@ -52,6 +59,16 @@ class Settings(BaseSettings):
     )
     ice_announced_address: str = Field(
         "", description="Address written into SDP answers instead of the gathered one (1:1 NAT)."
+    )
+    ice_port_range: str = Field(
+        "",
+        description="UDP ports of the SFU's ICE sockets, e.g. 50000-50999, split evenly over "
+        "the SFU processes (publish them all from a container); empty means random ports.",
+    )
+    ice_udp_mux: bool = Field(
+        False,
+        description="Each SFU process serves all its sessions on one UDP port (of its slice of "
+        "the port range, or a random one), told apart by ICE username and remote address.",
     )
     publisher_grace_seconds: float = Field(
         30, ge=0, description="How long a stream waits for its publisher to come back."
@@ -129,7 +146,9 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Logging level.")
 
-    @field_validator("cors_origins", "ice_servers", "ice_host_addresses", mode="before")
+    @field_validator(
+        "cors_origins", "ice_servers", "ice_host_addresses", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -142,6 +161,27 @@ class Settings(BaseSettings):
         for address in value:
             ipaddress.ip_address(address)
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)
+        return value
+
+    @field_validator("ice_port_range")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        if value.strip():
+            PortRange.parse(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _port_range_fits_processes(self) -> Settings:
+        """Each SFU process needs its own slice of the range, of at least one port."""
+        if self.resolved_port_range is not None:
+            self.resolved_port_range.split(self.resolved_sfu_workers)
+        return self
 
     @field_validator("jwt_secret")
     @classmethod
@@ -161,6 +201,10 @@ class Settings(BaseSettings):
     @property
     def resolved_sfu_workers(self) -> int:
         return self.sfu_workers or os.cpu_count() or 1
+
+    @property
+    def resolved_port_range(self) -> PortRange | None:
+        return PortRange.parse(self.ice_port_range) if self.ice_port_range else None
 
     @property
     def resolved_public_url(self) -> str:
