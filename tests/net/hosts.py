@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from playwright.async_api import Browser, Playwright
@@ -29,9 +30,9 @@ def serve_shopcast(net: Internet, on: str, workdir: Path, public_url: str, **set
     net.spawn(on, command, log=workdir / "shopcast.log", env=env, cwd=ROOT)
 
 
-async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, PublisherPeer]:
-    """A seller's show, live from an aiortc publisher on the calling host, once Shopcast at
-    ``base`` answers."""
+async def open_show(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, Any]:
+    """A seller's new show and its go-live body (``whip_url``, ``publish_token``,
+    ``ice_servers``), once Shopcast at ``base`` answers."""
 
     async def healthy() -> bool:
         try:
@@ -47,7 +48,14 @@ async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[s
     async with http.post(f"{base}/api/v1/streams", json={"title": title}, headers=auth) as r:
         sid = str((await r.json())["id"])
     async with http.post(f"{base}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-        token = (await r.json())["publish_token"]
+        return sid, await r.json()
+
+
+async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, PublisherPeer]:
+    """A seller's show, live from an aiortc publisher on the calling host, once Shopcast at
+    ``base`` answers."""
+    sid, credentials = await open_show(http, base, title)
+    token = credentials["publish_token"]
     publisher = PublisherPeer(size=(640, 360))
     async with http.post(
         f"{base}/whip/{sid}",
@@ -72,7 +80,7 @@ async def chromium_on(
 
 
 # The viewer's peer connection on the watch page: frames decoded, and how its media travels
-# (the local candidate of the selected pair).
+# (the local candidate of the selected pair, and the remote one's address and port).
 WATCH_STATE = """async () => {
   const pc = window.shopcastPlayer?.pc;
   if (!pc) return null;
@@ -90,6 +98,7 @@ WATCH_STATE = """async () => {
           type: local.candidateType,
           relayProtocol: local.relayProtocol,
           remote: remote.address,
+          port: remote.port,
         };
       }
     }

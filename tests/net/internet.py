@@ -76,6 +76,19 @@ class Internet:
     def nft(self, namespace: str, rules: str) -> None:
         run("ip", "netns", "exec", namespace, "nft", "-f", "-", stdin=rules)
 
+    def masquerade(self, namespace: str, source: str, out: str) -> None:
+        """Source NAT on host ``namespace`` (a NAT box): packets from ``source`` (CIDR)
+        leaving by device ``out`` take that device's address."""
+        self.nft(
+            namespace,
+            "table ip nat {\n"
+            "  chain postrouting {\n"
+            "    type nat hook postrouting priority srcnat; policy accept;\n"
+            f'    ip saddr {source} oifname "{out}" masquerade\n'
+            "  }\n"
+            "}\n",
+        )
+
     def exec(self, namespace: str, *command: str) -> str:
         return run("ip", "netns", "exec", namespace, *command)
 
