@@ -213,6 +213,17 @@ def guard_against_junk(dtls: RTCDtlsTransport) -> None:
     setattr(dtls, "_recv_next", _recv_next)  # noqa: B010
 
 
+def set_dtls_role(dtls: RTCDtlsTransport, role: str) -> None:
+    """Make this transport answer, and then handshake, as DTLS ``role`` ("client" or "server").
+
+    Hook: ``RTCDtlsTransport._set_role(role)``, which sets ``_role``. ``createAnswer`` writes
+    ``_role`` into the answer's ``a=setup`` ("auto", what an actpass or passive offer leaves,
+    becomes ``active``), and ``start()`` handshakes in that role (it resolves only "auto",
+    from the ICE role). Call it after ``setRemoteDescription``, which sets the role itself.
+    """
+    dtls._set_role(role)
+
+
 def dtls_transports(pc: aiortc.RTCPeerConnection) -> list[RTCDtlsTransport]:
     """The distinct DTLS transports under a peer connection's transceivers (one if bundled)."""
     seen: list[RTCDtlsTransport] = []

@@ -27,6 +27,7 @@ from .aiortc_hooks import (
     tap_sender_reports,
 )
 from .candidates import IceSettings, announce, gathering_on
+from .dtls_role import take_answering_role
 from .errors import UnsupportedMediaError
 from .events import GoneReason
 from .ingest import Ingest
@@ -118,6 +119,7 @@ class Publisher(Session):
         for dtls in dtls_transports(pc):
             guard_against_junk(dtls)
             tap_rtp(dtls, self.ingest.rtp)
+        take_answering_role(pc, offer.sdp)
         with gathering_on(options.ice.host_addresses):
             await pc.setLocalDescription(await pc.createAnswer())
         self._remote_ufrag = offer.ice_ufrag

@@ -12,6 +12,7 @@ from av.frame import Frame
 from .aiortc_hooks import dtls_transports, guard_against_junk, hook_sender
 from .candidates import IceSettings, announce, gathering_on
 from .consumer import Consumer
+from .dtls_role import take_answering_role
 from .egress import Egress
 from .errors import UnsupportedMediaError
 from .events import GoneReason
@@ -110,6 +111,7 @@ class Subscriber(Session):
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         for dtls in dtls_transports(pc):
             guard_against_junk(dtls)
+        take_answering_role(pc, offer.sdp)
         with gathering_on(ice.host_addresses):
             await pc.setLocalDescription(await pc.createAnswer())
         self._remote_ufrag = offer.ice_ufrag
