@@ -18,7 +18,7 @@ from api.accounts.schemas import (
 from api.identity.auth import DUMMY_HASH, hash_password, verify_password
 from api.identity.models import Follow, Role, User
 from api.web.context import Context
-from api.web.errors import ApiError, forbidden, not_found
+from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api, Auth
 
 api = Api()
@@ -40,16 +40,12 @@ def require_role(ctx: Context, roles: frozenset[Role], why: str) -> User:
 
 
 async def _limit_auth(ctx: Context, action: str) -> None:
-    wait = await ctx.services.limiter.acquire(
-        f"auth:{action}:{ctx.client_ip()}", ctx.services.auth_limit
+    await within_limit(
+        ctx.services.limiter,
+        f"auth:{action}:{ctx.client_ip()}",
+        ctx.services.auth_limit,
+        "Too many attempts; wait before trying again",
     )
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many attempts; wait before trying again",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
 
 
 def _signed_in(ctx: Context, user: User) -> AuthOut:

@@ -33,7 +33,7 @@ from api.catalog.products import owned_product
 from api.catalog.schemas import MediaOut
 from api.identity.models import Role
 from api.web.context import Context
-from api.web.errors import ApiError, forbidden, not_found
+from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api
 from api.web.schemas import Input, Output
 from twins.objectstore import LocalStorage, ObjectStore, UploadRefused
@@ -153,14 +153,9 @@ async def _check_room(ctx: Context, product_id: str, kind: MediaKind) -> None:
 async def upload_url(ctx: Context, body: UploadUrlIn) -> UploadUrlOut:
     uploads = _uploads(ctx)
     product = await owned_product(ctx, body.product_id)
-    wait = await ctx.services.limiter.acquire(f"upload:{product.owner_id}", UPLOAD_LIMIT)
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many uploads at once",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    await within_limit(
+        ctx.services.limiter, f"upload:{product.owner_id}", UPLOAD_LIMIT, "Too many uploads at once"
+    )
     kind = MediaKind(body.kind)
     types, limit = (
         (IMAGE_TYPES, uploads.limits.max_image_bytes)

@@ -27,7 +27,7 @@ from api.shows import cues
 from api.shows.access import admit
 from api.shows.models import Stream, StreamProduct
 from api.web.context import Context
-from api.web.errors import ApiError, forbidden, not_found
+from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api, Auth
 from api.webhooks import webhooks
 from api.webhooks.models import WebhookEndpoint
@@ -89,14 +89,9 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     replay = await _replay(ctx.session, buyer.id, key, stream_id, body)
     if replay is not None:
         return OrderOut.model_validate(replay)
-    wait = await ctx.services.limiter.acquire(f"order:{buyer.id}", PURCHASE_LIMIT)
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many purchases at once",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    await within_limit(
+        ctx.services.limiter, f"order:{buyer.id}", PURCHASE_LIMIT, "Too many purchases at once"
+    )
     stream = await ctx.session.get(Stream, stream_id)
     if stream is None:
         raise not_found("Stream")

@@ -30,7 +30,7 @@ from api.shows.schemas import (
     StreamsQuery,
 )
 from api.web.context import Context
-from api.web.errors import ApiError
+from api.web.errors import within_limit
 from api.web.routing import Api, Auth
 from live.states import StreamStatus
 from twins.ratelimit import Limit
@@ -130,14 +130,12 @@ async def get_stream(ctx: Context, stream_id: str) -> StreamOut:
 )
 async def ice_servers(ctx: Context, stream_id: str) -> IceServersOut:
     stream = await viewable_stream(ctx, stream_id)
-    wait = await ctx.services.limiter.acquire(f"ice:{ctx.client_ip()}", ICE_SERVERS_LIMIT)
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many requests for ICE servers",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    await within_limit(
+        ctx.services.limiter,
+        f"ice:{ctx.client_ip()}",
+        ICE_SERVERS_LIMIT,
+        "Too many requests for ICE servers",
+    )
     ice = ctx.services.ice
     servers = ice.servers_for(ctx.user.id if ctx.user else f"viewer-{stream.id}")
     return IceServersOut(

@@ -23,7 +23,7 @@ from api.identity.models import User
 from api.shows.access import admit
 from api.shows.models import Stream
 from api.web.context import SERVICES, Services
-from api.web.errors import ApiError, not_found
+from api.web.errors import ApiError, not_found, within_limit
 from api.web.routing import bearer_token
 from live.states import FINISHED, StreamStatus
 from sfu import (
@@ -236,14 +236,12 @@ async def _negotiate(
 async def _limit_offers(request: web.Request, kind: str) -> None:
     """Each offer costs a peer connection: a client address gets a few per second."""
     services, media = request.app[SERVICES], request.app[MEDIA]
-    wait = await services.limiter.acquire(f"{kind}:{request.remote}", media.limit)
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many offers; wait before trying again",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
+    await within_limit(
+        services.limiter,
+        f"{kind}:{request.remote}",
+        media.limit,
+        "Too many offers; wait before trying again",
+    )
 
 
 async def whip_publish(request: web.Request) -> web.StreamResponse:

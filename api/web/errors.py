@@ -11,6 +11,8 @@ from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from twins.ratelimit import Limit, RateLimiter
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -48,6 +50,15 @@ class ApiError(Exception):
         self.message = message
         self.details = dict(details or {})
         self.headers = dict(headers or {})
+
+
+async def within_limit(limiter: RateLimiter, key: str, limit: Limit, message: str) -> None:
+    """Take one of ``key``'s tokens, or refuse with ``429 rate_limited`` and when to retry."""
+    wait = await limiter.acquire(key, limit)
+    if wait:
+        raise ApiError(
+            429, "rate_limited", message, headers={"Retry-After": str(max(1, round(wait)))}
+        )
 
 
 def not_found(what: str) -> ApiError:

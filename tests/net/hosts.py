@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, Playwright
+from playwright.async_api import Browser, Page, Playwright
 
 from peers.webrtc import PublisherPeer
 from tests.browser.conftest import CHROMIUM, FLAGS
@@ -105,3 +105,20 @@ WATCH_STATE = """async () => {
   }
   return { frames, route };
 }"""
+
+
+async def watch_on_phone(
+    browser: Browser, url: str, what: str, within: float = 40
+) -> tuple[Page, dict[str, Any]]:
+    """Open the watch page at ``url`` as a phone does and wait until it plays over WebRTC
+    (30 frames decoded); the page and its ``WATCH_STATE`` then."""
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, has_touch=True)
+    await page.goto(url)
+
+    async def playing() -> dict[str, Any] | None:
+        state = await page.evaluate(WATCH_STATE)
+        return state if state and state["frames"] > 30 and state["route"] else None
+
+    state = await eventually(playing, within, what)
+    assert await page.evaluate("() => document.body.dataset.mode") == "webrtc"
+    return page, state

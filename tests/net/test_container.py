@@ -42,7 +42,7 @@ from playwright.async_api import Browser, async_playwright
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import eventually
 from tests.faults.netns import LoopThread
-from tests.net.hosts import WATCH_STATE, chromium_on, open_show, serve_shopcast
+from tests.net.hosts import chromium_on, open_show, serve_shopcast, watch_on_phone
 from tests.net.internet import Internet, unavailable
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -250,21 +250,15 @@ async def test_a_containerised_shopcast_serves_browsers_behind_nats(
                 assert route["remote"] == PUBLIC and route["port"] in MEDIA_PORTS, route
 
                 browsers.append(await chromium_on(playwright, sites.viewer, tmp_path))
-                phone = await browsers[-1].new_page(
-                    viewport={"width": 390, "height": 844}, has_touch=True
+                phone, state = await watch_on_phone(
+                    browsers[-1],
+                    f"{BASE}/watch/{sid}",
+                    f"the phone behind its NAT never played\n{log_tail()}",
                 )
-                await phone.goto(f"{BASE}/watch/{sid}")
-
-                async def playing() -> Any:
-                    state = await phone.evaluate(WATCH_STATE)
-                    return state if state and state["frames"] > 30 and state["route"] else None
-
-                state = await wait(playing, 40, "the phone behind its NAT never played")
                 # The SFU's candidate, as the phone reached it: the host's public address on a
                 # published port (the container's own address is not routable from there).
                 assert state["route"]["remote"] == PUBLIC, state
                 assert state["route"]["port"] in MEDIA_PORTS, state
-                assert await phone.evaluate("() => document.body.dataset.mode") == "webrtc"
                 ARTIFACTS.mkdir(exist_ok=True)
                 shot = ARTIFACTS / f"watch-container-{sfu_processes}sfu.png"
                 await phone.screenshot(path=str(shot))

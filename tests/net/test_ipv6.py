@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -13,9 +12,8 @@ from playwright.async_api import async_playwright
 
 from peers.webrtc import PublisherPeer
 from tests.browser.conftest import ARTIFACTS
-from tests.conftest import eventually
 from tests.faults.netns import LoopThread
-from tests.net.hosts import WATCH_STATE, chromium_on, go_live, serve_shopcast
+from tests.net.hosts import chromium_on, go_live, serve_shopcast, watch_on_phone
 from tests.net.internet import Internet, unavailable
 
 pytestmark = pytest.mark.browser
@@ -60,16 +58,9 @@ async def test_an_ipv6_only_viewer_plays_over_ipv6(internet: Internet, tmp_path:
         async with async_playwright() as playwright:
             chromium = await chromium_on(playwright, viewer, tmp_path)
             try:
-                page = await chromium.new_page(
-                    viewport={"width": 390, "height": 844}, has_touch=True
+                page, state = await watch_on_phone(
+                    chromium, f"{BASE}/watch/{sid}", "the IPv6 viewer never played"
                 )
-                await page.goto(f"{BASE}/watch/{sid}")
-
-                async def playing() -> Any:
-                    state = await page.evaluate(WATCH_STATE)
-                    return state if state and state["frames"] > 30 and state["route"] else None
-
-                state = await eventually(playing, 40, "the IPv6 viewer never played")
                 assert state["route"]["type"] == "host"
                 assert state["route"]["remote"] == SERVER_V6
                 ARTIFACTS.mkdir(exist_ok=True)
