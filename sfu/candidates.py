@@ -89,11 +89,14 @@ def strip_mdns_candidates(sdp: str) -> str:
 
 
 def announce(sdp: str, gathered: Sequence[str] | None, announced: str | None) -> str:
-    """Rewrite the gathered host addresses of an answer to the announced one."""
+    """Rewrite the gathered host addresses of an answer to the announced one, those of its
+    family only: a dual-stack node behind an IPv4 NAT keeps offering its own IPv6 address."""
     if not announced or not gathered:
         return sdp
+    version = ipaddress.ip_address(announced).version
     for address in gathered:
-        sdp = sdp.replace(f" {address} ", f" {announced} ")
+        if ipaddress.ip_address(address).version == version:
+            sdp = sdp.replace(f" {address} ", f" {announced} ")
     return sdp
 
 

@@ -47,6 +47,17 @@ def test_announced_address_replaces_the_gathered_one() -> None:
     assert announce(line, ("10.0.0.5",), None) == line
 
 
+def test_an_announced_address_replaces_its_own_family_only() -> None:
+    # Dual stack behind an IPv4 NAT: the IPv6 address is public already and stays as it is.
+    sdp = (
+        "a=candidate:1 1 udp 2130706431 10.0.0.5 40000 typ host\r\n"
+        "a=candidate:2 1 udp 2130706431 2001:db8::5 40002 typ host\r\n"
+    )
+    both = ("10.0.0.5", "2001:db8::5")
+    assert announce(sdp, both, "203.0.113.7") == sdp.replace("10.0.0.5", "203.0.113.7")
+    assert announce(sdp, both, "2001:db8::99") == sdp.replace("2001:db8::5", "2001:db8::99")
+
+
 def test_mdns_candidates_are_dropped() -> None:
     sdp = (
         "a=mid:0\r\na=candidate:1 1 udp 2122260223 3f1c2b7e-1.local 50000 typ host\r\n"
