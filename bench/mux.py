@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import secrets
 import socket
 import statistics
 import sys
@@ -29,32 +28,14 @@ from aioice import stun
 from aioice.ice import Connection
 
 from bench import emit
-from bench.sfu import pin, read_json, request, run_seconds, stop
+from bench.sfu import pin, read_json, request, run_seconds, stop, stop_all
+from peers.ports import free_range
 from sfu import IceSettings, MediaPorts, PortRange, PortSettings, Sfu, SfuSettings
 from sfu.mux import UdpMux
 from sfu.ports import serving_media_ports
 
 LOOPBACK = ("127.0.0.1",)
 MODES = ("random", "ports", "mux")
-
-
-def free_range(count: int) -> PortRange:
-    """``count`` consecutive free UDP ports below Linux's ephemeral range (32768-60999)."""
-    for _ in range(100):
-        first = 20000 + secrets.randbelow(12000 - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return PortRange(first, first + count - 1)
-    raise RuntimeError(f"no {count} free consecutive UDP ports")
 
 
 # --- server -------------------------------------------------------------------------------
@@ -172,14 +153,7 @@ async def one_run(mode: str, viewers: int, seconds: float) -> dict[str, float]:
         )
         return {"marginal": marginal, "loss": loss, "ports": len(used)}
     finally:
-        for process in processes:
-            if process.returncode is None:
-                try:
-                    await stop(process)
-                    await asyncio.wait_for(process.wait(), 20)
-                except (TimeoutError, ConnectionError):
-                    process.kill()
-                    await process.wait()
+        await stop_all(processes)
 
 
 # --- the mux alone ------------------------------------------------------------------------

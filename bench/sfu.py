@@ -380,6 +380,18 @@ async def stop(process: asyncio.subprocess.Process) -> None:
     await process.stdin.drain()
 
 
+async def stop_all(processes: list[asyncio.subprocess.Process]) -> None:
+    """Ask each process still running to stop; kill the ones that do not within 20 s."""
+    for process in processes:
+        if process.returncode is None:
+            try:
+                await stop(process)
+                await asyncio.wait_for(process.wait(), 20)
+            except (TimeoutError, ConnectionError):
+                process.kill()
+                await process.wait()
+
+
 def _ticks(pids: list[int]) -> tuple[float, float]:
     times = [cpu_seconds(pid) for pid in pids]
     return sum(t[0] for t in times), sum(t[1] for t in times)
@@ -456,14 +468,7 @@ async def orchestrate(viewers: int, seconds: float, per_process: int, workers: i
             losses += (await read_json(process, 60))["loss"]
         report(viewers, workers, seconds, idle, busy, joins, losses, floor)
     finally:
-        for process in processes:
-            if process.returncode is None:
-                try:
-                    await stop(process)
-                    await asyncio.wait_for(process.wait(), 20)
-                except (TimeoutError, ConnectionError):
-                    process.kill()
-                    await process.wait()
+        await stop_all(processes)
 
 
 def report(

@@ -8,12 +8,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from api.streaming.signaling import MEDIA
+from peers.ports import free_range
 from peers.webrtc import PublisherPeer, ViewerPeer, wait_until
 from server.app import build_app
 from server.settings import Settings
 from sfu import ephemeral_ports
 from tests.conftest import Shop, expect_error
-from tests.sfu.media_ports import free_range
 
 Client = TestClient[Any, Any]
 SDP = {"Content-Type": "application/sdp"}

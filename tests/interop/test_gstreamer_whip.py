@@ -10,6 +10,7 @@ loopback), joined by a veth pair.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,11 @@ from server.app import build_app
 from server.settings import Settings
 from tests.conftest import Account, Shop, eventually
 from tests.faults.netns import inside
+from tests.net.internet import Internet
+from tests.net.internet import unavailable as namespaces_unavailable
 
 from .gstreamer import GstPublisher
 from .gstreamer import unavailable as gstreamer_unavailable
-from .namespaces import SERVER_ADDRESS, VethLink
-from .namespaces import unavailable as namespaces_unavailable
 from .viewer import DecodingViewer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
@@ -33,15 +34,25 @@ SDP = {"Content-Type": "application/sdp"}
 PUBLISH_SECONDS = 8
 
 
+SERVER_ADDRESS, CLIENT_ADDRESS = "10.78.0.1", "10.78.0.2"
+
+
+@dataclass(frozen=True)
+class VethLink:
+    """The server's namespace and the GStreamer client's, joined by a veth pair."""
+
+    server: str
+    client: str
+
+
 @pytest.fixture
 def link() -> Iterator[VethLink]:
     if reason := namespaces_unavailable() or gstreamer_unavailable():
         pytest.skip(reason)
-    link = VethLink()
-    try:
-        yield link
-    finally:
-        link.remove()
+    with Internet() as net:
+        server, client = net.host("server"), net.host("client")
+        net.link(server, f"{SERVER_ADDRESS}/24", client, f"{CLIENT_ADDRESS}/24")
+        yield VethLink(server, client)
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from playwright.async_api import Browser, Page, Playwright
 from peers.webrtc import PublisherPeer
 from tests.browser.conftest import CHROMIUM, FLAGS
 from tests.conftest import eventually
+from tests.faults.netns import LoopThread
 from tests.net.internet import Internet
 from tests.nodes import ROOT
 
@@ -65,6 +68,27 @@ async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[s
         assert r.status == 201, await r.text()
         await publisher.accept(await r.text())
     return sid, publisher
+
+
+@asynccontextmanager
+async def live_show(host: str, base: str, title: str) -> AsyncIterator[str]:
+    """A show live from an aiortc publisher on ``host`` (its id); publisher, HTTP client and
+    the host's event loop are closed after the block."""
+    on_host = LoopThread(host)
+
+    async def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession()
+
+    http = await on_host.run(session())
+    publisher: PublisherPeer | None = None
+    try:
+        sid, publisher = await on_host.run(go_live(http, base, title))
+        yield sid
+    finally:
+        if publisher is not None:
+            await on_host.run(publisher.close())
+        await on_host.run(http.close())
+        on_host.close()
 
 
 async def chromium_on(

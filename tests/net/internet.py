@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import IO
 
@@ -61,7 +62,15 @@ class Internet:
         for namespace, name, address in ((a, a_name, a_address), (b, b_name, b_address)):
             self.address(namespace, name, address)
             self.exec(namespace, "ip", "link", "set", name, "up")
+        # libnice (GStreamer's ICE) gathering on a veth whose carrier is not up never completes.
+        deadline = time.monotonic() + 5
+        while not (self._up(a, a_name) and self._up(b, b_name)):
+            assert time.monotonic() < deadline, "the veth pair did not come up"
+            time.sleep(0.02)
         return a_name, b_name
+
+    def _up(self, namespace: str, device: str) -> bool:
+        return " state UP " in self.exec(namespace, "ip", "-o", "link", "show", "dev", device)
 
     def address(self, namespace: str, device: str, address: str) -> None:
         """Add ``address`` (CIDR) to ``device``; IPv6 ones are usable at once (no DAD wait)."""

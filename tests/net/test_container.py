@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from tests.browser.conftest import ARTIFACTS
 from tests.conftest import eventually
 from tests.faults.netns import LoopThread
 from tests.net.hosts import chromium_on, open_show, serve_shopcast, watch_on_phone
-from tests.net.internet import Internet, unavailable
+from tests.net.internet import Internet
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -107,15 +107,6 @@ def wire(net: Internet) -> Sites:
         return inside
 
     return Sites(container, site("pub", 1), site("view", 2))
-
-
-@pytest.fixture
-def internet() -> Iterator[Internet]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    with Internet() as net:
-        yield net
 
 
 @dataclass(frozen=True)

@@ -3,32 +3,19 @@ candidates: the server host has an IPv4 and an IPv6 address, the viewer host IPv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from peers.webrtc import PublisherPeer
 from tests.browser.conftest import ARTIFACTS
-from tests.faults.netns import LoopThread
-from tests.net.hosts import chromium_on, go_live, serve_shopcast, watch_on_phone
-from tests.net.internet import Internet, unavailable
+from tests.net.hosts import chromium_on, live_show, serve_shopcast, watch_on_phone
+from tests.net.internet import Internet
 
 pytestmark = pytest.mark.browser
 
 SERVER_V4, SERVER_V6, VIEWER_V6 = "10.79.2.1", "fd00:79:2::1", "fd00:79:2::2"
 BASE = f"http://[{SERVER_V6}]:8080"
-
-
-@pytest.fixture
-def internet() -> Iterator[Internet]:
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    with Internet() as net:
-        yield net
 
 
 async def test_an_ipv6_only_viewer_plays_over_ipv6(internet: Internet, tmp_path: Path) -> None:
@@ -46,29 +33,15 @@ async def test_an_ipv6_only_viewer_plays_over_ipv6(internet: Internet, tmp_path:
         port="8080",
         ice_host_addresses=f"{SERVER_V4},{SERVER_V6}",
     )
-    on_server = LoopThread(server)
-
-    async def session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession()
-
-    http = await on_server.run(session())
-    publisher: PublisherPeer | None = None
-    try:
-        sid, publisher = await on_server.run(go_live(http, BASE, "IPv6 show"))
-        async with async_playwright() as playwright:
-            chromium = await chromium_on(playwright, viewer, tmp_path)
-            try:
-                page, state = await watch_on_phone(
-                    chromium, f"{BASE}/watch/{sid}", "the IPv6 viewer never played"
-                )
-                assert state["route"]["type"] == "host"
-                assert state["route"]["remote"] == SERVER_V6
-                ARTIFACTS.mkdir(exist_ok=True)
-                await page.screenshot(path=str(ARTIFACTS / "watch-ipv6.png"))
-            finally:
-                await chromium.close()
-    finally:
-        if publisher is not None:
-            await on_server.run(publisher.close())
-        await on_server.run(http.close())
-        on_server.close()
+    async with live_show(server, BASE, "IPv6 show") as sid, async_playwright() as playwright:
+        chromium = await chromium_on(playwright, viewer, tmp_path)
+        try:
+            page, state = await watch_on_phone(
+                chromium, f"{BASE}/watch/{sid}", "the IPv6 viewer never played"
+            )
+            assert state["route"]["type"] == "host"
+            assert state["route"]["remote"] == SERVER_V6
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "watch-ipv6.png"))
+        finally:
+            await chromium.close()

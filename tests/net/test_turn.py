@@ -9,19 +9,15 @@ page asks for the show's ICE servers, gathers a TURN relay candidate over TCP (o
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
-from peers.webrtc import PublisherPeer
 from server.tls import ensure_certificate
 from tests.browser.conftest import ARTIFACTS
-from tests.faults.netns import LoopThread
-from tests.net.hosts import chromium_on, go_live, serve_shopcast, watch_on_phone
-from tests.net.internet import Internet, unavailable
+from tests.net.hosts import chromium_on, live_show, serve_shopcast, watch_on_phone
+from tests.net.internet import Internet
 
 pytestmark = pytest.mark.browser
 
@@ -35,22 +31,6 @@ table inet no_udp {
   chain out { type filter hook output priority 0; policy accept; meta l4proto udp drop; }
 }
 """
-
-
-def why_not() -> str | None:
-    missing = [tool for tool in ("turnserver",) if shutil.which(tool) is None]
-    if missing:
-        return "missing coturn (Debian package coturn)"
-    return unavailable()
-
-
-@pytest.fixture
-def internet() -> Iterator[Internet]:
-    reason = why_not()
-    if reason:
-        pytest.skip(reason)
-    with Internet() as net:
-        yield net
 
 
 def start_coturn(net: Internet, host: str, workdir: Path) -> None:
@@ -91,6 +71,8 @@ def start_coturn(net: Internet, host: str, workdir: Path) -> None:
 async def test_a_viewer_without_udp_plays_through_turn(
     internet: Internet, tmp_path: Path, ice_server: str, relay_protocol: str
 ) -> None:
+    if shutil.which("turnserver") is None:
+        pytest.skip("missing coturn (Debian package coturn)")
     server = internet.host("server")
     viewer = internet.host("viewer")
     internet.link(server, f"{SERVER}/24", viewer, f"{VIEWER}/24")
@@ -108,32 +90,16 @@ async def test_a_viewer_without_udp_plays_through_turn(
         turn_secret=TURN_SECRET,
     )
 
-    on_server = LoopThread(server)
-
-    async def session() -> aiohttp.ClientSession:
-        return aiohttp.ClientSession()
-
-    http = await on_server.run(session())
-    publisher: PublisherPeer | None = None
-    try:
-        sid, publisher = await on_server.run(go_live(http, BASE, "Through TURN"))
-        async with async_playwright() as playwright:
-            # The TURN server's certificate is the test's own, self-signed: trust it.
-            chromium = await chromium_on(
-                playwright, viewer, tmp_path, "--ignore-certificate-errors"
+    async with live_show(server, BASE, "Through TURN") as sid, async_playwright() as playwright:
+        # The TURN server's certificate is the test's own, self-signed: trust it.
+        chromium = await chromium_on(playwright, viewer, tmp_path, "--ignore-certificate-errors")
+        try:
+            page, state = await watch_on_phone(
+                chromium, f"{BASE}/watch/{sid}", "the viewer never played through TURN"
             )
-            try:
-                page, state = await watch_on_phone(
-                    chromium, f"{BASE}/watch/{sid}", "the viewer never played through TURN"
-                )
-                route = state["route"]
-                assert (route["type"], route["relayProtocol"]) == ("relay", relay_protocol)
-                ARTIFACTS.mkdir(exist_ok=True)
-                await page.screenshot(path=str(ARTIFACTS / f"watch-turn-{relay_protocol}.png"))
-            finally:
-                await chromium.close()
-    finally:
-        if publisher is not None:
-            await on_server.run(publisher.close())
-        await on_server.run(http.close())
-        on_server.close()
+            route = state["route"]
+            assert (route["type"], route["relayProtocol"]) == ("relay", relay_protocol)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / f"watch-turn-{relay_protocol}.png"))
+        finally:
+            await chromium.close()

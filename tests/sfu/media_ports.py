@@ -8,38 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import socket
 from dataclasses import dataclass, field
 
 from peers.webrtc import PublisherPeer, ViewerPeer
-from sfu import NoMediaPortError, PortRange, Publisher, Sfu, ephemeral_ports
+from sfu import NoMediaPortError, Publisher, Sfu, ephemeral_ports
 from sfu.aiortc_hooks import dtls_transports, local_ports
 from sfu.pool import RemoteSubscriber
 from sfu.subscriber import Subscriber
-
-# Below Linux's ephemeral ports (32768-60999): a client socket never lands in the range.
-_LOW, _HIGH = 20000, 32000
-
-
-def free_range(count: int, attempts: int = 50) -> PortRange:
-    """``count`` consecutive UDP ports that nothing holds on 127.0.0.1 right now."""
-    rng = random.Random()
-    for _ in range(attempts):
-        first = rng.randrange(_LOW, _HIGH - count)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return PortRange(first, first + count - 1)
-    raise RuntimeError(f"no {count} free consecutive UDP ports")
 
 
 def udp_ports(pid: int | str = "self") -> set[int]:

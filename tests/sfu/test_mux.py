@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 from aioice import stun
 
+from peers.ports import free_range
 from peers.webrtc import ViewerPeer, wait_until
 from sfu import (
     IceSettings,
@@ -27,7 +28,7 @@ from sfu import (
 from sfu.aiortc_hooks import dtls_transports
 from sfu.mux import UdpMux
 
-from .media_ports import Clients, Viewer, candidate_ports, free_range, udp_ports
+from .media_ports import Clients, Viewer, candidate_ports, udp_ports
 from .test_junk import junk_datagrams
 
 pytestmark = pytest.mark.timeout(60)

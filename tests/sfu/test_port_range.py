@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from peers.ports import free_range
 from peers.webrtc import wait_until
 from sfu import (
     IceSettings,
@@ -18,7 +19,7 @@ from sfu import (
     serving_media_ports,
 )
 
-from .media_ports import Clients, candidate_ports, free_range, udp_ports
+from .media_ports import Clients, candidate_ports, udp_ports
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,12 +9,11 @@ import pytest
 from aioice.candidate import Candidate
 from pydantic import ValidationError
 
+from peers.ports import free_range
 from server.settings import Settings
 from sfu import MediaPorts, PortRange, PortSettings, gathering_on, serving_media_ports
 from sfu import ports as sfu_ports
 from sfu.ports import ephemeral_ports, process_media_ports
-
-from .media_ports import free_range
 
 pytestmark = pytest.mark.timeout(20)
 
