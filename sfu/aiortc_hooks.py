@@ -18,7 +18,17 @@ import aiortc
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc import codecs as aiortc_codecs
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtp import RtcpSrPacket
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from pylibsrtp import _binding as _srtp_binding
 
 AIORTC_VERSION = "1.16.0"
@@ -103,6 +113,92 @@ def tap_sender_reports(receiver: RTCRtpReceiver, handler: Callable[[int, int, in
         await original(packet)
 
     setattr(receiver, "_handle_rtcp_packet", _handle_rtcp_packet)  # noqa: B010
+
+
+def receive_layers(
+    receiver: RTCRtpReceiver,
+    *,
+    payload_type: int,
+    rtx_payload_type: int | None,
+    clock_rate: int,
+    media_ssrc: Callable[[int], int | None],
+) -> None:
+    """Receiver reports, NACKs and REMB per SSRC for a simulcast track's receiver.
+
+    Hook: replaces ``RTCRtpReceiver._handle_rtp_packet(packet, arrival_time_ms)``. aiortc's
+    keeps one NACK generator and one jitter buffer per receiver: fed the layers' interleaved
+    sequence numbers, it would NACK thousands of packets and ask for keyframes without end.
+    This one keeps a ``StreamStatistics`` per SSRC in the private ``__remote_streams`` (which
+    aiortc's RTCP loop turns into report blocks), a ``NackGenerator`` per SSRC (sent with
+    ``_send_rtcp_nack``), feeds ``__remote_bitrate_estimator`` and sends its REMB through
+    ``_send_rtcp`` from ``__rtcp_ssrc``, as aiortc does. ``media_ssrc`` maps a layer's SSRC to
+    itself and its RTX SSRC to it (None for an SSRC the SFU has not routed: ignored). Nothing
+    is depayloaded: the SFU forwards the packets it tapped before this runs.
+    """
+    streams: dict[int, StreamStatistics] = getattr(receiver, "_RTCRtpReceiver__remote_streams")  # noqa: B009
+    nacks: dict[int, NackGenerator] = {}
+
+    async def _handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        estimator = getattr(receiver, "_RTCRtpReceiver__remote_bitrate_estimator", None)
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = getattr(receiver, "_RTCRtpReceiver__rtcp_ssrc", None)
+            if rtcp_ssrc is not None and remb is not None:
+                await receiver._send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+        ssrc = media_ssrc(packet.ssrc)
+        if ssrc is None:
+            return
+        if packet.ssrc not in streams:
+            streams[packet.ssrc] = StreamStatistics(clock_rate)
+        streams[packet.ssrc].add(packet)
+        generator = nacks.setdefault(ssrc, NackGenerator())
+        if packet.payload_type == rtx_payload_type:
+            if len(packet.payload) >= 2:
+                generator.missing.discard(packet.payload[0] << 8 | packet.payload[1])
+        elif packet.payload_type == payload_type and generator.add(packet):
+            await receiver._send_rtcp_nack(ssrc, sorted(generator.missing))
+
+    setattr(receiver, "_handle_rtp_packet", _handle_rtp_packet)  # noqa: B010
+
+
+def hook_feedback(
+    sender: RTCRtpSender,
+    *,
+    on_remb: Callable[[int], None],
+    on_report: Callable[[float], None],
+) -> None:
+    """A viewer's congestion signals: its REMB (bit/s) and its reports' fraction lost (0-1).
+
+    Hook: ``RTCRtpSender._handle_rtcp_packet(packet)``; aiortc still handles every packet.
+    """
+    original: Callable[[Any], Awaitable[None]] = sender._handle_rtcp_packet
+
+    async def _handle_rtcp_packet(packet: Any) -> None:
+        await original(packet)
+        ssrc = sender._ssrc
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            report: RtcpReceiverInfo
+            for report in packet.reports:
+                if report.ssrc == ssrc:
+                    on_report(report.fraction_lost / 256)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if ssrc in ssrcs:
+                on_remb(bitrate)
+
+    setattr(sender, "_handle_rtcp_packet", _handle_rtcp_packet)  # noqa: B010
 
 
 def disable_decoding(receiver: RTCRtpReceiver) -> None:

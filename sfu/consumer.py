@@ -19,7 +19,7 @@ from .aiortc_hooks import (
     srtp_protect_in_place,
 )
 from .egress import Egress, drop
-from .rtp import header_template, rtx_wrap
+from .rtp import abs_send_time, header_template, rtx_wrap
 from .stats import ConsumerStats
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ AUDIO_HISTORY = 1  # Opus is not retransmitted (aiortc negotiates no NACK for au
 MAX_PLAINTEXT = 1500
 _PT_SEQ_TS = struct.Struct("!BHI")  # second byte (marker | payload type), seq, timestamp
 _pack_pt_seq_ts = _PT_SEQ_TS.pack_into
+_WORD = struct.Struct("!I")
+_pack_word = _WORD.pack_into
+PADDING_SIZE = 255  # bytes of padding per probe packet (RFC 3550 allows at most 255)
+_PADDING = bytes(PADDING_SIZE - 1) + bytes([PADDING_SIZE])  # the count ends the padding
+_pack_seq_ts = struct.Struct("!HI").pack_into
 
 # One scratch buffer for every consumer of the process: each packet is rendered, protected
 # in place and handed to the kernel before the next one is (the event loop is single-threaded
@@ -75,6 +80,8 @@ class Consumer:
         "_anchor_seq",
         "_clock_rate",
         "_context",
+        "_ext_pos",
+        "_ext_word",
         "_gate",
         "_header",
         "_header_length",
@@ -82,8 +89,10 @@ class Consumer:
         "_last_seq",
         "_last_time",
         "_last_ts",
-        "_level_pos",
         "_mask",
+        "_nacked",
+        "_padding",
+        "_pending",
         "_producer",
         "_pt",
         "_retime",
@@ -98,13 +107,16 @@ class Consumer:
         "bytes_sent",
         "codec",
         "kind",
+        "losses",
         "nacks",
         "packets_dropped",
         "packets_sent",
+        "padding_sent",
         "plis",
         "retransmitted",
         "sender",
         "state",
+        "switches",
         "waiting_since",
     )
 
@@ -126,7 +138,10 @@ class Consumer:
         # Rewriting state (set when the sender starts, see start()).
         self._header = bytes(12)
         self._pt = 0
-        self._level_pos = 0
+        self._ext_pos = 0  # audio level (audio) or abs-send-time (video) element, 0: none
+        self._ext_word = 0  # the abs-send-time element's id/length byte, shifted into place
+        self._padding = b""  # an RTX padding packet's header, for bandwidth probes
+        self._pending: Producer | None = None  # the layer this consumer switches to
         self._rtx_pt: int | None = None
         self._rtx_seq = random.randrange(0x8000)  # noqa: S311 - not security sensitive
         # Gate: closed until the next packet that may start this consumer's stream.
@@ -142,10 +157,13 @@ class Consumer:
         self._last_time: float | None = None
         size = VIDEO_HISTORY if kind == "video" else AUDIO_HISTORY
         self._history: list[Entry | None] = [None] * size
+        self._nacked: list[Entry | None] = [None] * size  # what each slot was NACKed for
         self._mask = size - 1
         # Counters.
         self.packets_sent = self.bytes_sent = self.packets_dropped = 0
         self.nacks = self.retransmitted = self.plis = 0
+        self.padding_sent = self.switches = 0
+        self.losses = 0  # distinct packets NACKed (a viewer repeats a NACK until repaired)
         self.waiting_since = 0.0  # when it last started waiting for a keyframe (monotonic)
         egress.attach(self)
 
@@ -182,11 +200,19 @@ class Consumer:
             ):
                 self._rtx_pt = candidate.payloadType
         extension_ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
-        header, self._level_pos = header_template(
-            self.ssrc, self._pt, extension_ids, parameters.muxId, self.kind == "audio"
+        header, self._ext_pos = header_template(
+            self.ssrc, self._pt, extension_ids, parameters.muxId, self.kind
         )
         self._header = bytes(header)
         self._header_length = len(header)
+        if self.kind == "video" and self._ext_pos:
+            self._ext_word = header[self._ext_pos] << 24
+        if self._rtx_pt is not None and self._ext_pos:
+            padding, _ = header_template(
+                self.sender._rtx_ssrc, self._rtx_pt, extension_ids, parameters.muxId, self.kind
+            )
+            padding[0] |= 0x20
+            self._padding = bytes(padding)
         self._started = True
         producer, self._producer = self._producer, None
         self.bind(producer)
@@ -196,6 +222,7 @@ class Consumer:
         old = self._producer
         if self.closed or (old is producer and old is not None):
             return
+        self._cancel_switch()
         if old is not None:
             old.detach(self)
             self._remember_position(old)
@@ -212,8 +239,90 @@ class Consumer:
         producer.attach(self)
 
     def producer_closed(self, producer: Producer) -> None:
+        if self._pending is producer:
+            self._pending = None
         if self._producer is producer:
             self.bind(None)
+
+    @property
+    def pending(self) -> Producer | None:
+        """The layer a switch waits for a keyframe of (None: no switch under way)."""
+        return self._pending
+
+    def switch(self, producer: Producer | None) -> None:
+        """Move to another layer of the same track (None: pause the video).
+
+        While forwarding, the current layer keeps flowing until the new one sends a keyframe
+        (asked for now); sequence numbers and timestamps then continue from the last packet
+        sent, so the viewer's decoder sees one stream. Otherwise it binds at once.
+        """
+        if self.closed or not self._started:
+            return
+        self._cancel_switch()
+        current = self._producer
+        if producer is current:
+            return
+        if producer is None or current is None or self.state is not ConsumerState.FORWARDING:
+            self.bind(producer)
+            return
+        self._pending = producer
+        producer.watch(self)
+        producer.request_keyframe()
+
+    def _cancel_switch(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.unwatch(self)
+
+    def switch_at(self, entry: Entry) -> None:
+        """A packet of the layer we switch to: at its keyframe, take the layer over."""
+        target, old = self._pending, self._producer
+        if not entry[4] or target is None or old is None:
+            return
+        self._cancel_switch()
+        old.detach(self)
+        now = time.monotonic()
+        # Both layers' clocks at one instant: the new layer's timestamps, shifted onto ours.
+        ts_off = (
+            self._ts_off + old.clock_mapping(now)[1] - target.clock_mapping(now)[1]
+        ) & 0xFFFFFFFF
+        last_out = (old.last_ts + self._ts_off) & 0xFFFFFFFF
+        step = ((entry[1] + ts_off) - last_out) & 0xFFFFFFFF
+        if step == 0 or step >= 0x80000000:  # never backwards, never the previous frame's
+            ts_off = (ts_off + 1 - step) & 0xFFFFFFFF
+        self._ts_off = ts_off
+        self._seq_off = (self._last_seq + 1 - entry[0]) & 0xFFFF
+        self._anchor_seq = entry[0]
+        self._producer = target
+        target.add(self)
+        self.switches += 1
+        self.forward(entry)
+
+    def send_padding(self, count: int) -> int:
+        """Send ``count`` RTX padding packets (a bandwidth probe); returns how many went."""
+        header, producer = self._padding, self._producer
+        if not header or self._context is None or self.closed:
+            return 0
+        start = len(header)
+        end = start + PADDING_SIZE
+        ts = self._last_ts if producer is None else (producer.last_ts + self._ts_off) & 0xFFFFFFFF
+        sent = 0
+        for _ in range(count):
+            _VIEW[:start] = header
+            _pack_seq_ts(_VIEW, 2, self._rtx_seq, ts)
+            _pack_word(_VIEW, self._ext_pos, self._ext_word | abs_send_time(time.monotonic()))
+            _VIEW[start:end] = _PADDING
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+            _LENGTH[0] = end
+            if srtp_protect_in_place(self._context, _BUFFER, _LENGTH):
+                break
+            try:
+                self._sendto(_sendable(_LENGTH[0]), self._address)
+            except OSError:
+                break
+            sent += 1
+        self.padding_sent += sent
+        return sent
 
     def _remember_position(self, producer: Producer) -> None:
         if self.state is ConsumerState.FORWARDING:
@@ -259,8 +368,11 @@ class Consumer:
             view = _VIEW
             view[:start] = self._header
             _pack_pt_seq_ts(view, 1, self._pt | marker, out_seq, (ts + self._ts_off) & 0xFFFFFFFF)
-            if level >= 0 and self._level_pos:
-                view[self._level_pos] = level
+            if level >= 0 and self._ext_pos:
+                if self._ext_word:
+                    _pack_word(view, self._ext_pos, self._ext_word | level)
+                else:
+                    view[self._ext_pos + 1] = level
             view[start:end] = payload
             _LENGTH[0] = end
             if not srtp_protect_in_place(self._context, _BUFFER, _LENGTH):
@@ -305,16 +417,23 @@ class Consumer:
         header = bytearray(self._header)
         out_seq, out_ts = (seq + self._seq_off) & 0xFFFF, (ts + self._ts_off) & 0xFFFFFFFF
         _PT_SEQ_TS.pack_into(header, 1, self._pt | marker, out_seq, out_ts)
-        if level >= 0 and self._level_pos:
-            header[self._level_pos] = level
+        if self._ext_word:
+            _WORD.pack_into(header, self._ext_pos, self._ext_word | abs_send_time(time.monotonic()))
+        elif level >= 0 and self._ext_pos:
+            header[self._ext_pos + 1] = level
         return b"".join((header, payload))
 
     def retransmit(self, seq: int) -> None:
         """The viewer NACKed ``seq``: resend it from history (as RTX if negotiated)."""
         self.nacks += 1
-        entry = self._history[seq & self._mask]
+        slot = seq & self._mask
+        entry = self._history[slot]
         if entry is None or (entry[0] + self._seq_off) & 0xFFFF != seq:
             return  # too old, or sent before the consumer re-anchored
+        if self._nacked[slot] is entry:
+            return  # resent once already: on a saturated link resending again feeds the loss
+        self._nacked[slot] = entry
+        self.losses += 1
         packet = self._render(entry)
         if self._rtx_pt is not None:
             packet = rtx_wrap(packet, self._rtx_pt, self._rtx_seq, self.sender._rtx_ssrc)
@@ -350,6 +469,7 @@ class Consumer:
         """Stop forwarding to this viewer. Idempotent."""
         if self.closed:
             return
+        self._cancel_switch()
         producer, self._producer = self._producer, None
         self.state = ConsumerState.CLOSED
         self._history = [None] * len(self._history)
@@ -370,4 +490,6 @@ class Consumer:
             retransmitted=self.retransmitted,
             plis=self.plis,
             rtt_seconds=sender_round_trip_time(self.sender),
+            rid=self._producer.rid if self._producer is not None else None,
+            switches=self.switches,
         )

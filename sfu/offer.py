@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpReceiver
 from aiortc.rtcpeerconnection import is_codec_compatible
@@ -10,6 +10,7 @@ from aiortc.sdp import SessionDescription
 
 from .candidates import strip_mdns_candidates
 from .errors import SdpError, UnsupportedMediaError
+from .simulcast import RID_URI, offered_rids
 
 MAX_SDP_BYTES = 64 * 1024
 # H.264 first: every browser and phone sends it, and the recorder can remux it (DESIGN.md #3).
@@ -33,6 +34,8 @@ class MediaSection:
     mid: str
     direction: str
     codecs: tuple[RTCRtpCodecParameters, ...]
+    extension_ids: dict[str, int] = field(default_factory=dict)  # header extension URI -> id
+    rids: tuple[str, ...] = ()  # simulcast layers a video section sends, in offer order
 
     @property
     def offers_rtx(self) -> bool:
@@ -60,7 +63,8 @@ def parse_offer(text: str) -> Offer:
         raise SdpError(f"malformed SDP: {exc!s:.200}") from exc
     sections = []
     ufrag = None
-    for media in description.media:
+    chunks = ("\n" + text).split("\nm=")[1:]
+    for media, chunk in zip(description.media, chunks, strict=False):
         if media.kind not in ("audio", "video"):
             continue
         if not media.rtp.muxId:
@@ -75,8 +79,17 @@ def parse_offer(text: str) -> Offer:
         if media.direction is None:
             raise SdpError("every media section needs a direction (a=sendonly, a=recvonly, ...)")
         ufrag = ufrag or media.ice.usernameFragment
+        extension_ids = {e.uri: e.id for e in media.rtp.headerExtensions}
+        rids = offered_rids(chunk) if media.kind == "video" and RID_URI in extension_ids else ()
         sections.append(
-            MediaSection(media.kind, media.rtp.muxId, media.direction, tuple(media.rtp.codecs))
+            MediaSection(
+                media.kind,
+                media.rtp.muxId,
+                media.direction,
+                tuple(media.rtp.codecs),
+                extension_ids,
+                rids,
+            )
         )
     if not sections:
         raise SdpError("offer has no audio or video section")

@@ -208,7 +208,8 @@ class WorkerPool(asyncio.DatagramProtocol):
             return
         room = self._room(room_id)
         kind = data[HEADER.size :].decode("ascii", "replace")
-        producer = room.producers().get(kind) if room is not None else None
+        source = room.source if room is not None else None
+        producer = source.ingest.find(kind) if source is not None else None
         if producer is None or producer.request_keyframe() or (channel, kind) in self._deferred:
             return
         # Rate-limited: the worker's viewer arrived just after a keyframe went by. Ask again
@@ -296,9 +297,9 @@ class WorkerPool(asyncio.DatagramProtocol):
         link = RelayLink(channel, self._sender(worker))
         self._channels[channel] = room.id
         worker.relays[room.id] = _Relay(link, source)
-        video = source.producers.get("video")
-        if video is not None:
-            link.replay_keyframe(video)
+        for producer in source.ingest.every():
+            if producer.kind == "video":
+                link.replay_keyframe(producer)
         source.ingest.add_relay(link)
 
     def _sender(self, worker: WorkerProcess) -> Callable[[bytes], None]:

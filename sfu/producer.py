@@ -12,7 +12,7 @@ from aiortc import RTCRtpCodecCapability
 from aiortc.clock import current_ntp_time
 
 from .keyframe import detectors
-from .rtp import HEADER, find_extension, header_length
+from .rtp import HEADER, abs_send_time, find_extension, header_length
 from .stats import ProducerStats, RateMeter
 
 if TYPE_CHECKING:
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 MAX_KEYFRAME_PACKETS = 512
 _NTP_ONE_SECOND = 1 << 32
 
-# One packet as consumers and the keyframe cache see it:
-# (sequence number, timestamp, marker bit 0x80|0, payload, starts a keyframe, audio level|-1)
+# One packet as consumers and the keyframe cache see it: (sequence number, timestamp,
+# marker bit 0x80|0, payload, starts a keyframe, audio level (audio) or abs-send-time of its
+# arrival (video), -1 if none)
 Entry = tuple[int, int, int, bytes, bool, int]
 
 
@@ -39,6 +40,11 @@ class TrackSpec:
     payload_type: int
     rtx_payload_type: int | None
     audio_level_id: int
+    rid: str | None = None  # a simulcast layer's RID
+    rid_id: int = 0  # the RID and repaired-RID header extension ids of a simulcast track
+    rrid_id: int = 0
+    ssrc: int | None = None  # a layer's SSRCs once seen: a relay cannot learn them later
+    rtx_ssrc: int | None = None
 
     def codec(self) -> RTCRtpCodecCapability:
         return RTCRtpCodecCapability(
@@ -74,8 +80,10 @@ class Producer:
         request_pli: Callable[[int], None],
         on_first_packet: Callable[[Producer], None],
         keyframe_interval: float,
+        rid: str | None = None,
     ) -> None:
         self.kind = kind
+        self.rid = rid  # which simulcast layer this is (None: the track has one)
         self.codec = codec
         self.clock_rate = codec.clockRate
         self.payload_type = payload_type  # the publisher's, as negotiated
@@ -89,6 +97,7 @@ class Producer:
         self._video = video is not None
         self._is_keyframe, self._picture_size = video or (_never, _no_size)
         self._targets: tuple[Consumer, ...] = ()
+        self._watchers: tuple[Consumer, ...] = ()  # consumers switching to this layer
         self._forwarders: tuple[Callable[[Entry], None], ...] = ()  # bound, for the hot loop
         # Stream position, read by consumers when they re-anchor or build sender reports.
         self.ssrc: int | None = None
@@ -107,6 +116,7 @@ class Producer:
         self.width: int | None = None
         self.height: int | None = None
         self._bitrate = RateMeter()
+        self.smoothed_bps = 0.0  # bit rate averaged over ~2 s (keyframes make ticks jumpy)
         self._fps = RateMeter()
 
     @property
@@ -124,7 +134,13 @@ class Producer:
             payload_type=self.payload_type,
             rtx_payload_type=self.rtx_payload_type,
             audio_level_id=self._level_id,
+            rid=self.rid,
         )
+
+    @property
+    def key(self) -> str:
+        """``kind``, or ``kind:rid`` for a simulcast layer (names it across processes)."""
+        return f"{self.kind}:{self.rid}" if self.rid else self.kind
 
     @property
     def consumers(self) -> tuple[Consumer, ...]:
@@ -153,16 +169,18 @@ class Producer:
         self.packets += 1
         self.bytes += size
         self._received += 1
+        now = time.monotonic()
         delta = (seq - self._max_seq) & 0xFFFF
         if 0 < delta < 0x8000:
             if seq < self._max_seq:
                 self._cycles += 0x10000
             self._max_seq = seq
             self.last_ts = ts
-            self.last_arrival = time.monotonic()
+            self.last_arrival = now
         marker = b1 & 0x80
         key = False
         if self._video:
+            level = abs_send_time(now)
             if ts != self._frame_ts:
                 self._frame_ts = ts
                 self.frames += 1
@@ -233,12 +251,30 @@ class Producer:
             consumer.await_keyframe(self._keyframe[-1][1])
         self.request_keyframe()
 
+    def add(self, consumer: Consumer) -> None:
+        """Feed ``consumer`` from the next packet on (a layer switch, at a keyframe)."""
+        if consumer not in self._targets and not self.closed:
+            self._set_targets((*self._targets, consumer))
+
     def detach(self, consumer: Consumer) -> None:
         self._set_targets(tuple(c for c in self._targets if c is not consumer))
 
+    def watch(self, consumer: Consumer) -> None:
+        """Show ``consumer.switch_at`` every packet until :meth:`unwatch` (a pending switch)."""
+        if consumer not in self._watchers and not self.closed:
+            self._watchers = (*self._watchers, consumer)
+            self._set_targets(self._targets)
+
+    def unwatch(self, consumer: Consumer) -> None:
+        self._watchers = tuple(c for c in self._watchers if c is not consumer)
+        self._set_targets(self._targets)
+
     def _set_targets(self, targets: tuple[Consumer, ...]) -> None:
         self._targets = targets
-        self._forwarders = tuple(c.forward for c in targets)
+        self._forwarders = (
+            *(c.forward for c in targets),
+            *(c.switch_at for c in self._watchers),
+        )
 
     def request_keyframe(self) -> bool:
         """Send a PLI to the publisher unless one went out in the last keyframe interval."""
@@ -273,7 +309,10 @@ class Producer:
 
     def sample(self, now: float) -> None:
         """Update bitrate and frame rate (called by the room's periodic tick)."""
-        self._bitrate.sample(now, self.bytes)
+        rate = self._bitrate.sample(now, self.bytes) * 8
+        self.smoothed_bps = (
+            rate if not self.smoothed_bps else 0.75 * self.smoothed_bps + 0.25 * rate
+        )
         self._fps.sample(now, self.frames)
 
     def close(self) -> None:
@@ -281,10 +320,11 @@ class Producer:
         if self.closed:
             return
         self.state = ProducerState.CLOSED
-        targets = self._targets
+        targets, watchers = self._targets, self._watchers
+        self._watchers = ()
         self._set_targets(())
         self._keyframe = []
-        for consumer in targets:
+        for consumer in (*targets, *watchers):
             consumer.producer_closed(self)
 
     def stats(self) -> ProducerStats:
@@ -303,6 +343,7 @@ class Producer:
             keyframes=self.keyframes,
             keyframe_requests=self.keyframe_requests,
             consumers=len(self._targets),
+            rid=self.rid,
         )
 
 

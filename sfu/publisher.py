@@ -22,6 +22,7 @@ from .aiortc_hooks import (
     guard_against_junk,
     nominated_pairs,
     raw_socket,
+    receive_layers,
     send_pli,
     tap_rtp,
     tap_sender_reports,
@@ -31,10 +32,11 @@ from .dtls_role import take_answering_role
 from .errors import UnsupportedMediaError
 from .events import GoneReason
 from .ingest import Ingest
-from .offer import Offer, choose_publisher_codec, preferences
+from .offer import MediaSection, Offer, choose_publisher_codec, preferences
 from .producer import Producer
 from .rtp import AUDIO_LEVEL_URI
 from .session import Session, SessionState, new_peer_connection
+from .simulcast import REPAIRED_RID_URI, RID_URI, Layers, answer_simulcast
 from .stats import SessionStats
 
 INGEST_RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -123,17 +125,21 @@ class Publisher(Session):
         with gathering_on(options.ice.host_addresses):
             await pc.setLocalDescription(await pc.createAnswer())
         self._remote_ufrag = offer.ice_ufrag
-        answer = SessionDescription.parse(pc.localDescription.sdp)
-        for transceiver, codec in zip(pc.getTransceivers(), chosen, strict=True):
+        sdp = pc.localDescription.sdp
+        answer = SessionDescription.parse(sdp)
+        for section, transceiver, codec in zip(
+            offer.media, pc.getTransceivers(), chosen, strict=True
+        ):
             media = next(m for m in answer.media if m.rtp.muxId == transceiver.mid)
-            self._add_producer(transceiver.receiver, media, codec, options)
-        return announce(
-            pc.localDescription.sdp, options.ice.host_addresses, options.ice.announced_address
-        )
+            self._add_track(transceiver.receiver, section, media, codec, options)
+            if section.rids:
+                sdp = answer_simulcast(sdp, section.mid, section.rids, section.extension_ids)
+        return announce(sdp, options.ice.host_addresses, options.ice.announced_address)
 
-    def _add_producer(
+    def _add_track(
         self,
         receiver: RTCRtpReceiver,
+        section: MediaSection,
         media: MediaDescription,
         codec: RTCRtpCodecCapability,
         options: PublishOptions,
@@ -141,19 +147,42 @@ class Publisher(Session):
         rtp, kind = media.rtp, media.kind
         level_id = next((e.id for e in rtp.headerExtensions if e.uri == AUDIO_LEVEL_URI), 0)
         main = rtp.codecs[0].payloadType or 0
-        producer = Producer(
-            kind=kind,
-            codec=codec,
-            payload_type=main,
-            audio_level_id=level_id if kind == "audio" else 0,
-            request_pli=lambda ssrc: self.spawn(send_pli(receiver, ssrc)),
-            on_first_packet=self._first_packet,
-            keyframe_interval=options.keyframe_interval,
+        rtx_pt = next(
+            (
+                c.payloadType
+                for c in rtp.codecs[1:]
+                if c.mimeType.lower().endswith("/rtx") and c.parameters.get("apt") == main
+            ),
+            None,
         )
-        for rtx in rtp.codecs[1:]:
-            if rtx.mimeType.lower().endswith("/rtx") and rtx.parameters.get("apt") == main:
-                producer.rtx_payload_type = rtx.payloadType
-        self.ingest.add(producer)
+        producers = [
+            Producer(
+                kind=kind,
+                codec=codec,
+                payload_type=main,
+                audio_level_id=level_id if kind == "audio" else 0,
+                request_pli=lambda ssrc: self.spawn(send_pli(receiver, ssrc)),
+                on_first_packet=self._first_packet,
+                keyframe_interval=options.keyframe_interval,
+                rid=rid,
+            )
+            for rid in section.rids or (None,)
+        ]
+        for producer in producers:
+            producer.rtx_payload_type = rtx_pt
+        if section.rids:
+            ids = section.extension_ids
+            layers = Layers(producers, ids[RID_URI], ids.get(REPAIRED_RID_URI, 0))
+            self.ingest.add_layers(layers)
+            receive_layers(
+                receiver,
+                payload_type=main,
+                rtx_payload_type=rtx_pt,
+                clock_rate=codec.clockRate,
+                media_ssrc=layers.media_ssrc,
+            )
+        else:
+            self.ingest.add(producers[0])
         disable_decoding(receiver)
         tap_sender_reports(receiver, self.ingest.sender_report)
         self._receivers[kind] = receiver
@@ -171,6 +200,10 @@ class Publisher(Session):
         there is no listener (the routes are rebuilt rather than checked per packet).
         """
         for kind, producer in self.producers.items():
+            layers = self.ingest.layers.get(kind)
+            if layers is not None:
+                layers.tap(listener)
+                continue
             receive = producer.receive
             self.ingest.route(
                 producer.payload_type,
@@ -199,18 +232,18 @@ class Publisher(Session):
 
     def last_media_at(self) -> float:
         """Monotonic time of the newest packet (or of the session's creation)."""
-        return max([self.created_at, *(p.last_arrival for p in self.producers.values())])
+        return max([self.created_at, *(p.last_arrival for p in self.ingest.every())])
 
     def _release(self) -> None:
         self.ingest.clear()
-        for producer in self.producers.values():
+        for producer in self.ingest.every():
             producer.close()
 
     def stats(self) -> SessionStats:
         return SessionStats(
             session_id=self.id,
             state="live" if self.live and not self.closed else self.state.value,
-            tracks=[p.stats() for p in self.producers.values()],
+            tracks=[p.stats() for p in self.ingest.every()],
         )
 
 

@@ -7,7 +7,8 @@ The worker feeds them to a :class:`RelaySource`: producers rebuilt from the publ
 and sender reports as the origin's. Keyframe requests travel back the same way.
 
 Datagram: ``!IB`` header (channel, type) then an RTP packet, a sender report ``!IQI``
-(ssrc, NTP, RTP timestamp), or the kind (``audio``/``video``) a keyframe is asked for.
+(ssrc, NTP, RTP timestamp), or the track a keyframe is asked for (``audio``, ``video``, or
+``video:<rid>`` for a simulcast layer: :attr:`~sfu.producer.Producer.key`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from .events import GoneReason
 from .ingest import Ingest
 from .producer import Producer, TrackSpec
+from .simulcast import Layers
 from .stats import SessionStats
 
 HEADER = struct.Struct("!IB")
@@ -46,7 +48,10 @@ class RelayLink:
         self._send(self._sr + SENDER_REPORT.pack(ssrc, ntp, rtp))
 
     def replay_keyframe(self, producer: Producer) -> None:
-        """Send the origin's cached keyframe first, so a worker's first viewer starts at once."""
+        """Send the origin's cached keyframe first, so a worker's first viewer starts at once.
+
+        Called once per producer (each simulcast layer's: the worker knows its SSRCs).
+        """
         ssrc = producer.ssrc
         if ssrc is None:
             return
@@ -83,18 +88,29 @@ class RelaySource:
         self.producers = self.ingest.producers
         self._on_closed = on_closed
         self._on_media_started = on_media_started
+        layered: dict[str, list[tuple[Producer, TrackSpec]]] = {}
         for spec in tracks:
             producer = Producer(
                 kind=spec.kind,
                 codec=spec.codec(),
                 payload_type=spec.payload_type,
                 audio_level_id=spec.audio_level_id,
-                request_pli=_asker(request_keyframe, spec.kind),
+                request_pli=_asker(request_keyframe, spec),
                 on_first_packet=self._first_packet,
                 keyframe_interval=keyframe_interval,
+                rid=spec.rid,
             )
             producer.rtx_payload_type = spec.rtx_payload_type
-            self.ingest.add(producer)
+            if spec.rid:
+                layered.setdefault(spec.kind, []).append((producer, spec))
+            else:
+                self.ingest.add(producer)
+        for pairs in layered.values():
+            first = pairs[0][1]
+            layers = Layers([p for p, _ in pairs], first.rid_id, first.rrid_id)
+            for producer, spec in pairs:
+                layers.seed(producer, spec.ssrc, spec.rtx_ssrc)
+            self.ingest.add_layers(layers)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:
@@ -102,7 +118,7 @@ class RelaySource:
             self._on_media_started(self)
 
     def last_media_at(self) -> float:
-        return max([self.created_at, *(p.last_arrival for p in self.producers.values())])
+        return max([self.created_at, *(p.last_arrival for p in self.ingest.every())])
 
     async def close(self, reason: GoneReason = GoneReason.CLOSED) -> None:
         """Stop feeding the producers; the room's viewers go idle. Idempotent."""
@@ -110,7 +126,7 @@ class RelaySource:
             return
         self.closed = True
         self.ingest.clear()
-        for producer in self.producers.values():
+        for producer in self.ingest.every():
             producer.close()
         self._on_closed(self, reason)
 
@@ -118,12 +134,14 @@ class RelaySource:
         return SessionStats(
             session_id=self.id,
             state="closed" if self.closed else "live" if self.live else "connecting",
-            tracks=[p.stats() for p in self.producers.values()],
+            tracks=[p.stats() for p in self.ingest.every()],
         )
 
 
-def _asker(request_keyframe: Callable[[str], None], kind: str) -> Callable[[int], None]:
+def _asker(request_keyframe: Callable[[str], None], spec: TrackSpec) -> Callable[[int], None]:
+    key = f"{spec.kind}:{spec.rid}" if spec.rid else spec.kind
+
     def ask(ssrc: int) -> None:
-        request_keyframe(kind)
+        request_keyframe(key)
 
     return ask

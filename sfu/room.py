@@ -110,6 +110,17 @@ class Room:
         publisher = self._publisher
         return dict(publisher.producers) if publisher is not None else {}
 
+    def tracks(self) -> dict[str, tuple[Producer, ...]]:
+        """Each kind's producers: one, or a simulcast track's layers."""
+        source = self._publisher
+        if source is None:
+            return {}
+        layers = source.ingest.layers
+        return {
+            kind: layers[kind].producers if kind in layers else (producer,)
+            for kind, producer in source.producers.items()
+        }
+
     def session(self, session_id: str) -> Session | None:
         publisher = self.publisher
         if publisher is not None and publisher.id == session_id:
@@ -157,8 +168,9 @@ class Room:
         if old is not None:
             await old.close(GoneReason.REPLACED)
         self.state = RoomState.LIVE
+        tracks = self.tracks()
         for subscriber in self._subscribers.values():
-            subscriber.rebind(source.producers)
+            subscriber.rebind(tracks)
         self._ensure_tick()
 
     async def subscribe(self, offer_sdp: str) -> tuple[Subscriber, str]:
@@ -170,7 +182,7 @@ class Room:
             raise NotLiveError(f"room {self.id!r} has no publisher")
         subscriber, answer = await Subscriber.negotiate(
             offer,
-            producers,
+            self.tracks(),
             self._settings.ice,
             on_closed=self._subscriber_closed,
         )
@@ -179,7 +191,7 @@ class Room:
             raise ClosedError("room closed")
         self._subscribers[subscriber.id] = subscriber
         if self.producers() != producers:
-            subscriber.rebind(self.producers())  # a publisher took over while we negotiated
+            subscriber.rebind(self.tracks())  # a publisher took over while we negotiated
         self._ensure_tick()
         return subscriber, answer
 
@@ -231,7 +243,7 @@ class Room:
         """Housekeeping: producer stats, viewers' sender reports, keyframe retries, timeouts."""
         publisher = self._publisher
         if publisher is not None and not publisher.closed:
-            for producer in publisher.producers.values():
+            for producer in publisher.ingest.every():
                 producer.sample(now)
             settings = self._settings
             limit = settings.media_timeout if publisher.live else settings.connect_timeout
@@ -239,6 +251,7 @@ class Room:
                 self._spawn(publisher.close(GoneReason.MEDIA_TIMEOUT))
         for subscriber in self._subscribers.values():
             subscriber.egress.refresh()
+            subscriber.adapt(now)
             for consumer in subscriber.consumers.values():
                 consumer.refresh_sender_report(now)
                 if (

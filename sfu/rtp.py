@@ -16,6 +16,7 @@ _SSRC = struct.Struct("!I")
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 SILENCE_LEVEL = 0x7F  # -127 dBov: what we write until the publisher tells us a level
 
 
@@ -32,10 +33,10 @@ def header_length(packet: bytes) -> int:
     return length if length <= size else -1
 
 
-def find_extension(packet: bytes, start: int, end: int, ext_id: int) -> int:
-    """First byte of header extension ``ext_id`` in the block at ``packet[start:end]``, or -1.
+def _element(packet: bytes, start: int, end: int, ext_id: int) -> tuple[int, int]:
+    """(offset, length) of header extension ``ext_id`` in the block at ``packet[start:end]``.
 
-    Handles RFC 8285 one-byte (0xBEDE) and two-byte (0x100x) blocks.
+    Handles RFC 8285 one-byte (0xBEDE) and two-byte (0x100x) blocks; (-1, 0) if absent.
     """
     profile = packet[start] << 8 | packet[start + 1]
     pos = start + 4
@@ -49,7 +50,7 @@ def find_extension(packet: bytes, start: int, end: int, ext_id: int) -> int:
             if element == 15:
                 break
             if element == ext_id:
-                return packet[pos + 1] if pos + 1 < end else -1
+                return pos + 1, (byte & 0x0F) + 1
             pos += 2 + (byte & 0x0F)
     elif profile & 0xFFF0 == 0x1000:
         while pos + 1 < end:
@@ -59,9 +60,27 @@ def find_extension(packet: bytes, start: int, end: int, ext_id: int) -> int:
                 continue
             length = packet[pos + 1]
             if element == ext_id:
-                return packet[pos + 2] if length and pos + 2 < end else -1
+                return (pos + 2, length) if length else (-1, 0)
             pos += 2 + length
-    return -1
+    return -1, 0
+
+
+def find_extension(packet: bytes, start: int, end: int, ext_id: int) -> int:
+    """First byte of header extension ``ext_id`` in the block at ``packet[start:end]``, or -1."""
+    pos, _ = _element(packet, start, end, ext_id)
+    return packet[pos] if 0 <= pos < end else -1
+
+
+def find_extension_bytes(packet: bytes, ext_id: int) -> bytes | None:
+    """The value of header extension ``ext_id`` of an RTP packet (None if it has none)."""
+    if not ext_id or len(packet) < 16 or not packet[0] & 0x10:
+        return None
+    start = 12 + ((packet[0] & 0x0F) << 2)
+    if len(packet) < start + 4:
+        return None
+    end = min(len(packet), start + 4 + ((packet[start + 2] << 8 | packet[start + 3]) << 2))
+    pos, length = _element(packet, start, end, ext_id)
+    return packet[pos : pos + length] if pos >= 0 and pos + length <= end else None
 
 
 def header_template(
@@ -69,31 +88,43 @@ def header_template(
     payload_type: int,
     extension_ids: Mapping[str, int],
     mid: str | None,
-    with_audio_level: bool,
+    kind: str,
 ) -> tuple[bytearray, int]:
-    """A viewer's RTP header with its SSRC, PT and extension block (MID, audio level).
+    """A viewer's RTP header with its SSRC, PT and extension block.
 
-    Returns the header and the offset of the audio-level byte (0 if absent). Sequence number
-    and timestamp are patched per packet; the publisher's other extensions are dropped, as
+    The block holds the MID and, for audio, the audio level or, for video, the abs-send-time
+    (what a browser's receive-side bandwidth estimator, and so its REMB, is computed from).
+    Returns the header and the offset of the byte before that per-packet value (0 if
+    absent): audio writes the level after it, video overwrites it and the 3-byte time
+    with one 4-byte word (the element's id/length byte is constant). Sequence number and
+    timestamp are patched per packet; the publisher's other extensions are dropped, as
     their ids and meaning belong to the publisher's negotiation.
     """
     elements = bytearray()
-    level_offset = 0
+    value_offset = 0
     mid_id = extension_ids.get(MID_URI, 0)
     if mid and 1 <= mid_id <= 14 and 1 <= len(mid.encode()) <= 16:
         raw = mid.encode()
         elements += bytes([mid_id << 4 | (len(raw) - 1)]) + raw
     level_id = extension_ids.get(AUDIO_LEVEL_URI, 0)
-    if with_audio_level and 1 <= level_id <= 14:
-        elements.append(level_id << 4)
-        level_offset = 16 + len(elements)
-        elements.append(SILENCE_LEVEL)
+    time_id = extension_ids.get(ABS_SEND_TIME_URI, 0)
+    if kind == "audio" and 1 <= level_id <= 14:
+        value_offset = 16 + len(elements)
+        elements += bytes([level_id << 4, SILENCE_LEVEL])
+    elif kind == "video" and 1 <= time_id <= 14:
+        value_offset = 16 + len(elements)
+        elements += bytes([time_id << 4 | 2, 0, 0, 0])
     header = bytearray(HEADER.pack(0x80, payload_type & 0x7F, 0, 0, ssrc))
     if elements:
         elements += bytes(-len(elements) % 4)
         header[0] |= 0x10
         header += struct.pack("!HH", 0xBEDE, len(elements) // 4) + elements
-    return header, level_offset
+    return header, value_offset
+
+
+def abs_send_time(now: float) -> int:
+    """The abs-send-time extension's value for ``now`` (seconds): 6.18 fixed point, 24 bits."""
+    return int(now * 262144) & 0xFFFFFF
 
 
 def sequence_number(packet: bytes) -> int:

@@ -221,7 +221,7 @@ class Sfu:
     def request_keyframe(self, room_id: str) -> None:
         """Ask the publisher for a video keyframe (rate-limited like the viewers' requests)."""
         publisher = self._publisher(room_id)
-        video = publisher.producers.get("video") if publisher is not None else None
+        video = publisher.ingest.main("video") if publisher is not None else None
         if video is not None:
             video.request_keyframe()
 

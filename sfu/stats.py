@@ -22,6 +22,7 @@ class ProducerStats:
     keyframes: int
     keyframe_requests: int  # PLIs actually sent upstream, after rate limiting
     consumers: int
+    rid: str | None = None  # the simulcast layer (None: a track of one layer)
 
 
 @dataclass
@@ -39,6 +40,9 @@ class ConsumerStats:
     retransmitted: int
     plis: int
     rtt_seconds: float | None
+    rid: str | None = None  # the simulcast layer forwarded (None: the track has one)
+    switches: int = 0  # layer switches made
+    available_bps: float | None = None  # what the viewer's link is estimated to carry
 
 
 @dataclass

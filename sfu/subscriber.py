@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from av.frame import Frame
 
-from .aiortc_hooks import dtls_transports, guard_against_junk, hook_sender
+from .adaptation import Adaptation
+from .aiortc_hooks import dtls_transports, guard_against_junk, hook_feedback, hook_sender
 from .candidates import IceSettings, announce, gathering_on
 from .consumer import Consumer
 from .dtls_role import take_answering_role
@@ -54,26 +55,31 @@ class Subscriber(Session):
         super().__init__(pc, on_closed)
         self.egress = Egress()
         self.consumers: dict[str, Consumer] = {}
+        self.adaptation: Adaptation | None = None  # of the video consumer
 
     @classmethod
     async def negotiate(
         cls,
         offer: Offer,
-        producers: Mapping[str, Producer],
+        tracks: Mapping[str, Sequence[Producer]],
         ice: IceSettings,
         *,
         on_closed: Callable[[Session, GoneReason], None],
     ) -> tuple[Subscriber, str]:
-        """Answer a validated WHEP offer with the room's current producers' codecs."""
-        plan: list[Producer | None] = []
+        """Answer a validated WHEP offer with the room's current tracks' codecs.
+
+        ``tracks`` maps each kind to its producers: one, or a simulcast track's layers.
+        """
+        plan: list[Sequence[Producer] | None] = []
         for section in offer.media:
-            producer = producers.get(section.kind)
-            if producer is not None and section.direction in ("recvonly", "sendrecv"):
-                if not accepts(section, producer.codec):
+            layers = tracks.get(section.kind)
+            if layers and section.direction in ("recvonly", "sendrecv"):
+                codec = layers[0].codec
+                if not accepts(section, codec):
                     raise UnsupportedMediaError(
-                        f"viewer cannot receive {producer.codec.mimeType} in {section.mid!r}"
+                        f"viewer cannot receive {codec.mimeType} in {section.mid!r}"
                     )
-                plan.append(producer)
+                plan.append(layers)
             else:
                 plan.append(None)
         if not any(plan):
@@ -86,27 +92,34 @@ class Subscriber(Session):
             raise
         return subscriber, answer
 
-    async def _answer(self, offer: Offer, plan: list[Producer | None], ice: IceSettings) -> str:
+    async def _answer(
+        self, offer: Offer, plan: list[Sequence[Producer] | None], ice: IceSettings
+    ) -> str:
         pc = self.pc
-        for section, producer in zip(offer.media, plan, strict=True):
-            if producer is None:
+        for section, layers in zip(offer.media, plan, strict=True):
+            if layers is None:
                 pc.addTransceiver(section.kind, direction="inactive")
                 continue
+            codec = layers[0].codec
             transceiver = pc.addTransceiver(IdleTrack(section.kind), direction="sendonly")
-            transceiver.setCodecPreferences(preferences(section, producer.codec))
+            transceiver.setCodecPreferences(preferences(section, codec))
             consumer = Consumer(
-                kind=section.kind,
-                codec=producer.codec,
-                sender=transceiver.sender,
-                egress=self.egress,
+                kind=section.kind, codec=codec, sender=transceiver.sender, egress=self.egress
             )
-            consumer.bind(producer)
+            consumer.bind(_lowest(layers))
             hook_sender(
                 transceiver.sender,
                 on_started=self._starter(consumer),
                 on_nack=consumer.retransmit,
                 on_keyframe_request=consumer.request_keyframe,
             )
+            if section.kind == "video":
+                self.adaptation = adaptation = Adaptation(consumer, layers)
+                hook_feedback(
+                    transceiver.sender,
+                    on_remb=adaptation.on_remb,
+                    on_report=adaptation.on_report,
+                )
             self.consumers[section.kind] = consumer
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         for dtls in dtls_transports(pc):
@@ -127,16 +140,27 @@ class Subscriber(Session):
 
         return start
 
-    def rebind(self, producers: Mapping[str, Producer]) -> None:
+    def rebind(self, tracks: Mapping[str, Sequence[Producer]]) -> None:
         """Follow a new publisher; a track whose codec changed cannot follow and is closed."""
         for kind, consumer in self.consumers.items():
-            producer = producers.get(kind)
+            layers = tracks.get(kind) or ()
+            producer = _lowest(layers) if layers else None
             if producer is not None and not _same_codec(consumer, producer):
                 consumer.close()
-            else:
-                consumer.bind(producer)
+                continue
+            consumer.bind(producer)
+            adaptation = self.adaptation
+            if adaptation is not None and adaptation.consumer is consumer:
+                adaptation.follow(layers)
+
+    def adapt(self, now: float) -> None:
+        """Let the video follow the viewer's link (a simulcast publisher's layers)."""
+        if self.adaptation is not None:
+            self.adaptation.tick(now)
 
     def _release(self) -> None:
+        if self.adaptation is not None:
+            self.adaptation.stop_probe()
         for consumer in self.consumers.values():
             consumer.close()
         self.egress.close()
@@ -146,11 +170,19 @@ class Subscriber(Session):
         return sum(c.packets_dropped for c in self.consumers.values())
 
     def stats(self) -> SessionStats:
-        return SessionStats(
-            session_id=self.id,
-            state=self.state.value,
-            tracks=[c.stats() for c in self.consumers.values()],
-        )
+        tracks = [c.stats() for c in self.consumers.values()]
+        adaptation = self.adaptation
+        if adaptation is not None and len(adaptation.layers) > 1:
+            for track in tracks:
+                if track.kind == "video":
+                    track.available_bps = adaptation.estimator.estimate
+        return SessionStats(session_id=self.id, state=self.state.value, tracks=tracks)
+
+
+def _lowest(layers: Sequence[Producer]) -> Producer:
+    """Where a viewer starts: the smallest picture (the first offered before sizes are
+    known); it moves up as soon as its link shows it can."""
+    return min(layers, key=lambda p: (p.width or 0) * (p.height or 0))
 
 
 def _same_codec(consumer: Consumer, producer: Producer) -> bool:

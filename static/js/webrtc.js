@@ -52,12 +52,37 @@ function iceConfig(servers) {
   }));
 }
 
+// Simulcast: the encoder makes three layers (quarter, half and full resolution; lowest
+// first) and the SFU forwards each viewer the one its link carries. The bit rates keep a
+// 600 kbit/s viewer on the lowest layer and give a 2.5 Mbit/s one the top. A browser that
+// cannot simulcast (or a camera too small for three layers) sends one layer as before.
+export const LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 200_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 700_000 },
+  { rid: "f", maxBitrate: 2_000_000 },
+];
+
+function addVideo(pc, track, stream, simulcast) {
+  const init = { direction: "sendonly", streams: [stream] };
+  if (simulcast) {
+    try {
+      return pc.addTransceiver(track, { ...init, sendEncodings: LAYERS });
+    } catch {
+      // Not supported here: one layer.
+    }
+  }
+  return pc.addTransceiver(track, init);
+}
+
 /** Publish a MediaStream over WHIP; returns {pc, session, stop()}. */
-export async function publish(url, token, stream, iceServers = []) {
+export async function publish(url, token, stream, iceServers = [], { simulcast = true } = {}) {
   const pc = new RTCPeerConnection({ iceServers: iceConfig(iceServers) });
   for (const track of stream.getTracks()) {
-    const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-    if (track.kind === "video") preferH264(transceiver);
+    if (track.kind === "video") {
+      preferH264(addVideo(pc, track, stream, simulcast));
+    } else {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
   }
   const session = await exchange(pc, url, token, iceServers.length === 0);
   const stop = async () => {

@@ -33,9 +33,12 @@ def serve_shopcast(net: Internet, on: str, workdir: Path, public_url: str, **set
     net.spawn(on, command, log=workdir / "shopcast.log", env=env, cwd=ROOT)
 
 
-async def open_show(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, Any]:
-    """A seller's new show and its go-live body (``whip_url``, ``publish_token``,
-    ``ice_servers``), once Shopcast at ``base`` answers."""
+async def open_show(
+    http: aiohttp.ClientSession, base: str, title: str
+) -> tuple[str, Any, dict[str, str]]:
+    """A seller's new show, its go-live body (``whip_url``, ``publish_token``,
+    ``ice_servers``) and the seller's authorization header, once Shopcast at ``base``
+    answers."""
 
     async def healthy() -> bool:
         try:
@@ -51,13 +54,13 @@ async def open_show(http: aiohttp.ClientSession, base: str, title: str) -> tuple
     async with http.post(f"{base}/api/v1/streams", json={"title": title}, headers=auth) as r:
         sid = str((await r.json())["id"])
     async with http.post(f"{base}/api/v1/streams/{sid}/go-live", headers=auth) as r:
-        return sid, await r.json()
+        return sid, await r.json(), auth
 
 
 async def go_live(http: aiohttp.ClientSession, base: str, title: str) -> tuple[str, PublisherPeer]:
     """A seller's show, live from an aiortc publisher on the calling host, once Shopcast at
     ``base`` answers."""
-    sid, credentials = await open_show(http, base, title)
+    sid, credentials, _ = await open_show(http, base, title)
     token = credentials["publish_token"]
     publisher = PublisherPeer(size=(640, 360))
     async with http.post(

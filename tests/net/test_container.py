@@ -211,7 +211,7 @@ async def test_a_containerised_shopcast_serves_browsers_behind_nats(
     http = await on_publisher.run(session())
     browsers: list[Browser] = []
     try:
-        sid, credentials = await on_publisher.run(open_show(http, BASE, "Container show"))
+        sid, credentials, _ = await on_publisher.run(open_show(http, BASE, "Container show"))
         assert credentials["whip_url"] == f"{BASE}/whip/{sid}", credentials
 
         async def live() -> bool:

@@ -12,9 +12,12 @@ from aiortc.codecs.vpx import Vp8Encoder
 
 from sfu.keyframe import h264_is_keyframe, h264_resolution, vp8_is_keyframe, vp8_resolution
 from sfu.rtp import (
+    ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
     MID_URI,
+    abs_send_time,
     find_extension,
+    find_extension_bytes,
     header_length,
     header_template,
     rtx_wrap,
@@ -24,15 +27,26 @@ from sfu.rtp import (
 
 def test_header_template_carries_ssrc_pt_mid_and_audio_level() -> None:
     header, level_offset = header_template(
-        0xDEADBEEF, 111, {MID_URI: 4, AUDIO_LEVEL_URI: 9}, "1", with_audio_level=True
+        0xDEADBEEF, 111, {MID_URI: 4, AUDIO_LEVEL_URI: 9, ABS_SEND_TIME_URI: 3}, "1", "audio"
     )
     assert header[0] == 0x90 and header[1] == 111
     assert struct.unpack_from("!I", header, 8)[0] == 0xDEADBEEF
     assert header_length(bytes(header)) == len(header) and len(header) % 4 == 0
     assert find_extension(bytes(header), 12, len(header), 4) == ord("1")
-    assert level_offset and header[level_offset - 1] == 9 << 4
-    plain, offset = header_template(1, 96, {}, None, with_audio_level=False)
+    assert level_offset and header[level_offset] == 9 << 4
+    assert find_extension_bytes(bytes(header) + b"x", 3) is None  # no send time on audio
+    plain, offset = header_template(1, 96, {}, None, "video")
     assert len(plain) == 12 and offset == 0 and plain[0] == 0x80
+
+
+def test_video_header_template_carries_abs_send_time() -> None:
+    ids = {MID_URI: 4, AUDIO_LEVEL_URI: 9, ABS_SEND_TIME_URI: 3}
+    header, offset = header_template(7, 96, ids, "0", "video")
+    assert header[offset] == 3 << 4 | 2  # id 3, three bytes
+    struct.pack_into("!I", header, offset, header[offset] << 24 | abs_send_time(1.5))
+    assert find_extension_bytes(bytes(header) + b"x", 3) == (1.5 * 262144).__int__().to_bytes(3)
+    assert find_extension_bytes(bytes(header) + b"x", 9) is None
+    assert abs_send_time(64.0 + 1.5) == abs_send_time(1.5)  # 6.18 fixed point wraps at 64 s
 
 
 def test_find_extension_one_and_two_byte_blocks() -> None:
@@ -46,7 +60,7 @@ def test_find_extension_one_and_two_byte_blocks() -> None:
 
 
 def test_rtx_wrap_puts_the_original_sequence_number_first() -> None:
-    header, _ = header_template(5, 100, {MID_URI: 1}, "0", with_audio_level=False)
+    header, _ = header_template(5, 100, {MID_URI: 1}, "0", "video")
     struct.pack_into("!HI", header, 2, 0x1234, 99)
     header[1] |= 0x80
     packet = bytes(header) + b"payload"

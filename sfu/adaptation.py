@@ -1,0 +1,143 @@
+"""Per-viewer layer selection: the simulcast layer that fits the viewer's own link.
+
+Each room tick, :meth:`Adaptation.tick` feeds the viewer's counters to its
+:class:`~sfu.estimator.BandwidthEstimator`, ranks the publisher's layers by their bit rate
+and asks the video consumer to switch (at the target layer's keyframe) when another layer
+fits. Going up needs evidence the link carries more than the current layer: a **probe**,
+RTX padding paced every 20 ms to bring what the viewer receives up to the next layer's rate
+for :data:`PROBE_SECONDS`; it stops at the first tick with loss. One viewer's choices touch
+only its own consumer: the publisher keeps sending every layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from .consumer import PADDING_SIZE, Consumer
+from .estimator import PROBE_LOSS, UP_MARGIN, BandwidthEstimator, Sample, choose_layer
+from .producer import Producer
+
+PROBE_SECONDS = 1.5
+PROBE_PACE = 0.02
+PROBE_QUIET = 2.0  # no congestion for this long before probing
+PROBE_BACKOFF = (2.0, 4.0, 8.0)  # wait after a failed probe (the last repeats)
+LAYER_SILENT = 1.0  # a layer that sent nothing for this long is not chosen
+_PACKET_BITS = (PADDING_SIZE + 40) * 8  # a padding packet on the wire, roughly
+
+
+class Adaptation:
+    """Chooses the layer of one viewer's video consumer among a track's simulcast layers."""
+
+    def __init__(self, consumer: Consumer, layers: Sequence[Producer]) -> None:
+        self.consumer = consumer
+        self.layers = tuple(layers)
+        self.estimator = BandwidthEstimator(initial=0.0)
+        self.target: Producer | None = consumer.producer
+        self._counters = (time.monotonic(), 0, 0, 0)
+        self._probe_until = 0.0
+        self._padding_bps = 0.0
+        self._next_probe = 0.0
+        self._failures = 0
+        self._pacer: asyncio.TimerHandle | None = None
+
+    def ranked(self, now: float) -> list[Producer]:
+        """The layers that send (a publisher short of bandwidth stops its upper ones), lowest
+        bit rate first."""
+        live = [
+            p
+            for p in self.layers
+            if not p.closed and p.smoothed_bps > 0 and now - p.last_arrival < LAYER_SILENT
+        ]
+        return sorted(live, key=lambda p: p.smoothed_bps)
+
+    def follow(self, layers: Sequence[Producer]) -> None:
+        """A new publisher: its layers (one, if it does not simulcast)."""
+        self.stop_probe()
+        self.layers = tuple(layers)
+        self.target = self.consumer.producer
+
+    def on_remb(self, bitrate: int) -> None:
+        self.estimator.on_remb(time.monotonic(), bitrate)
+
+    def on_report(self, fraction_lost: float) -> None:
+        self.estimator.on_report(time.monotonic(), fraction_lost)
+
+    def tick(self, now: float) -> None:
+        consumer = self.consumer
+        if consumer.closed or len(self.layers) < 2:
+            self.stop_probe()
+            return
+        since, sent, packets, lost = self._counters
+        sent_now = consumer.bytes_sent + consumer.padding_sent * PADDING_SIZE
+        self._counters = (now, sent_now, consumer.packets_sent, consumer.losses)
+        estimator = self.estimator
+        estimator.update(
+            now,
+            Sample(
+                now - since,
+                sent_now - sent,
+                consumer.packets_sent - packets,
+                consumer.losses - lost,
+            ),
+        )
+        if self._probe_until:
+            self._end_probe(now)
+        layers = self.ranked(now)
+        if not layers or consumer.pending is not None or consumer.waiting_keyframe:
+            return  # a switch is under way: judge the layer once it flows
+        rates = [p.smoothed_bps for p in layers]
+        current = layers.index(self.target) if self.target in layers else None
+        if not estimator.estimate and current is not None:
+            estimator.estimate = rates[current]  # the starting layer fits until shown otherwise
+        choice = choose_layer(rates, estimator.estimate, current)
+        target = None if choice is None else layers[choice]
+        if target is not self.target:
+            self.target = target
+            consumer.switch(target)
+        elif not self._probe_until and now >= self._next_probe:
+            self._maybe_probe(now, rates, current)
+
+    def _maybe_probe(self, now: float, rates: list[float], current: int | None) -> None:
+        higher = 0 if current is None else current + 1
+        if higher >= len(rates) or now - self.estimator.congested_at < PROBE_QUIET:
+            return
+        wanted = rates[higher] * UP_MARGIN * 1.1  # what was carried must clear the margin
+        if self.estimator.estimate >= wanted:
+            return
+        self._padding_bps = wanted - (rates[current] if current is not None else 0.0)
+        self._probe_until = now + PROBE_SECONDS
+        self._pace()
+
+    def _pace(self) -> None:
+        """Top what the viewer receives up to the probe rate, one 20 ms slice at a time;
+        the first packet the viewer reports lost ends the probe as failed."""
+        self._pacer = None
+        if not self._probe_until or self.consumer.closed:
+            return
+        if self.consumer.losses > self._counters[3]:
+            self._fail_probe(time.monotonic())
+            return
+        self.consumer.send_padding(max(1, round(self._padding_bps * PROBE_PACE / _PACKET_BITS)))
+        self._pacer = asyncio.get_running_loop().call_later(PROBE_PACE, self._pace)
+
+    def _end_probe(self, now: float) -> None:
+        estimator = self.estimator
+        if estimator.loss > PROBE_LOSS:
+            self._fail_probe(now)
+        elif now >= self._probe_until:
+            self.stop_probe()
+            estimator.probed(estimator.sent_bps)
+            self._failures = 0
+
+    def _fail_probe(self, now: float) -> None:
+        self.stop_probe()
+        self._next_probe = now + PROBE_BACKOFF[min(self._failures, len(PROBE_BACKOFF) - 1)]
+        self._failures += 1
+
+    def stop_probe(self) -> None:
+        self._probe_until = 0.0
+        if self._pacer is not None:
+            self._pacer.cancel()
+            self._pacer = None

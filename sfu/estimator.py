@@ -1,0 +1,114 @@
+"""How much one viewer's link carries, and which simulcast layer fits it.
+
+Pure logic, fed by :class:`~sfu.adaptation.Adaptation` once per room tick, so it can be
+tested with recorded feedback sequences. The signals are the viewer's own:
+
+- **loss**: the packets it NACKs per packet sent (it NACKs within a round trip), and the
+  fraction lost of its receiver reports;
+- **delay**: its REMB, the receive-side estimate a browser computes from our abs-send-time
+  stamps; it falls only when queueing delay grows (libwebrtc's overuse detector), so a
+  REMB that falls below what we send means the link is overused before it drops packets;
+- **probes**: padding sent on top of the media at the next layer's rate; a probe the link
+  carried without loss raises the estimate to the rate it carried.
+
+The thresholds are GCC's (draft-ietf-rmcat-gcc-02, section 6): above 10 % loss the
+estimate falls to what arrived, less 5 % (GCC's ``1 - loss / 2`` per report converges to it
+over several reports; a viewer behind a 600 kbit/s link sent 2.5 Mbit/s should leave the top
+layer at once); below 2 % it rises to what was carried. Nothing else lowers it, so a quiet
+tick (a small frame, a pause) never moves a viewer down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+HIGH_LOSS = 0.10
+LOW_LOSS = 0.02
+PROBE_LOSS = 0.05  # a probe with more loss than this failed
+REMB_OVERUSE = 0.85  # a REMB below this share of what we send is an overuse
+SIGNAL_FRESH = 2.0  # seconds a REMB or receiver report counts for
+UP_MARGIN = 1.15  # a higher layer needs this much headroom over its bitrate
+DOWN_MARGIN = 1.0
+PAUSE_BELOW = 0.5  # below this share of the lowest layer, the viewer gets audio only
+
+
+@dataclass
+class Sample:
+    """What was sent to the viewer, and what it said, during one tick."""
+
+    seconds: float
+    bytes_sent: int
+    packets_sent: int
+    lost: int  # distinct packets the viewer NACKed
+
+
+class BandwidthEstimator:
+    """The bit rate the link to one viewer carries (``estimate``, bit/s)."""
+
+    def __init__(self, initial: float) -> None:
+        self.estimate = initial
+        self.sent_bps = 0.0
+        self.loss = 0.0
+        self.congested_at = -1e9  # when loss or delay last said "too much"
+        self._remb: tuple[float, float] | None = None  # (when, bit/s)
+        self._remb_peak = 0.0
+        self._report: tuple[float, float] | None = None  # (when, fraction lost)
+
+    def on_remb(self, now: float, bitrate: float) -> None:
+        previous = self._remb[1] if self._remb is not None else 0.0
+        self._remb = (now, bitrate)
+        falling = bitrate < previous * 0.95
+        if falling and bitrate < self.sent_bps * REMB_OVERUSE:
+            self.estimate = min(self.estimate, bitrate)
+            self.congested_at = now
+
+    def on_report(self, now: float, fraction_lost: float) -> None:
+        self._report = (now, fraction_lost)
+
+    def update(self, now: float, sample: Sample, *, probing: bool = False) -> None:
+        """Take one tick's counters: what was sent and how much of it was lost.
+
+        Loss during a probe fails the probe and lowers nothing: the padding caused it.
+        """
+        if sample.seconds <= 0:
+            return
+        self.sent_bps = sample.bytes_sent * 8 / sample.seconds
+        loss = min(1.0, sample.lost / sample.packets_sent) if sample.packets_sent else 0.0
+        if self._report is not None and now - self._report[0] <= SIGNAL_FRESH:
+            loss = max(loss, self._report[1])
+        self.loss = loss
+        if probing:
+            return
+        if loss > HIGH_LOSS:
+            self.estimate = self.sent_bps * (1 - loss) * 0.95
+            self.congested_at = now
+        elif loss < LOW_LOSS:
+            self.estimate = max(self.estimate, self.sent_bps)
+
+    def probed(self, carried_bps: float) -> None:
+        """A probe at ``carried_bps`` went through without loss."""
+        self.estimate = max(self.estimate, carried_bps)
+
+
+def choose_layer(rates: Sequence[float], estimate: float, current: int | None) -> int | None:
+    """The index of the highest layer that fits ``estimate`` (None: video paused).
+
+    ``rates`` are the layers' bit rates, lowest first; ``current`` the layer forwarded now.
+    Going up needs :data:`UP_MARGIN` of headroom, so a layer that just fits is not left and
+    retaken at every tick; going down happens as soon as the current layer no longer fits.
+    """
+    if not rates:
+        return None
+    fits = [i for i, rate in enumerate(rates) if rate * DOWN_MARGIN <= estimate]
+    best = fits[-1] if fits else None
+    if current is not None and best is not None and best > current:
+        ups = [i for i in range(current + 1, best + 1) if rates[i] * UP_MARGIN <= estimate]
+        best = ups[-1] if ups else current
+    if best is None:
+        # From a higher layer, the lowest first; from the lowest, pause only far below it.
+        keep = current is not None and (current > 0 or estimate >= rates[0] * PAUSE_BELOW)
+        return 0 if keep else None
+    if current is None and rates[0] * UP_MARGIN > estimate:
+        return None  # paused: resume only with headroom
+    return best
