@@ -19,12 +19,13 @@ from .consumer import PADDING_SIZE, Consumer
 from .estimator import PROBE_LOSS, UP_MARGIN, BandwidthEstimator, Sample, choose_layer
 from .producer import Producer
 
-PROBE_SECONDS = 1.5
+PROBE_SECONDS = 2.0  # the estimator's window: what it carried is judged on the probe alone
 PROBE_PACE = 0.02
+REPORT_LAG = 0.5  # a receiver report this soon after a probe starts is about before it
 PROBE_QUIET = 2.0  # no congestion for this long before probing
 PROBE_BACKOFF = (2.0, 4.0, 8.0)  # wait after a failed probe (the last repeats)
+PAUSE_AFTER = 3.0  # seconds the lowest layer must not fit before the video pauses
 LAYER_SILENT = 1.0  # a layer that sent nothing for this long is not chosen
-_PACKET_BITS = (PADDING_SIZE + 40) * 8  # a padding packet on the wire, roughly
 
 
 class Adaptation:
@@ -35,11 +36,15 @@ class Adaptation:
         self.layers = tuple(layers)
         self.estimator = BandwidthEstimator(initial=0.0)
         self.target: Producer | None = consumer.producer
-        self._counters = (time.monotonic(), 0, 0, 0)
+        self._counters = (time.monotonic(), 0, 0, 0, 0)
+        self.companions: tuple[Consumer, ...] = ()  # the viewer's other tracks (its audio)
         self._probe_until = 0.0
         self._padding_bps = 0.0
+        self._credit = 0.0  # bytes of padding owed to the probe's rate
+        self._probe_reports = 0  # receiver reports on the padding during the probe
         self._next_probe = 0.0
         self._failures = 0
+        self._below_since = 0.0  # since when not even the lowest layer fits (0: it fits)
         self._pacer: asyncio.TimerHandle | None = None
 
     def ranked(self, now: float) -> list[Producer]:
@@ -64,50 +69,75 @@ class Adaptation:
     def on_report(self, fraction_lost: float) -> None:
         self.estimator.on_report(time.monotonic(), fraction_lost)
 
+    def on_probe_report(self, fraction_lost: float) -> None:
+        """A report on the RTX stream: during a probe, whether its padding arrived."""
+        now = time.monotonic()
+        if not self._probe_until or now < self._probe_until - PROBE_SECONDS + REPORT_LAG:
+            return  # no probe, or a report on the time before it
+        self._probe_reports += 1
+        if fraction_lost > PROBE_LOSS:
+            self._fail_probe(now)
+
     def tick(self, now: float) -> None:
         consumer = self.consumer
         if consumer.closed or len(self.layers) < 2:
             self.stop_probe()
             return
-        since, sent, packets, lost = self._counters
+        since, sent, packets, lost, others = self._counters
         sent_now = consumer.bytes_sent + consumer.padding_sent * PADDING_SIZE
-        self._counters = (now, sent_now, consumer.packets_sent, consumer.losses)
+        others_now = sum(c.bytes_sent for c in self.companions)
+        self._counters = (now, sent_now, consumer.packets_sent, consumer.losses, others_now)
         estimator = self.estimator
+        seconds = now - since
         estimator.update(
             now,
             Sample(
-                now - since,
-                sent_now - sent,
+                seconds,
+                sent_now - sent + others_now - others,
                 consumer.packets_sent - packets,
                 consumer.losses - lost,
             ),
+            probing=bool(self._probe_until),
         )
+        # The link carries the audio too: a layer fits if it does with the audio beside it.
+        beside = (others_now - others) * 8 / seconds if seconds > 0 else 0.0
         if self._probe_until:
             self._end_probe(now)
         layers = self.ranked(now)
         if not layers or consumer.pending is not None or consumer.waiting_keyframe:
             return  # a switch is under way: judge the layer once it flows
-        rates = [p.smoothed_bps for p in layers]
+        rates = [p.smoothed_bps + beside for p in layers]
         current = layers.index(self.target) if self.target in layers else None
         if not estimator.estimate and current is not None:
             estimator.estimate = rates[current]  # the starting layer fits until shown otherwise
         choice = choose_layer(rates, estimator.estimate, current)
+        if choice is None and current is not None:
+            # Pause only when even the lowest layer has not fitted for a while: a few packets
+            # lost of a low layer's handful per tick are no reason to stop the picture.
+            self._below_since = self._below_since or now
+            if now - self._below_since < PAUSE_AFTER:
+                choice = current
+        else:
+            self._below_since = 0.0
         target = None if choice is None else layers[choice]
         if target is not self.target:
             self.target = target
             consumer.switch(target)
         elif not self._probe_until and now >= self._next_probe:
-            self._maybe_probe(now, rates, current)
+            self._maybe_probe(now, rates, current, beside)
 
-    def _maybe_probe(self, now: float, rates: list[float], current: int | None) -> None:
+    def _maybe_probe(
+        self, now: float, rates: list[float], current: int | None, beside: float
+    ) -> None:
         higher = 0 if current is None else current + 1
         if higher >= len(rates) or now - self.estimator.congested_at < PROBE_QUIET:
             return
         wanted = rates[higher] * UP_MARGIN * 1.1  # what was carried must clear the margin
         if self.estimator.estimate >= wanted:
             return
-        self._padding_bps = wanted - (rates[current] if current is not None else 0.0)
+        self._padding_bps = wanted - (rates[current] if current is not None else beside)
         self._probe_until = now + PROBE_SECONDS
+        self._probe_reports = 0
         self._pace()
 
     def _pace(self) -> None:
@@ -119,20 +149,27 @@ class Adaptation:
         if self.consumer.losses > self._counters[3]:
             self._fail_probe(time.monotonic())
             return
-        self.consumer.send_padding(max(1, round(self._padding_bps * PROBE_PACE / _PACKET_BITS)))
+        self._credit += self._padding_bps * PROBE_PACE / 8
+        count = int(self._credit // PADDING_SIZE)
+        self._credit -= count * PADDING_SIZE
+        if count:
+            self.consumer.send_padding(count)
         self._pacer = asyncio.get_running_loop().call_later(PROBE_PACE, self._pace)
 
     def _end_probe(self, now: float) -> None:
         estimator = self.estimator
         if estimator.loss > PROBE_LOSS:
             self._fail_probe(now)
-        elif now >= self._probe_until:
+        elif now >= self._probe_until and self._probe_reports:
             self.stop_probe()
-            estimator.probed(estimator.sent_bps)
+            estimator.probed()
             self._failures = 0
+        elif now >= self._probe_until + PROBE_SECONDS:
+            self._fail_probe(now)  # the viewer never reported on the padding: no evidence
 
     def _fail_probe(self, now: float) -> None:
         self.stop_probe()
+        self.estimator.probe_failed()
         self._next_probe = now + PROBE_BACKOFF[min(self._failures, len(PROBE_BACKOFF) - 1)]
         self._failures += 1
 

@@ -175,10 +175,14 @@ def hook_feedback(
     *,
     on_remb: Callable[[int], None],
     on_report: Callable[[float], None],
+    on_rtx_report: Callable[[float], None],
 ) -> None:
-    """A viewer's congestion signals: its REMB (bit/s) and its reports' fraction lost (0-1).
+    """A viewer's congestion signals: its REMB (bit/s), and the fraction lost (0-1) its
+    reports give for the media SSRC and for the RTX SSRC (which carries our probes' padding).
 
-    Hook: ``RTCRtpSender._handle_rtcp_packet(packet)``; aiortc still handles every packet.
+    Hook: ``RTCRtpSender._handle_rtcp_packet(packet)``, and ``_ssrc``/``_rtx_ssrc``; aiortc
+    still handles every packet (its router hands a sender the reports that name its media
+    SSRC, the RTX block rides in the same packet).
     """
     original: Callable[[Any], Awaitable[None]] = sender._handle_rtcp_packet
 
@@ -190,6 +194,8 @@ def hook_feedback(
             for report in packet.reports:
                 if report.ssrc == ssrc:
                     on_report(report.fraction_lost / 256)
+                elif report.ssrc == sender._rtx_ssrc:
+                    on_rtx_report(report.fraction_lost / 256)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)

@@ -14,12 +14,14 @@ tested with recorded feedback sequences. The signals are the viewer's own:
 The thresholds are GCC's (draft-ietf-rmcat-gcc-02, section 6): above 10 % loss the
 estimate falls to what arrived, less 5 % (GCC's ``1 - loss / 2`` per report converges to it
 over several reports; a viewer behind a 600 kbit/s link sent 2.5 Mbit/s should leave the top
-layer at once); below 2 % it rises to what was carried. Nothing else lowers it, so a quiet
-tick (a small frame, a pause) never moves a viewer down.
+layer at once; loss is never a reason to raise it); below 2 % it rises to what was carried over
+the last four ticks (~2 s). Nothing else lowers it, so a quiet tick (a small frame, a pause)
+never moves a viewer down.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ SIGNAL_FRESH = 2.0  # seconds a REMB or receiver report counts for
 UP_MARGIN = 1.15  # a higher layer needs this much headroom over its bitrate
 DOWN_MARGIN = 1.0
 PAUSE_BELOW = 0.5  # below this share of the lowest layer, the viewer gets audio only
+CARRIED_TICKS = 4  # what the link carried is judged over this many ticks
 
 
 @dataclass
@@ -52,7 +55,7 @@ class BandwidthEstimator:
         self.loss = 0.0
         self.congested_at = -1e9  # when loss or delay last said "too much"
         self._remb: tuple[float, float] | None = None  # (when, bit/s)
-        self._remb_peak = 0.0
+        self._window: deque[tuple[float, int]] = deque(maxlen=CARRIED_TICKS)
         self._report: tuple[float, float] | None = None  # (when, fraction lost)
 
     def on_remb(self, now: float, bitrate: float) -> None:
@@ -74,6 +77,7 @@ class BandwidthEstimator:
         if sample.seconds <= 0:
             return
         self.sent_bps = sample.bytes_sent * 8 / sample.seconds
+        self._window.append((sample.seconds, sample.bytes_sent))
         loss = min(1.0, sample.lost / sample.packets_sent) if sample.packets_sent else 0.0
         if self._report is not None and now - self._report[0] <= SIGNAL_FRESH:
             loss = max(loss, self._report[1])
@@ -81,14 +85,28 @@ class BandwidthEstimator:
         if probing:
             return
         if loss > HIGH_LOSS:
-            self.estimate = self.sent_bps * (1 - loss) * 0.95
+            self.estimate = min(self.estimate, self.sent_bps * (1 - loss) * 0.95)
             self.congested_at = now
+            self._window.clear()
         elif loss < LOW_LOSS:
-            self.estimate = max(self.estimate, self.sent_bps)
+            self.estimate = max(self.estimate, self.carried_bps)
 
-    def probed(self, carried_bps: float) -> None:
-        """A probe at ``carried_bps`` went through without loss."""
-        self.estimate = max(self.estimate, carried_bps)
+    @property
+    def carried_bps(self) -> float:
+        """What was sent over the last ticks (~2 s) without high loss: one tick's rate would
+        count a keyframe the link's buffer merely absorbed as capacity."""
+        seconds = sum(s for s, _ in self._window)
+        if len(self._window) < CARRIED_TICKS or seconds <= 0:
+            return 0.0
+        return sum(b for _, b in self._window) * 8 / seconds
+
+    def probe_failed(self) -> None:
+        """What the failed probe's padding made of the last ticks is no evidence of anything."""
+        self._window.clear()
+
+    def probed(self) -> None:
+        """A probe went through without loss: what it carried fits."""
+        self.estimate = max(self.estimate, self.carried_bps)
 
 
 def choose_layer(rates: Sequence[float], estimate: float, current: int | None) -> int | None:

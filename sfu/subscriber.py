@@ -119,8 +119,12 @@ class Subscriber(Session):
                     transceiver.sender,
                     on_remb=adaptation.on_remb,
                     on_report=adaptation.on_report,
+                    on_rtx_report=adaptation.on_probe_report,
                 )
             self.consumers[section.kind] = consumer
+        if self.adaptation is not None:
+            video = self.adaptation.consumer
+            self.adaptation.companions = tuple(c for c in self.consumers.values() if c is not video)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         for dtls in dtls_transports(pc):
             guard_against_junk(dtls)
