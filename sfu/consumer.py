@@ -93,6 +93,7 @@ class Consumer:
         "_nacked",
         "_padding",
         "_pending",
+        "_pic_off",
         "_producer",
         "_pt",
         "_retime",
@@ -102,6 +103,7 @@ class Consumer:
         "_seq_off",
         "_session",
         "_started",
+        "_tl0_off",
         "_ts_off",
         "_wait_key",
         "bytes_sent",
@@ -142,6 +144,7 @@ class Consumer:
         self._ext_word = 0  # the abs-send-time element's id/length byte, shifted into place
         self._padding = b""  # an RTX padding packet's header, for bandwidth probes
         self._pending: Producer | None = None  # the layer this consumer switches to
+        self._pic_off = self._tl0_off = 0  # VP8 picture id and TL0PICIDX shifts (switches)
         self._rtx_pt: int | None = None
         self._rtx_seq = random.randrange(0x8000)  # noqa: S311 - not security sensitive
         # Gate: closed until the next packet that may start this consumer's stream.
@@ -291,12 +294,39 @@ class Consumer:
         if step == 0 or step >= 0x80000000:  # never backwards, never the previous frame's
             ts_off = (ts_off + 1 - step) & 0xFFFFFFFF
         self._ts_off = ts_off
+        picture = entry[6]
+        if picture is not None:
+            self._continue_picture(old, picture, entry[3])
         self._seq_off = (self._last_seq + 1 - entry[0]) & 0xFFFF
         self._anchor_seq = entry[0]
         self._producer = target
         target.add(self)
         self.switches += 1
         self.forward(entry)
+
+    def _continue_picture(
+        self, old: Producer, picture: tuple[int, int, int, int], payload: bytes
+    ) -> None:
+        """VP8: number the new layer's pictures on from the last one this viewer got."""
+        _, bits, number, tl0_at = picture
+        mask = (1 << bits) - 1
+        last = (old.last_picture + self._pic_off) & mask
+        self._pic_off = (last + 1 - number) & mask
+        if tl0_at:
+            last_tl0 = (old.last_tl0 + self._tl0_off) & 0xFF
+            self._tl0_off = (last_tl0 + 1 - payload[tl0_at]) & 0xFF
+
+    def _renumber(self, view: Any, start: int, picture: tuple[int, int, int, int]) -> None:
+        """Write the shifted picture id and TL0PICIDX into the payload at ``view[start:]``."""
+        at, bits, number, tl0_at = picture
+        if bits == 15:
+            shifted = (number + self._pic_off) & 0x7FFF
+            view[start + at] = 0x80 | shifted >> 8
+            view[start + at + 1] = shifted & 0xFF
+        else:
+            view[start + at] = (number + self._pic_off) & 0x7F
+        if tl0_at:
+            view[start + tl0_at] = (view[start + tl0_at] + self._tl0_off) & 0xFF
 
     def send_padding(self, count: int) -> int:
         """Send ``count`` RTX padding packets (a bandwidth probe); returns how many went."""
@@ -357,7 +387,7 @@ class Consumer:
         """Rewrite one publisher packet for this viewer and send it (the hot path)."""
         if self._gate and not self._open_gate(entry[0], entry[1], entry[4]):
             return
-        seq, ts, marker, payload, _, level = entry
+        seq, ts, marker, payload, _, level, picture = entry
         out_seq = (seq + self._seq_off) & 0xFFFF
         # History holds the shared input entry: a NACK re-renders it, nothing is copied here.
         self._history[out_seq & self._mask] = entry
@@ -374,6 +404,8 @@ class Consumer:
                 else:
                     view[self._ext_pos + 1] = level
             view[start:end] = payload
+            if picture is not None and (self._pic_off or self._tl0_off):
+                self._renumber(view, start, picture)
             _LENGTH[0] = end
             if not srtp_protect_in_place(self._context, _BUFFER, _LENGTH):
                 packet = _SENDABLE[_LENGTH[0]] or _sendable(_LENGTH[0])
@@ -413,7 +445,7 @@ class Consumer:
 
     def _render(self, entry: Entry) -> bytes:
         """The plaintext packet this consumer sends for ``entry``, at the current offsets."""
-        seq, ts, marker, payload, _, level = entry
+        seq, ts, marker, payload, _, level, picture = entry
         header = bytearray(self._header)
         out_seq, out_ts = (seq + self._seq_off) & 0xFFFF, (ts + self._ts_off) & 0xFFFFFFFF
         _PT_SEQ_TS.pack_into(header, 1, self._pt | marker, out_seq, out_ts)
@@ -421,6 +453,10 @@ class Consumer:
             _WORD.pack_into(header, self._ext_pos, self._ext_word | abs_send_time(time.monotonic()))
         elif level >= 0 and self._ext_pos:
             header[self._ext_pos + 1] = level
+        if picture is not None and (self._pic_off or self._tl0_off):
+            body = bytearray(payload)
+            self._renumber(body, 0, picture)
+            return b"".join((header, body))
         return b"".join((header, payload))
 
     def retransmit(self, seq: int) -> None:

@@ -151,6 +151,22 @@ def _vp8_payload_offset(payload: bytes) -> int:
     return offset
 
 
+def vp8_picture(payload: bytes) -> tuple[int, int, int, int] | None:
+    """Where the VP8 payload descriptor keeps its picture id and TL0PICIDX (RFC 7741 4.2):
+    (picture id offset, picture id bits (7 or 15), picture id, TL0PICIDX offset or 0), or
+    None if it has no picture id (then nothing needs rewriting)."""
+    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
+        return None
+    wide = payload[2] & 0x80
+    if wide and len(payload) < 4:
+        return None
+    picture = (payload[2] << 8 | payload[3]) & 0x7FFF if wide else payload[2] & 0x7F
+    tl0 = (4 if wide else 3) if payload[1] & 0x40 else 0
+    if tl0 >= len(payload):
+        return None
+    return 2, 15 if wide else 7, picture, tl0
+
+
 def vp8_is_keyframe(payload: bytes) -> bool:
     """Whether the packet starts a VP8 key frame (S bit, partition 0, P bit clear)."""
     if payload[0] & 0x17 != 0x10:

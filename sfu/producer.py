@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiortc import RTCRtpCodecCapability
 from aiortc.clock import current_ntp_time
 
-from .keyframe import detectors
+from .keyframe import detectors, vp8_picture
 from .rtp import HEADER, abs_send_time, find_extension, header_length
 from .stats import ProducerStats, RateMeter
 
@@ -24,8 +24,10 @@ _NTP_ONE_SECOND = 1 << 32
 
 # One packet as consumers and the keyframe cache see it: (sequence number, timestamp,
 # marker bit 0x80|0, payload, starts a keyframe, audio level (audio) or abs-send-time of its
-# arrival (video), -1 if none)
-Entry = tuple[int, int, int, bytes, bool, int]
+# arrival (video), -1 if none, and for VP8 where its picture id is (``vp8_picture``): a
+# consumer that switched layers rewrites it)
+Picture = tuple[int, int, int, int] | None
+Entry = tuple[int, int, int, bytes, bool, int, Picture]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class Producer:
         self._keyframe_interval = keyframe_interval
         video = detectors(codec.mimeType)
         self._video = video is not None
+        self._vp8 = codec.mimeType.lower() == "video/vp8"
+        self._picture = vp8_picture
+        self.last_picture = self.last_tl0 = 0  # VP8: the newest packet's picture id, TL0PICIDX
         self._is_keyframe, self._picture_size = video or (_never, _no_size)
         self._targets: tuple[Consumer, ...] = ()
         self._watchers: tuple[Consumer, ...] = ()  # consumers switching to this layer
@@ -188,7 +193,12 @@ class Producer:
             if not self._frame_is_key and self._is_keyframe(payload):
                 self._start_keyframe(payload)
                 key = True
-        entry = (seq, ts, marker, payload, key, level)  # one tuple, shared by every consumer
+        picture = self._picture(payload) if self._vp8 else None
+        if picture is not None:
+            self.last_picture = picture[2]
+            if picture[3]:
+                self.last_tl0 = payload[picture[3]]
+        entry = (seq, ts, marker, payload, key, level, picture)  # shared by every consumer
         if self._keyframe_open and len(self._keyframe) < MAX_KEYFRAME_PACKETS:
             self._keyframe.append(entry)
         for forward in self._forwarders:
@@ -202,13 +212,15 @@ class Producer:
             return  # RTX padding probe
         self.retransmissions += 1
         _, b1, _, ts, _ = HEADER.unpack_from(data)
+        payload = data[offset + 2 : size]
         entry = (
             data[offset] << 8 | data[offset + 1],
             ts,
             b1 & 0x80,
-            data[offset + 2 : size],
+            payload,
             False,
             -1,
+            self._picture(payload) if self._vp8 else None,
         )
         for consumer in self._targets:
             consumer.repair(entry)

@@ -55,7 +55,7 @@ class RelayLink:
         ssrc = producer.ssrc
         if ssrc is None:
             return
-        for seq, ts, marker, payload, _, _ in producer.keyframe_packets():
+        for seq, ts, marker, payload, *_ in producer.keyframe_packets():
             self.rtp(RTP_HEADER.pack(0x80, marker | producer.payload_type, seq, ts, ssrc) + payload)
 
 

@@ -59,7 +59,15 @@ def test_interleaved_viewers_and_retransmissions_keep_their_own_headers() -> Non
     a, b = Viewer(0x0A0A0A0A, 102, "1"), Viewer(0x0B0B0B0B, 96, "22")
     payloads = [os.urandom(size) for size in (1100, 40, 700)]
     for index, payload in enumerate(payloads):
-        entry = (1000 + index, 90_000 + 3000 * index, 0x80 * (index == 2), payload, index == 0, -1)
+        entry = (
+            1000 + index,
+            90_000 + 3000 * index,
+            0x80 * (index == 2),
+            payload,
+            index == 0,
+            -1,
+            None,
+        )
         a.consumer.forward(entry)
         b.consumer.forward(entry)
         if index == 1:

@@ -10,7 +10,13 @@ import pytest
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 
-from sfu.keyframe import h264_is_keyframe, h264_resolution, vp8_is_keyframe, vp8_resolution
+from sfu.keyframe import (
+    h264_is_keyframe,
+    h264_resolution,
+    vp8_is_keyframe,
+    vp8_picture,
+    vp8_resolution,
+)
 from sfu.rtp import (
     ABS_SEND_TIME_URI,
     AUDIO_LEVEL_URI,
@@ -99,3 +105,14 @@ def test_vp8_keyframe_and_size() -> None:
     assert vp8_resolution(payloads[0]) == (640, 360)
     assert not any(vp8_is_keyframe(p) for p in payloads[1:])
     assert not vp8_is_keyframe(b"\x10")
+
+
+def test_vp8_picture_finds_picture_id_and_tl0picidx() -> None:
+    # X, S; I and L set; 15-bit picture id 0x1234; TL0PICIDX 7; then the VP8 payload.
+    wide = bytes([0x90, 0xC0, 0x80 | 0x12, 0x34, 7]) + b"frame"
+    assert vp8_picture(wide) == (2, 15, 0x1234, 4)
+    narrow = bytes([0x90, 0x80, 0x45]) + b"frame"  # 7-bit picture id 0x45, no TL0PICIDX
+    assert vp8_picture(narrow) == (2, 7, 0x45, 0)
+    assert vp8_picture(bytes([0x10]) + b"frame") is None  # no extension: nothing to rewrite
+    assert vp8_picture(bytes([0x90, 0x40, 7])) is None  # TL0PICIDX but no picture id
+    assert vp8_picture(bytes([0x90, 0x80, 0x80])) is None  # truncated 15-bit id
