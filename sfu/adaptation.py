@@ -104,7 +104,15 @@ class Adaptation:
         if self._probe_until:
             self._end_probe(now)
         layers = self.ranked(now)
-        if not layers or consumer.pending is not None or consumer.waiting_keyframe:
+        if not layers:
+            return
+        waiting = consumer.pending or (consumer.producer if consumer.waiting_keyframe else None)
+        if waiting is not None:
+            if waiting not in layers:
+                # Waiting for a layer that sends nothing (a camera too small for it, or the
+                # publisher stopped it): the lowest that does, or the one already flowing.
+                self.target = layers[0] if consumer.waiting_keyframe else consumer.producer
+                consumer.switch(self.target)
             return  # a switch is under way: judge the layer once it flows
         rates = [p.smoothed_bps + beside for p in layers]
         current = layers.index(self.target) if self.target in layers else None

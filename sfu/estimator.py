@@ -65,6 +65,7 @@ class BandwidthEstimator:
         if falling and bitrate < self.sent_bps * REMB_OVERUSE:
             self.estimate = min(self.estimate, bitrate)
             self.congested_at = now
+            self._window.clear()  # what was carried before the overuse is no evidence now
 
     def on_report(self, now: float, fraction_lost: float) -> None:
         self._report = (now, fraction_lost)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
@@ -184,9 +185,11 @@ class Subscriber(Session):
 
 
 def _lowest(layers: Sequence[Producer]) -> Producer:
-    """Where a viewer starts: the smallest picture (the first offered before sizes are
-    known); it moves up as soon as its link shows it can."""
-    return min(layers, key=lambda p: (p.width or 0) * (p.height or 0))
+    """Where a viewer starts: the smallest picture among the layers that send (the first
+    offered before sizes are known); it moves up as soon as its link shows it can."""
+    now = time.monotonic()
+    sending = [p for p in layers if p.ssrc is not None and now - p.last_arrival < 1.0]
+    return min(sending or layers, key=lambda p: (p.width or 0) * (p.height or 0))
 
 
 def _same_codec(consumer: Consumer, producer: Producer) -> bool:
