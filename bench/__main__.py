@@ -61,6 +61,24 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("marginal_us_random", "marginal_us_mux", "mux_over_random", "routed_ns"),
         )
 
+    def hls(players: int) -> Run:
+        return Run(
+            "LL-HLS behind live (hls.js in Chromium)",
+            f"{players} player{'s' if players > 1 else ''}",
+            "bench.hls_latency",
+            ("--settings", "watch", "--viewers", str(players), "--seconds", str(int(window) * 2)),
+            ("p50_s", "p90_s", "wall_p50_s", "stalls"),
+        )
+
+    def layers(viewers: int) -> Run:
+        return Run(
+            "SFU forwarding path: one layer, abs-send-time, three layers",
+            f"{viewers} viewers",
+            "bench.layers",
+            ("--viewers", str(viewers), "--packets", str(750 * n)),
+            ("kernel_floor", "one_layer", "one_layer_with_abs_send_time", "three_layers"),
+        )
+
     def orders(engine: str, buyers: int) -> Run:
         return Run(
             f"Orders for 10 units, {engine}",
@@ -74,7 +92,9 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (sfu(25 * n, 1), sfu(50 * n, 1)),
         (sfu(50 * n, 2), sfu(100 * n, 2)),
         (mux(10 * n), mux(20 * n)),
+        (layers(100 * n), layers(200 * n)),
         (chat(125 * n), chat(250 * n)),
+        (hls(n), hls(2 * n)),
         (orders("sqlite", 250 * n), orders("sqlite", 500 * n)),
         (orders("postgresql", 250 * n), orders("postgresql", 500 * n)),
     ]

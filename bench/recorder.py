@@ -176,7 +176,7 @@ async def measure(seconds: float, bitrate: int) -> None:
 
     with tempfile.TemporaryDirectory() as directory:
         recorder = Recorder(Path(directory), TRACKS)
-        worker = recorder._worker._thread
+        worker = recorder._muxer._thread
         cpu0 = time.process_time()
         wall = await feed(bursts, clip, seconds, recorder)
         total = (time.process_time() - cpu0) / wall * 100

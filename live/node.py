@@ -17,6 +17,7 @@ from pathlib import Path
 from live.messages import CueAdded, StatusChanged
 from live.recordings import Recordings, Replays
 from live.supervisor import ShowStates, StreamSupervisor
+from recorder import RecorderConfig
 from sfu import Sfu, SfuSettings
 from twins.bus import Bus
 from twins.objectstore import ObjectStore
@@ -30,6 +31,7 @@ class LiveSettings:
     grace_seconds: float  # a reconnecting show waits this long for its publisher
     workers: int  # SFU worker processes besides this one
     recordings: Path  # recordings in progress, until uploaded
+    recorder: RecorderConfig  # timing and the DVR window of each recording
 
 
 class LiveNode:
@@ -53,7 +55,9 @@ class LiveNode:
             media_started=self._media_started,
         )
         self.sfu = Sfu(settings.sfu, events=self.supervisor.on_event)
-        self.recordings = Recordings(self.sfu, replays, store, settings.recordings)
+        self.recordings = Recordings(
+            self.sfu, replays, store, settings.recordings, settings.recorder
+        )
         self._beating = Periodic(self._heartbeat, HEARTBEAT_SECONDS)
         bus.subscribe(StatusChanged, self._on_status)
         bus.subscribe(CueAdded, self._on_cue)

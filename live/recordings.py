@@ -13,7 +13,15 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
-from recorder import Cue, Recorder, TrackInfo, UploadQueue, needs_repair, repair
+from recorder import (
+    Cue,
+    Recorder,
+    RecorderConfig,
+    TrackInfo,
+    UploadQueue,
+    needs_repair,
+    repair,
+)
 from recorder.files import POSTER, VOD_PLAYLIST
 from sfu import Sfu
 from twins.objectstore import ObjectStore
@@ -39,11 +47,19 @@ class Replays(Protocol):
 
 
 class Recordings:
-    def __init__(self, sfu: Sfu, replays: Replays, store: ObjectStore, directory: Path) -> None:
+    def __init__(
+        self,
+        sfu: Sfu,
+        replays: Replays,
+        store: ObjectStore,
+        directory: Path,
+        config: RecorderConfig,
+    ) -> None:
         self._sfu = sfu
         self._replays = replays
         self._store = store
         self._directory = directory
+        self.config = config  # for the recordings started from now on
         self._active: dict[str, Recorder] = {}
         self._work: set[asyncio.Task[None]] = set()
 
@@ -69,6 +85,7 @@ class Recordings:
                 self._directory / stream_id,
                 infos,
                 request_keyframe=lambda: self._sfu.request_keyframe(stream_id),
+                config=self.config,
             )
             self._active[stream_id] = recorder
         self._sfu.tap(stream_id, recorder.on_rtp)

@@ -5,7 +5,7 @@ The SFU feeds `Recorder.on_rtp`; the HTTP layer serves `playlist_text`, `wait_fo
 `UploadQueue`, and runs `repair` on unfinished recordings at startup.
 """
 
-from .config import RecorderConfig
+from .config import DVR_CAP_SECONDS, RecorderConfig
 from .cue import PRODUCT_CLASS, Cue
 from .recorder import Recorder, RecorderState
 from .repair import needs_repair, repair
@@ -14,6 +14,7 @@ from .track import TrackInfo
 from .upload import UploadQueue, UploadTarget
 
 __all__ = [
+    "DVR_CAP_SECONDS",
     "PRODUCT_CLASS",
     "Cue",
     "Recorder",

@@ -280,4 +280,5 @@ def _config_summary(config: RecorderConfig) -> dict[str, float]:
         "part_target": config.part_target,
         "target_duration": config.target_duration,
         "segment_max": config.segment_max,
+        "dvr_seconds": config.dvr_seconds,
     }

@@ -115,11 +115,13 @@ def _read_meta(directory: Path) -> dict[str, object]:
 
 def _config(meta: dict[str, object]) -> RecorderConfig:
     summary = meta.get("config")
+    defaults = RecorderConfig()
     if not isinstance(summary, dict):
-        return RecorderConfig()
+        return defaults
     return RecorderConfig(
-        part_target=float(summary.get("part_target", 0.5)),
-        segment_max=float(summary.get("segment_max", 2.0)),
+        part_target=float(summary.get("part_target", defaults.part_target)),
+        segment_max=float(summary.get("segment_max", defaults.segment_max)),
+        dvr_seconds=float(summary.get("dvr_seconds", defaults.dvr_seconds)),
     )
 
 

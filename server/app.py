@@ -42,6 +42,7 @@ from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
+from recorder import RecorderConfig
 from server.database import create_engine, session_factory
 from server.settings import Settings
 from server.twins import Twins, object_store, twins_for
@@ -184,6 +185,7 @@ def _live(
             grace_seconds=settings.publisher_grace_seconds,
             workers=settings.resolved_sfu_workers - 1,
             recordings=settings.resolved_media_dir / "recordings",
+            recorder=RecorderConfig(dvr_seconds=settings.hls_dvr_seconds),
         ),
         states=lifecycle,
         replays=Replays(db.sessions, db.reads),

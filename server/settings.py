@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from recorder import DVR_CAP_SECONDS, RecorderConfig
 from sfu.ports import PortRange
 
 JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
@@ -86,6 +87,13 @@ class Settings(BaseSettings):
     )
     sfu_workers: int = Field(
         0, ge=0, description="Processes forwarding media to viewers; 0 means one per core."
+    )
+    hls_dvr_seconds: float = Field(
+        DVR_CAP_SECONDS,
+        ge=RecorderConfig().min_dvr_seconds,
+        le=DVR_CAP_SECONDS,
+        description="Seconds of the show the live HLS playlist keeps (rewind and late joiners); "
+        "the replay keeps the whole show. Default and maximum: 4 hours.",
     )
     s3_bucket: str = Field("", description="S3 bucket for recordings; empty keeps them local.")
     s3_endpoint_url: str = Field(

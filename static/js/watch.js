@@ -1,7 +1,9 @@
-// Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0), the
-// replay after the show; pinned products, tags, chat and reactions over Socket.IO.
+// Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0) and
+// for a rewind, the replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
+import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
+import { watchReception } from "./reception.js";
 import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
 
 const streamId = decodeURIComponent(location.pathname.split("/").pop());
@@ -11,10 +13,11 @@ const params = new URLSearchParams(location.search);
 const forceHls = params.has("hls") || params.get("webrtc") === "0";
 const FINISHED = new Set(["ended", "interrupted"]);
 const REPLAY_POLLS = 200;
+const REWIND_SECONDS = 30;
 
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
-  timeline: [], replay: false, waitingForLive: false, ownReactions: {},
+  timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
 };
 
 function show(text, mode, kind) {
@@ -37,32 +40,31 @@ function watchFirstFrame() {
   });
 }
 
-// hls.js is loaded only when needed, so that WebRTC viewers do not wait for it.
-const loadHls = () => import("/static/node_modules/hls.js/dist/hls.mjs").then((module) => module.default);
-
-async function playHls(url, { live }) {
+// hls.js is loaded only when needed, so that WebRTC viewers do not wait for it. `behind`: start
+// that many seconds behind the live edge (a rewind from WebRTC).
+async function playHls(url, { live, behind = 0 }) {
   state.playback = "hls";
   window.shopcastPlayer?.stop?.();
+  video.srcObject = null; // a WebRTC stream left here would win over the HLS source
   window.shopcastPlayer = { mode: live ? "hls" : "replay", url };
   watchFirstFrame();
   const Hls = await loadHls();
   if (Hls.isSupported()) {
-    const hls = new Hls({
-      lowLatencyMode: live,
-      backBufferLength: live ? 30 : Infinity,
+    const hls = createHls(Hls, url, video, {
+      live,
+      behind,
       // Restricted shows: our own /hls/ routes check the viewer's token (never sent elsewhere).
       xhrSetup: (xhr, target) => {
         if (session.token && target.startsWith(`${location.origin}/hls/`)) xhr.setRequestHeader("Authorization", `Bearer ${session.token}`);
       },
     });
-    hls.loadSource(url);
-    hls.attachMedia(video);
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) show(`Playback error: ${data.details}`, null, "error");
     });
     window.shopcastPlayer.hls = hls;
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
     video.src = url;
+    if (behind) video.addEventListener("loadedmetadata", () => seekWithin(video, -behind), { once: true });
   } else {
     show("This browser can play neither WebRTC nor HLS.", null, "error");
     return;
@@ -87,6 +89,7 @@ async function startWhep() {
 }
 
 async function playWebRtc(early) {
+  const before = state.playback;
   try {
     const whep = await (early || startWhep());
     window.shopcastPlayer = { mode: "webrtc", ...whep };
@@ -96,6 +99,8 @@ async function playWebRtc(early) {
         playHls(state.stream.hls_url, { live: true });
       }
     });
+    watchReception(whep.pc, (audioOnly) => { $("#audio-only").hidden = !audioOnly; });
+    if (before === "hls" && state.socket) notify("stream:playback", { playback: "webrtc" });
     show("Live.", "webrtc");
   } catch (error) {
     if (error.status === 409 && error.retryAfter) {
@@ -121,6 +126,41 @@ function startPlayback(early) {
   if (!canWebRtc) return playHls(state.stream.hls_url, { live: true });
   return playWebRtc(early);
 }
+
+// Rewind: WebRTC plays only the live edge, so the first tap moves to HLS, 30 s behind it (within
+// the DVR window); later taps go back further. Live returns to WebRTC, or to HLS's live edge for
+// a viewer who was on HLS anyway.
+function setBehind(behind) {
+  document.body.dataset.behind = behind ? "yes" : "";
+  $("#go-live").hidden = !behind;
+}
+
+async function rewind() {
+  setBehind(true);
+  if (window.shopcastPlayer?.mode === "webrtc") {
+    state.rewoundFromWebRtc = true;
+    await playHls(state.stream.hls_url, { live: true, behind: REWIND_SECONDS });
+  } else {
+    seekWithin(video, -REWIND_SECONDS);
+  }
+  show("Behind live (HLS): tap Live to return.", "hls");
+}
+
+function goLive() {
+  setBehind(false);
+  if (state.rewoundFromWebRtc) {
+    state.rewoundFromWebRtc = false;
+    window.shopcastPlayer?.hls?.destroy();
+    return playWebRtc();
+  }
+  const hls = window.shopcastPlayer?.hls;
+  if (hls?.liveSyncPosition) video.currentTime = hls.liveSyncPosition;
+  else seekWithin(video, Infinity);
+  show("Live (HLS).", "hls");
+}
+
+$("#rewind").addEventListener("click", rewind);
+$("#go-live").addEventListener("click", goLive);
 
 async function startReplay() {
   state.replay = true;
@@ -332,12 +372,13 @@ function openSocket() {
     state.stream.status = change.status;
     setStatus(change.status);
     if (change.status === "live" && state.waitingForLive) startPlayback();
-    else if (change.status === "live" && canWebRtc && !webRtcPlaying()) {
+    else if (change.status === "live" && canWebRtc && !webRtcPlaying() && !document.body.dataset.behind) {
       // The seller is back after a drop that cost us the WebRTC session (HLS took over): retry it.
       window.shopcastPlayer?.hls?.destroy();
       playWebRtc();
     }
     if (FINISHED.has(change.status) && !state.replay) {
+      setBehind(false);
       window.shopcastPlayer?.stop?.();
       window.shopcastPlayer?.hls?.destroy();
       state.pins.clear();
@@ -426,6 +467,7 @@ async function start() {
     return;
   }
   $("#title").textContent = state.stream.title;
+  $("#timeshift").hidden = !state.stream.record_stream; // no recording: nothing to rewind into
   document.title = `${state.stream.title} · Shopcast`;
   setStatus(state.stream.status);
   if (forceHls) state.playback = "hls";

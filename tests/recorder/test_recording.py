@@ -105,7 +105,7 @@ async def test_h264_publisher_is_remuxed_to_playable_hls(
     assert 'X-ACTION="pin"' in pin and re.search(r'START-DATE="[0-9T:.-]+Z"', pin)
     assert 'ID="unpin-1"' in vod
     closed = (tmp_path / "index.m3u8").read_text()
-    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in closed and closed.rstrip().endswith("#EXT-X-ENDLIST")
+    assert "#EXT-X-PLAYLIST-TYPE" not in closed and closed.rstrip().endswith("#EXT-X-ENDLIST")
     assert 'ID="pin-1"' in closed
     assert requests, "the recorder asks for a keyframe at the start"
     stats = recorder.stats()
@@ -140,7 +140,7 @@ async def test_live_playlist_is_low_latency_hls(tmp_path: Path, h264_av: list[Ti
     await feed(recorder, h264_av[len(h264_av) // 6 : len(h264_av) * 2 // 3])
     assert await recorder.wait_for(2, None, timeout=5.0)
     live = recorder.playlist_text()
-    assert "#EXT-X-VERSION:9" in live and "#EXT-X-PLAYLIST-TYPE:EVENT" in live
+    assert "#EXT-X-VERSION:9" in live and "#EXT-X-PLAYLIST-TYPE" not in live
     assert "#EXT-X-ENDLIST" not in live
     assert '#EXT-X-MAP:URI="init.mp4"' in live
     part_target = float(re.search(r"#EXT-X-PART-INF:PART-TARGET=([\d.]+)", live).group(1))  # type: ignore[union-attr]
@@ -183,3 +183,27 @@ async def test_delta_update_skips_old_segments(tmp_path: Path, h264_long: list[T
     assert 'ID="early"' in recorder.playlist_text(skip=True)
     assert "CAN-SKIP-UNTIL=6.0" in full
     await recorder.finish()
+
+
+async def test_dvr_window_bounds_the_live_playlist_not_the_replay(
+    tmp_path: Path, h264_long: list[Timed]
+) -> None:
+    recorder = Recorder(tmp_path, H264_TRACKS, config=RecorderConfig(dvr_seconds=6.0))
+    await feed(recorder, h264_long, speed=10.0)
+    live = recorder.playlist_text()
+    entries = media_entries(live)
+    first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", live).group(1))  # type: ignore[union-attr]
+    assert first > 0, "segments left the live playlist"
+    assert [name for _, name in entries] == [
+        f"segment-{msn:05d}.m4s" for msn in range(first, first + len(entries))
+    ]
+    listed = sum(duration for duration, _ in entries)
+    assert 6.0 <= listed < 6.0 + entries[0][0] + 1e-3
+    for _, name in entries:
+        assert await recorder.resolve(name) is not None, name
+    assert await recorder.resolve("segment-00000.m4s") is not None, "the replay keeps it"
+    await recorder.finish()
+    check_vod(tmp_path, 10.0)  # the VOD starts at segment 0 and decodes to the end
+    closed = (tmp_path / "index.m3u8").read_text()
+    closed_first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", closed).group(1))  # type: ignore[union-attr]
+    assert closed_first >= first and "segment-00000.m4s" not in closed

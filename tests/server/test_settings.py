@@ -1,9 +1,16 @@
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from api.streaming.hls import RECORDINGS
+from server.app import build_app
 from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_the_embedded_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +53,25 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOPCAST_PORT", "eighty")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
+
+
+def test_hls_dvr_window_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).hls_dvr_seconds == 4 * 3600
+    monkeypatch.setenv("SHOPCAST_HLS_DVR_SECONDS", "600")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert settings.hls_dvr_seconds == 600
+    assert build_app(settings)[RECORDINGS].config.dvr_seconds == 600, "recorders get it"
+    for bad in ("5", "14401", "an hour"):
+        monkeypatch.setenv("SHOPCAST_HLS_DVR_SECONDS", bad)
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None)
+    refused = subprocess.run(
+        [sys.executable, "-m", "server", "serve"],
+        cwd=ROOT,
+        env={**os.environ, "SHOPCAST_DATA_DIR": str(tmp_path), "SHOPCAST_HLS_DVR_SECONDS": "5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2 and "hls_dvr_seconds" in refused.stderr
