@@ -113,6 +113,8 @@ class Adaptation:
                 # publisher stopped it): the lowest that does, or the one already flowing.
                 self.target = layers[0] if consumer.waiting_keyframe else consumer.producer
                 consumer.switch(self.target)
+            elif consumer.pending is not None:
+                consumer.pending.request_keyframe()  # the request may have been lost
             return  # a switch is under way: judge the layer once it flows
         rates = [p.smoothed_bps + beside for p in layers]
         current = layers.index(self.target) if self.target in layers else None

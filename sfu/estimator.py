@@ -90,7 +90,10 @@ class BandwidthEstimator:
             self.congested_at = now
             self._window.clear()
         elif loss < LOW_LOSS:
-            self.estimate = max(self.estimate, self.carried_bps)
+            carried = self.carried_bps
+            if self._remb is not None and now - self._remb[0] <= SIGNAL_FRESH:
+                carried = min(carried, self._remb[1])  # the viewer's own estimate caps a rise
+            self.estimate = max(self.estimate, carried)
 
     @property
     def carried_bps(self) -> float:

@@ -106,7 +106,10 @@ class Layers:
         producer = self._by_rid.get(rid.decode("ascii", "replace")) if rid else None
         if producer is not None:
             if len(table) >= MAX_SOURCES:
+                # Keep each layer's newest SSRC: the ones in use may no longer name their RID.
+                newest = {p: ssrc for ssrc, p in table.items()}
                 table.clear()
+                table.update((ssrc, p) for p, ssrc in newest.items())
             table[int.from_bytes(data[8:12])] = producer
         return producer
 
