@@ -25,6 +25,11 @@ REPORT_LAG = 0.5  # a receiver report this soon after a probe starts is about be
 PROBE_QUIET = 2.0  # no congestion for this long before probing
 PROBE_BACKOFF = (2.0, 4.0, 8.0)  # wait after a failed probe (the last repeats)
 PAUSE_AFTER = 3.0  # seconds the lowest layer must not fit before the video pauses
+# What a link carries beyond the payload: RTP header and extensions, SRTP tag, UDP and IP
+# headers, per packet. An Opus packet of 80 bytes doubles on the wire; a layer's own rate
+# (measured on whole RTP packets) grows by about this share.
+WIRE_OVERHEAD = 60
+LAYER_OVERHEAD = 1.06
 LAYER_SILENT = 1.0  # a layer that sent nothing for this long is not chosen
 
 
@@ -40,6 +45,8 @@ class Adaptation:
         self.companions: tuple[Consumer, ...] = ()  # the viewer's other tracks (its audio)
         self._probe_until = 0.0
         self._padding_bps = 0.0
+        self._probe_bps = 0.0  # what the viewer receives while probing
+        self._remb = 0  # the viewer's last REMB
         self._credit = 0.0  # bytes of padding owed to the probe's rate
         self._probe_reports = 0  # receiver reports on the padding during the probe
         self._next_probe = 0.0
@@ -64,7 +71,14 @@ class Adaptation:
         self.target = self.consumer.producer
 
     def on_remb(self, bitrate: int) -> None:
-        self.estimator.on_remb(time.monotonic(), bitrate)
+        """A REMB; one that falls below the rate of a running probe ends it as failed: the
+        viewer's delay-based detector saw the queue grow, before any packet was lost."""
+        now = time.monotonic()
+        previous = self._remb
+        self._remb = bitrate
+        self.estimator.on_remb(now, bitrate)
+        if self._probe_until and bitrate < previous * 0.95 and bitrate < self._probe_bps:
+            self._fail_probe(now)
 
     def on_report(self, fraction_lost: float) -> None:
         self.estimator.on_report(time.monotonic(), fraction_lost)
@@ -84,8 +98,12 @@ class Adaptation:
             self.stop_probe()
             return
         since, sent, packets, lost, others = self._counters
-        sent_now = consumer.bytes_sent + consumer.padding_sent * PADDING_SIZE
-        others_now = sum(c.bytes_sent for c in self.companions)
+        sent_now = (
+            consumer.bytes_sent
+            + consumer.packets_sent * WIRE_OVERHEAD
+            + consumer.padding_sent * (PADDING_SIZE + WIRE_OVERHEAD)
+        )
+        others_now = sum(c.bytes_sent + c.packets_sent * WIRE_OVERHEAD for c in self.companions)
         self._counters = (now, sent_now, consumer.packets_sent, consumer.losses, others_now)
         estimator = self.estimator
         seconds = now - since
@@ -116,7 +134,7 @@ class Adaptation:
             elif consumer.pending is not None:
                 consumer.pending.request_keyframe()  # the request may have been lost
             return  # a switch is under way: judge the layer once it flows
-        rates = [p.smoothed_bps + beside for p in layers]
+        rates = [p.smoothed_bps * LAYER_OVERHEAD + beside for p in layers]
         current = layers.index(self.target) if self.target in layers else None
         if not estimator.estimate and current is not None:
             estimator.estimate = rates[current]  # the starting layer fits until shown otherwise
@@ -145,6 +163,7 @@ class Adaptation:
         wanted = rates[higher] * UP_MARGIN * 1.1  # what was carried must clear the margin
         if self.estimator.estimate >= wanted:
             return
+        self._probe_bps = wanted
         self._padding_bps = wanted - (rates[current] if current is not None else beside)
         self._probe_until = now + PROBE_SECONDS
         self._probe_reports = 0

@@ -526,3 +526,19 @@ def test_a_fresh_remb_caps_what_a_clean_link_is_said_to_carry() -> None:
     # Stale, the REMB no longer caps: the link's own record counts.
     _, later = replay(sustained(2e6, SIGNAL_FRESH + 1.0), estimator, start=200.0)
     assert later[-1] == pytest.approx(2e6, rel=1e-3)
+
+
+async def test_a_falling_remb_ends_a_probe_before_any_loss(link_at: LinkFactory) -> None:
+    """The viewer's delay-based estimate falling under the probe's rate: the queue grows."""
+    link = link_at(0)
+    link.tick()
+    padding = await link.probe_bps()
+    link.adaptation.on_remb(int(padding * 3))  # high and steady: the probe goes on
+    await asyncio.sleep(3 * PROBE_PACE)
+    paced = len(link.consumer.paddings)
+    assert paced > 0
+    link.adaptation.on_remb(int(padding * 0.5))
+    await asyncio.sleep(5 * PROBE_PACE)
+    assert len(link.consumer.paddings) == paced  # stopped at once
+    link.tick()
+    assert link.consumer.switches == []  # a failed probe is no reason to go up
