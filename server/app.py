@@ -13,12 +13,10 @@ import ipaddress
 import secrets
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import socketio
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.analytics.report import show_analytics
 from api.catalog import product_media
@@ -43,7 +41,7 @@ from api.web.proxies import forwarded_for
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
-from server.database import create_engine, session_factory
+from server.database import Database, open_database
 from server.settings import Settings
 from server.twins import Twins, object_store, twins_for
 from sfu import IceSettings, MediaPorts, PortSettings, SfuSettings, serving_media_ports
@@ -52,17 +50,6 @@ from twins.ratelimit import Limit
 from twins.socketio_redis import BreakerRedisManager
 
 SOCKET_MAX_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Database:
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    reads: async_sessionmaker[AsyncSession]
-
-    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
-        yield
-        await self.engine.dispose()
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -94,9 +81,13 @@ def build_app(settings: Settings) -> web.Application:
 
 
 def _database(app: web.Application, settings: Settings) -> Database:
-    engine = create_engine(settings.resolved_database_url)
-    database = Database(engine, session_factory(engine), session_factory(engine, write=False))
-    app.cleanup_ctx.append(database.lifespan)
+    database = open_database(settings.resolved_database_url)
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    app.cleanup_ctx.append(lifespan)
     return database
 
 
@@ -244,7 +235,7 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
     if settings.media_worker:
-        worker = _video_worker(settings, db.engine, store)
+        worker = _video_worker(settings, db, store)
 
         async def lifespan(app: web.Application) -> AsyncIterator[None]:
             worker.start()
@@ -269,8 +260,8 @@ def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None
 
 async def run_worker(settings: Settings) -> None:
     """`shopcast worker`: process media jobs until SIGINT or SIGTERM."""
-    engine = create_engine(settings.resolved_database_url)
-    worker = _video_worker(settings, engine, object_store(settings))
+    database = open_database(settings.resolved_database_url)
+    worker = _video_worker(settings, database, object_store(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -280,13 +271,13 @@ async def run_worker(settings: Settings) -> None:
         await stop.wait()
     finally:
         await worker.close()
-        await engine.dispose()
+        await database.dispose()
 
 
-def _video_worker(settings: Settings, engine: AsyncEngine, store: ObjectStore) -> VideoWorker:
+def _video_worker(settings: Settings, db: Database, store: ObjectStore) -> VideoWorker:
     return VideoWorker(
-        session_factory(engine),
-        session_factory(engine, write=False),
+        db.sessions,
+        db.reads,
         store,
         settings.resolved_media_dir / "jobs",
         WorkerConfig(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,42 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_WRITE_QUEUE_SECONDS = 60
 WRITE = "shopcast_write"
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An engine tuned for the URL's backend."""
+@dataclass(frozen=True)
+class Database:
+    """A process's sessions: ``sessions`` may write, ``reads`` only read."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    reads: async_sessionmaker[AsyncSession]
+    engines: tuple[AsyncEngine, ...]
+
+    async def dispose(self) -> None:
+        for engine in self.engines:
+            await engine.dispose()
+
+
+def open_database(url: str) -> Database:
+    """The sessions for ``url``.
+
+    SQLite lets one transaction write at a time. The writers of this process take turns on one
+    connection, queueing for it in order of arrival, rather than each taking a connection and
+    waiting in SQLite's busy handler, which polls, serves no one first, and gives up after its
+    timeout: a thousand buyers at once ran some of them past it. Readers keep a pool of their
+    own, reading beside the writer (WAL).
+    """
+    reads = create_engine(url)
+    if not _sqlite_file(url):
+        return Database(session_factory(reads), session_factory(reads, write=False), (reads,))
+    writes = create_engine(url, serial=True)
+    return Database(session_factory(writes), session_factory(reads, write=False), (writes, reads))
+
+
+def create_engine(url: str, *, serial: bool = False) -> AsyncEngine:
+    """An engine tuned for the URL's backend; ``serial``: one SQLite connection, waited for
+    in order (see ``open_database``)."""
     # aiosqlite logs every statement with its parameters (password hashes, token hashes) at
     # DEBUG: a debug log level must not copy them into the logs.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
@@ -29,12 +61,24 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         event.listen(engine.sync_engine, "do_connect", _connect_or_unavailable)
         return engine
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    if _sqlite_file(url):
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+    queue: dict[str, Any] = (
+        {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_WRITE_QUEUE_SECONDS}
+        if serial
+        else {}
+    )
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **queue
+    )
     event.listen(engine.sync_engine, "connect", _sqlite_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _sqlite_file(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
 
 
 def _connect_or_unavailable(

@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.identity.auth import InvalidToken, TokenIssuer
@@ -224,6 +225,14 @@ class Realtime:
                     "ok": False,
                     "error": "database_unavailable",
                     "message": "the database is unreachable; retry shortly",
+                    "retry_after": DATABASE_RETRY_SECONDS,
+                }
+            except PoolTimeout:
+                log.warning("no database connection free for a socket event")
+                return {
+                    "ok": False,
+                    "error": "database_busy",
+                    "message": "the database is busy; retry shortly",
                     "retry_after": DATABASE_RETRY_SECONDS,
                 }
             except Exception:

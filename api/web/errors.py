@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from twins.ratelimit import Limit, RateLimiter
 
@@ -125,17 +126,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.exception("database error on %s %s", request.method, request.path)
             return error_response(ApiError(500, "internal", "Internal server error"))
         log.warning("database unavailable on %s %s", request.method, request.path, exc_info=True)
-        return error_response(
-            ApiError(
-                503,
-                "database_unavailable",
-                "The database is unreachable; retry shortly",
-                headers={"Retry-After": "2"},
-            )
-        )
+        return _retry_shortly("database_unavailable", "The database is unreachable")
+    except PoolTimeout:
+        log.warning("no database connection free on %s %s", request.method, request.path)
+        return _retry_shortly("database_busy", "The database is busy")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal", "Internal server error"))
+
+
+def _retry_shortly(code: str, reason: str) -> web.Response:
+    return error_response(
+        ApiError(503, code, f"{reason}; retry shortly", headers={"Retry-After": "2"})
+    )
 
 
 def database_unreachable(exc: DBAPIError) -> bool:
