@@ -166,10 +166,11 @@ async def go_live(url: str) -> dict[str, str]:
 
 
 async def wait_for_segments(hls_url: str, count: int = 2, within: float = 60) -> None:
+    media = hls_url.rsplit("/", 1)[0] + "/index.m3u8"  # the main rendition, beside the master
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
-            async with http.get(hls_url) as response:
+            async with http.get(media) as response:
                 if response.status == 200 and (await response.text()).count("#EXTINF") >= count:
                     return
             await asyncio.sleep(0.2)

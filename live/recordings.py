@@ -1,5 +1,10 @@
 """Recording shows on this node: a Recorder per live stream, fed by its publisher's RTP.
 
+A simulcast H.264 publisher is recorded as an HLS ladder: the largest layer by the stream's
+own Recorder (its directory, its playlists, as without simulcast), and each other layer by a
+Recorder in a subdirectory named by its RID, with the audio in each; a master playlist lists
+them, live and in the replay.
+
 Per stream: recording (while the show runs; a new publisher is tapped again) -> finishing
 (the show ended: last segment, playlists, poster) -> uploading (to the object store; the
 local copy goes only after the store confirms it) -> published (``vod_url`` is set).
@@ -8,8 +13,10 @@ local copy goes only after the store confirms it) -> published (``vod_url`` is s
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -22,12 +29,27 @@ from recorder import (
     needs_repair,
     repair,
 )
-from recorder.files import POSTER, VOD_PLAYLIST
-from sfu import Sfu
+from recorder.files import LIVE_PLAYLIST, POSTER, VOD_PLAYLIST
+from recorder.ladder import MASTER_PLAYLIST, master_playlist, measure
+from recorder.result import RecordingResult
+from recorder.upload import JOURNAL
+from sfu import PublishedTrack
 from twins.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 UPLOAD_DEADLINE_SECONDS = 600
+
+
+class Publishers(Protocol):
+    """What recording needs of the SFU (``sfu.Sfu``), by room id."""
+
+    def tracks(self, room_id: str) -> list[PublishedTrack]: ...
+
+    def tap(self, room_id: str, listener: Callable[[str, bytes], None]) -> bool: ...
+
+    def tap_layer(self, room_id: str, rid: str, listener: Callable[[str, bytes], None]) -> bool: ...
+
+    def request_keyframe(self, room_id: str, rid: str | None = None) -> None: ...
 
 
 class Replays(Protocol):
@@ -49,7 +71,7 @@ class Replays(Protocol):
 class Recordings:
     def __init__(
         self,
-        sfu: Sfu,
+        sfu: Publishers,
         replays: Replays,
         store: ObjectStore,
         directory: Path,
@@ -61,10 +83,21 @@ class Recordings:
         self._directory = directory
         self.config = config  # for the recordings started from now on
         self._active: dict[str, Recorder] = {}
+        self._ladders: dict[str, dict[str, Recorder]] = {}  # the other layers' Recorders, by RID
         self._work: set[asyncio.Task[None]] = set()
 
-    def recorder(self, stream_id: str) -> Recorder | None:
-        return self._active.get(stream_id)
+    def recorder(self, stream_id: str, rid: str | None = None) -> Recorder | None:
+        """The stream's Recorder, or that of its rendition ``rid``."""
+        if rid is None:
+            return self._active.get(stream_id)
+        return self._ladders.get(stream_id, {}).get(rid)
+
+    def master_text(self, stream_id: str) -> str | None:
+        """The live master playlist: every rendition that has a segment; None before any."""
+        recorder = self._active.get(stream_id)
+        if recorder is None:
+            return None
+        return _master(recorder, self._ladders.get(stream_id, {}), LIVE_PLAYLIST, whole=False)
 
     async def media_started(self, stream_id: str) -> None:
         """A publisher's media arrived: start recording, or tap the publisher that took over."""
@@ -81,19 +114,36 @@ class Recordings:
                 )
                 for t in tracks
             ]
+            directory = self._directory / stream_id
             recorder = Recorder(
-                self._directory / stream_id,
+                directory,
                 infos,
-                request_keyframe=lambda: self._sfu.request_keyframe(stream_id),
+                request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id),
                 config=self.config,
             )
             self._active[stream_id] = recorder
-        self._sfu.tap(stream_id, recorder.on_rtp)
+            video = next((t for t in tracks if t.kind == "video"), None)
+            rids = video.rids if video is not None and video.codec == "H264" else ()
+            self._ladders[stream_id] = {
+                rid: Recorder(
+                    directory / rid,
+                    infos,
+                    request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id, rid),
+                    config=self.config,
+                )
+                for rid in rids[:-1]
+            }
+        lower = self._ladders.get(stream_id, {})
+        self._sfu.tap(stream_id, _with_audio_to(recorder.on_rtp, lower.values()))
+        for rid, layer in lower.items():
+            self._sfu.tap_layer(stream_id, rid, layer.on_rtp)
 
     def add_cue(self, stream_id: str, cue: Cue) -> None:
         recorder = self._active.get(stream_id)
         if recorder is not None:
             recorder.add_cue(cue)
+        for layer in self._ladders.get(stream_id, {}).values():
+            layer.add_cue(cue)
 
     def stream_finished(self, stream_id: str) -> None:
         recorder = self._active.get(stream_id)
@@ -101,13 +151,30 @@ class Recordings:
             self._spawn(self._publish(stream_id, recorder))
 
     async def _publish(self, stream_id: str, recorder: Recorder) -> None:
+        lower = self._ladders.get(stream_id, {})
         try:
             result = await recorder.finish()
+            finished = await asyncio.gather(
+                *(r.finish() for r in lower.values()), return_exceptions=True
+            )
         finally:
             self._active.pop(stream_id, None)
+            self._ladders.pop(stream_id, None)
         if result.truncated:
             await self._replays.truncated(stream_id)
-        await self._upload(stream_id, result.directory, result.files)
+        layers = {
+            rid: outcome.files
+            for rid, outcome in zip(lower, finished, strict=True)
+            if isinstance(outcome, RecordingResult) and outcome.segments
+        }
+        files = list(result.files)
+        if layers:
+            kept = {rid: lower[rid] for rid in layers}
+            text = await asyncio.to_thread(_master, recorder, kept, VOD_PLAYLIST, whole=True)
+            if text is not None:
+                await asyncio.to_thread((result.directory / MASTER_PLAYLIST).write_text, text)
+                files.append(MASTER_PLAYLIST)
+        await self._upload(stream_id, result.directory, files, layers)
         log.info(
             "recording of %s: %.1f s%s",
             stream_id,
@@ -115,18 +182,34 @@ class Recordings:
             " (truncated)" if result.truncated else "",
         )
 
-    async def _upload(self, stream_id: str, directory: Path, files: list[str]) -> None:
-        """Upload (or resume uploading) a finished recording, then publish its VOD URL."""
+    async def _upload(
+        self, stream_id: str, directory: Path, files: list[str], layers: dict[str, list[str]]
+    ) -> None:
+        """Upload (or resume uploading) a finished recording, then publish its VOD URL.
+
+        Every queue is journaled before any uploads, and the renditions go first: the master
+        playlist, uploaded last with the stream's own files, never names a missing one.
+        """
         prefix = f"vod/{stream_id}"
-        queue = UploadQueue(directory, self._store, prefix=prefix)
-        await queue.add(files)
-        queue.start()
+        queues = [
+            (UploadQueue(directory / rid, self._store, prefix=f"{prefix}/{rid}"), names)
+            for rid, names in layers.items()
+        ]
+        queues.append((UploadQueue(directory, self._store, prefix=prefix), files))
+        for queue, names in queues:
+            await queue.add(names)
         try:
             async with asyncio.timeout(UPLOAD_DEADLINE_SECONDS):
-                await queue.drain()
+                for queue, _ in queues:
+                    queue.start()
+                    await queue.drain()
         finally:
-            await queue.close()
-        playlist, poster = f"{prefix}/{VOD_PLAYLIST}", f"{prefix}/{POSTER}"
+            for queue, _ in queues:
+                await queue.close()
+        master, poster = f"{prefix}/{MASTER_PLAYLIST}", f"{prefix}/{POSTER}"
+        playlist = (
+            master if layers and await self._store.exists(master) else f"{prefix}/{VOD_PLAYLIST}"
+        )
         if await self._store.exists(playlist):
             vod_url = await self._store.url_for(playlist)
             has_poster = await self._store.exists(poster)
@@ -149,8 +232,12 @@ class Recordings:
             if needs_repair(directory):
                 files = (await asyncio.to_thread(repair, directory)).files
                 cut.append(directory.name)
+            # A rendition cut short by the crash is dropped; one whose upload began resumes.
+            layers: dict[str, list[str]] = {
+                p.name: [] for p in directory.iterdir() if p.is_dir() and (p / JOURNAL).exists()
+            }
             if files or any(directory.iterdir()):
-                self._spawn(self._upload(directory.name, directory, files))
+                self._spawn(self._upload(directory.name, directory, files, layers))
         return cut
 
     def _spawn(self, work: object) -> None:
@@ -171,3 +258,29 @@ class Recordings:
         if self._work:
             await asyncio.wait(self._work, timeout=30)
         return stopped
+
+
+def _with_audio_to(
+    listener: Callable[[str, bytes], None], others: Iterable[Recorder]
+) -> Callable[[str, bytes], None]:
+    """``listener``, also handing the audio to the other renditions' Recorders."""
+    receivers = [r.on_rtp for r in others]
+    if not receivers:
+        return listener
+
+    def tee(kind: str, packet: bytes) -> None:
+        listener(kind, packet)
+        if kind == "audio":
+            for receive in receivers:
+                receive(kind, packet)
+
+    return tee
+
+
+def _master(
+    recorder: Recorder, lower: dict[str, Recorder], playlist: str, *, whole: bool
+) -> str | None:
+    renditions = [measure(r, rid, f"{rid}/{playlist}", whole=whole) for rid, r in lower.items()]
+    renditions.append(measure(recorder, "top", playlist, whole=whole))
+    measured = [r for r in renditions if r is not None]
+    return master_playlist(measured) if measured else None

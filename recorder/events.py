@@ -9,9 +9,11 @@ from .segmenter import PartRecord, SegmentRecord
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """Muxing began: media time `start` (seconds after the timeline origin) is playlist zero."""
+    """Muxing began: media time `start` (seconds after the timeline origin) is playlist zero;
+    `size` is the video's picture (None without video)."""
 
     start: float
+    size: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

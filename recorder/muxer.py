@@ -197,7 +197,7 @@ class Muxer:
         self._t0_audio = round(start * _AUDIO_RATE)
         meta = {"start": self._wall_origin() + start, "config": _config_summary(config)}
         self._files.write_text(META, json.dumps(meta))
-        self._post(Started(start))
+        self._post(Started(start, video_size))
 
     def _keep_poster(self, codec: str, data: bytes, pts: int) -> None:
         # The first picture is often dark (camera warming up): prefer one a little later.

@@ -78,6 +78,7 @@ class Recorder:
         self._dropping_video = False
         self.frames_dropped = 0
         self.part_times: list[float] = []  # monotonic arrival of each part, for benchmarks
+        self.video_size: tuple[int, int] | None = None
         for policy in self._policies:
             policy.ask(self._origin.now())  # a recording starts at a keyframe
 
@@ -278,6 +279,7 @@ class Recorder:
         elif isinstance(event, Started):
             wall = self._origin.wall + event.start
             playlist.start = datetime.fromtimestamp(wall, UTC)
+            self.video_size = event.size
         elif isinstance(event, KeyframeWanted):
             for policy in self._policies:
                 policy.ask(self._origin.now())

@@ -58,6 +58,7 @@ class PublishedTrack:
     codec: str  # RTP encoding name: H264, VP8, opus
     payload_type: int
     clock_rate: int
+    rids: tuple[str, ...] = ()  # a simulcast video track's layers, as offered, smallest first
 
 
 class Publisher(Session):
@@ -189,7 +190,13 @@ class Publisher(Session):
 
     def tracks(self) -> list[PublishedTrack]:
         return [
-            PublishedTrack(p.kind, p.codec.mimeType.split("/")[1], p.payload_type, p.clock_rate)
+            PublishedTrack(
+                p.kind,
+                p.codec.mimeType.split("/")[1],
+                p.payload_type,
+                p.clock_rate,
+                layers.rids if (layers := self.ingest.layers.get(p.kind)) else (),
+            )
             for p in self.producers.values()
         ]
 
@@ -209,6 +216,11 @@ class Publisher(Session):
                 producer.payload_type,
                 receive if listener is None else _teed(receive, kind, listener),
             )
+
+    def tap_layer(self, rid: str, listener: Callable[[str, bytes], None] | None) -> bool:
+        """Also hand the packets of video layer ``rid`` to ``listener``; False if none."""
+        layers = self.ingest.layers.get("video")
+        return layers is not None and layers.tap_layer(rid, listener)
 
     def _first_packet(self, producer: Producer) -> None:
         if not self.live:

@@ -218,10 +218,24 @@ class Sfu:
             publisher.tap(listener)
         return publisher is not None
 
-    def request_keyframe(self, room_id: str) -> None:
-        """Ask the publisher for a video keyframe (rate-limited like the viewers' requests)."""
+    def tap_layer(self, room_id: str, rid: str, listener: Callable[[str, bytes], None]) -> bool:
+        """Hand the video packets of simulcast layer ``rid`` to ``listener(kind, packet)`` too
+        (a rendition of the HLS ladder); False when nobody publishes that layer."""
         publisher = self._publisher(room_id)
-        video = publisher.ingest.main("video") if publisher is not None else None
+        return publisher is not None and publisher.tap_layer(rid, listener)
+
+    def request_keyframe(self, room_id: str, rid: str | None = None) -> None:
+        """Ask the publisher for a video keyframe (rate-limited like the viewers' requests):
+        of the main video, or of simulcast layer ``rid``."""
+        publisher = self._publisher(room_id)
+        if publisher is None:
+            return
+        layers = publisher.ingest.layers.get("video")
+        video = (
+            layers.layer(rid)
+            if rid is not None and layers is not None
+            else publisher.ingest.main("video")
+        )
         if video is not None:
             video.request_keyframe()
 

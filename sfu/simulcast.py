@@ -82,6 +82,7 @@ class Layers:
         self._media: dict[int, Producer] = {}
         self._rtx: dict[int, Producer] = {}
         self._tee: Callable[[str, bytes], None] | None = None
+        self._layer_tees: dict[Producer, Callable[[str, bytes], None]] = {}
 
     def receive(self, data: bytes) -> None:
         producer = self._media.get(int.from_bytes(data[8:12]))
@@ -90,6 +91,8 @@ class Layers:
         producer.receive(data)
         if self._tee is not None and producer is self.best():
             self._tee(producer.kind, data)
+        if self._layer_tees and (listener := self._layer_tees.get(producer)) is not None:
+            listener(producer.kind, data)
 
     def receive_rtx(self, data: bytes) -> None:
         producer = self._rtx.get(int.from_bytes(data[8:12]))
@@ -100,6 +103,25 @@ class Layers:
     def tap(self, listener: Callable[[str, bytes], None] | None) -> None:
         """Also hand the packets of the largest layer to ``listener(kind, packet)``."""
         self._tee = listener
+
+    def tap_layer(self, rid: str, listener: Callable[[str, bytes], None] | None) -> bool:
+        """Also hand the packets of layer ``rid`` to ``listener``; False if there is none."""
+        producer = self._by_rid.get(rid)
+        if producer is None:
+            return False
+        if listener is None:
+            self._layer_tees.pop(producer, None)
+        else:
+            self._layer_tees[producer] = listener
+        return True
+
+    def layer(self, rid: str) -> Producer | None:
+        return self._by_rid.get(rid)
+
+    @property
+    def rids(self) -> tuple[str, ...]:
+        """The layers' RIDs, in the offer's order."""
+        return tuple(p.rid for p in self.producers if p.rid is not None)
 
     def _learn(self, data: bytes, ext_id: int, table: dict[int, Producer]) -> Producer | None:
         rid = find_extension_bytes(data, ext_id)

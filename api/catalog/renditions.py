@@ -24,12 +24,13 @@ from av.container import InputContainer, OutputContainer
 from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 
+from recorder.ladder import MASTER_PLAYLIST as MASTER
+from recorder.ladder import Rendition, master_playlist
 from recorder.poster import encode_jpeg
 
 SEGMENT_SECONDS = 4
 MAX_SIDE = 4096  # larger sources are refused: decoding them would take too long on a node
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"})
-MASTER = "master.m3u8"
 THUMBNAIL = "thumbnail.jpg"
 AUDIO_BITRATE = 128_000
 
@@ -65,16 +66,6 @@ class Metadata:
     video_codec: str
     audio_codec: str | None
     frame_rate: float | None
-
-
-@dataclass
-class Rendition:
-    name: str
-    width: int
-    height: int
-    bandwidth: int
-    codecs: str
-    playlist: str
 
 
 @dataclass
@@ -292,17 +283,6 @@ def _timeline(
         if done > percent:
             percent = done
             progress(done)
-
-
-def master_playlist(renditions: list[Rendition]) -> str:
-    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for r in renditions:
-        lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},RESOLUTION={r.width}x{r.height},"
-            f'CODECS="{r.codecs}"'
-        )
-        lines.append(r.playlist)
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:

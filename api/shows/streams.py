@@ -58,7 +58,7 @@ def stream_out(ctx: Context, stream: Stream) -> StreamOut:
         **columns,
         owner=PublicUserOut.model_validate(stream.owner),
         whep_url=f"{base}/whep/{stream.id}",
-        hls_url=f"{base}/hls/{stream.id}/index.m3u8",
+        hls_url=f"{base}/hls/{stream.id}/master.m3u8",
     )
 
 

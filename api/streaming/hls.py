@@ -1,5 +1,6 @@
 """HLS over HTTP: the live LL-HLS playlist (blocking reload, delta updates), its media, and
-the replay once the show's recording is published.
+the replay once the show's recording is published. A simulcast show's other renditions are
+under ``/hls/<stream id>/<rid>/``, listed with the main one by ``master.m3u8``.
 
 Every answer passes the show's one access check (`authorise_viewer`): its audience, and the
 ban of a caller who sends a token. With local storage the replay's files are served here too
@@ -18,6 +19,7 @@ from api.streaming.signaling import MEDIA, authorise_viewer
 from api.web.context import SERVICES
 from api.web.errors import ApiError, Handler, not_found
 from live.recordings import Recordings
+from recorder import Recorder
 from twins.objectstore import LocalStorage, ObjectStore
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -25,7 +27,7 @@ MEDIA_TYPES = {".mp4": "video/mp4", ".m4s": "video/iso.segment", ".jpg": "image/
 # A blocked reload waits at most this long (a few part targets), then 503 tells the player.
 BLOCK_SECONDS = 3.0
 RECORDINGS = web.AppKey("recordings", Recordings)
-_REPLAY_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_REPLAY_FILE = re.compile(r"(?:[A-Za-z0-9_-]{1,16}/)?[A-Za-z0-9_-][A-Za-z0-9._-]*")
 
 
 CORS = {
@@ -79,19 +81,40 @@ def _number(request: web.Request, name: str) -> int | None:
     return int(raw)
 
 
-async def playlist(request: web.Request) -> web.StreamResponse:
-    stream = await _stream(request)
-    recorder = request.app[RECORDINGS].recorder(stream.id)
-    if recorder is None:
+def _no_recording() -> ApiError:
+    return ApiError(
+        404, "no_recording", "This stream has no HLS recording (yet)", headers={"Retry-After": "5"}
+    )
+
+
+async def _live(request: web.Request, stream: Stream) -> Recorder:
+    """The recording being made of the show (or of its rendition), or why there is none."""
+    recordings = request.app[RECORDINGS]
+    if recordings.recorder(stream.id) is None:
         if stream.vod_url:
             raise web.HTTPTemporaryRedirect(stream.vod_url)
         await _redirect_to_owner(request, stream)
-        raise ApiError(
-            404,
-            "no_recording",
-            "This stream has no HLS recording (yet)",
-            headers={"Retry-After": "5"},
-        )
+        raise _no_recording()
+    recorder = recordings.recorder(stream.id, request.match_info.get("rid"))
+    if recorder is None:
+        raise not_found("Rendition")
+    return recorder
+
+
+async def master(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    await _live(request, stream)
+    text = request.app[RECORDINGS].master_text(stream.id)
+    if text is None:
+        raise _no_recording()
+    return web.Response(
+        text=text, content_type=PLAYLIST_TYPE, headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def playlist(request: web.Request) -> web.StreamResponse:
+    stream = await _stream(request)
+    recorder = await _live(request, stream)
     msn, part = _number(request, "_HLS_msn"), _number(request, "_HLS_part")
     if part is not None and msn is None:
         raise ApiError(400, "invalid_query", "_HLS_part needs _HLS_msn")
@@ -110,7 +133,7 @@ async def playlist(request: web.Request) -> web.StreamResponse:
 
 async def media(request: web.Request) -> web.StreamResponse:
     stream = await _stream(request)
-    recorder = request.app[RECORDINGS].recorder(stream.id)
+    recorder = request.app[RECORDINGS].recorder(stream.id, request.match_info.get("rid"))
     name = request.match_info["name"]
     if recorder is None:
         await _redirect_to_owner(request, stream)
@@ -147,8 +170,12 @@ def _replay_files(store: LocalStorage) -> web.RouteDef:
 
 
 def routes(store: ObjectStore) -> list[web.RouteDef]:
+    rendition = "/hls/{stream_id}/{rid:[A-Za-z0-9_-]{1,16}}"
     served = [
+        web.get("/hls/{stream_id}/master.m3u8", master),
         web.get("/hls/{stream_id}/index.m3u8", playlist),
         web.get(r"/hls/{stream_id}/{name:[A-Za-z0-9._-]+}", media),
+        web.get(f"{rendition}/index.m3u8", playlist),
+        web.get(rendition + r"/{name:[A-Za-z0-9._-]+}", media),
     ]
     return [*served, _replay_files(store)] if isinstance(store, LocalStorage) else served

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from api.tables import Base
 from peers.webrtc import PublisherPeer
-from tests.conftest import Shop, eventually
+from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
 SDP = {"Content-Type": "application/sdp"}
@@ -66,6 +66,12 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     assert init.status == 200 and init.headers["Content-Type"] == "video/mp4"
     assert "immutable" in init.headers["Cache-Control"]
     assert (await client.get(f"/hls/{sid}/../../etc/passwd")).status == 404
+    master = await client.get(stream["hls_url"].split("http://shopcast.test", 1)[1])
+    assert master.status == 200 and master.content_type == "application/vnd.apple.mpegurl"
+    lines = (await master.text()).splitlines()
+    assert lines[-1] == "index.m3u8" and len([x for x in lines if "STREAM-INF" in x]) == 1
+    # Without simulcast there are no other renditions.
+    await expect_error(await client.get(f"/hls/{sid}/q/index.m3u8"), 404, "not_found")
 
     pinned = await client.post(
         f"/api/v1/streams/{sid}/pins",

@@ -86,14 +86,18 @@ async def test_hls_and_replays_follow_the_audience_and_bans(client: Client, shop
     for sid in (private, public):
         await store.put_bytes(f"vod/{sid}/vod.m3u8", b"#EXTM3U\n#EXT-X-ENDLIST\n", "text/plain")
         await store.put_bytes(f"vod/{sid}/seg0.m4s", b"\x00" * 64, "video/iso.segment")
+        await store.put_bytes(f"vod/{sid}/q/vod.m3u8", b"#EXTM3U\n#EXT-X-ENDLIST\n", "text/plain")
 
     async def get(path: str, who: Account | None) -> Any:
         return await client.get(path, headers=who.auth if who else {})
 
     for path in (
         f"/hls/{private}/index.m3u8",
+        f"/hls/{private}/master.m3u8",
+        f"/hls/{private}/q/index.m3u8",
         f"/media/vod/{private}/vod.m3u8",
         f"/media/vod/{private}/seg0.m4s",
+        f"/media/vod/{private}/q/vod.m3u8",
     ):
         await expect_error(await get(path, None), 401, "unauthorized")
         await expect_error(await get(path, stranger), 403, "audience_restricted")
@@ -104,6 +108,9 @@ async def test_hls_and_replays_follow_the_audience_and_bans(client: Client, shop
     # Past the check: no live recording yet, and the replay's files.
     await expect_error(await get(f"/hls/{private}/index.m3u8", fan), 404, "no_recording")
     await expect_error(await get(f"/hls/{public}/index.m3u8", None), 404, "no_recording")
+    await expect_error(await get(f"/hls/{public}/master.m3u8", None), 404, "no_recording")
+    rendition = await get(f"/media/vod/{private}/q/vod.m3u8", fan)
+    assert rendition.status == 200 and (await rendition.read()).startswith(b"#EXTM3U")
     playlist = await get(f"/media/vod/{private}/vod.m3u8", fan)
     assert playlist.status == 200 and (await playlist.read()).startswith(b"#EXTM3U")
     assert playlist.headers["Content-Type"] == "application/vnd.apple.mpegurl"
@@ -115,7 +122,7 @@ async def test_hls_and_replays_follow_the_audience_and_bans(client: Client, shop
     assert open_replay.status == 200 and open_replay.headers["Cache-Control"].startswith("public")
     await expect_error(await get(f"/media/vod/{private}/missing.m4s", fan), 404, "not_found")
     await expect_error(await get("/media/vod/no-such-show/vod.m3u8", fan), 404, "not_found")
-    await store.put_bytes(f"vod/{private}/deeper/seg1.m4s", b"\x00" * 64, "video/iso.segment")
-    for path in (f"/media/vod/{private}/deeper/seg1.m4s", f"/media/vod/{private}/.hidden"):
+    await store.put_bytes(f"vod/{private}/a/deeper/seg1.m4s", b"\x00" * 64, "video/iso.segment")
+    for path in (f"/media/vod/{private}/a/deeper/seg1.m4s", f"/media/vod/{private}/.hidden"):
         await expect_error(await get(path, None), 401, "unauthorized")
         await expect_error(await get(path, fan), 404, "not_found")

@@ -43,7 +43,7 @@ async def test_create_stream_with_products(client: Client, shop: Shop) -> None:
         False,
     )
     assert stream["whep_url"] == f"http://shopcast.test/whep/{stream['id']}"
-    assert stream["hls_url"] == f"http://shopcast.test/hls/{stream['id']}/index.m3u8"
+    assert stream["hls_url"] == f"http://shopcast.test/hls/{stream['id']}/master.m3u8"
     assert len(stream["id"]) >= 22
     products = await (await client.get(f"/api/v1/streams/{stream['id']}/products")).json()
     assert [p["product"]["title"] for p in products] == ["Cap", "Mug"]
