@@ -32,6 +32,7 @@ class LiveSettings:
     workers: int  # SFU worker processes besides this one
     recordings: Path  # recordings in progress, until uploaded
     recorder: RecorderConfig  # timing and the DVR window of each recording
+    ladder: bool = False  # a rendition per simulcast layer (live/recordings.py)
 
 
 class LiveNode:
@@ -56,7 +57,7 @@ class LiveNode:
         )
         self.sfu = Sfu(settings.sfu, events=self.supervisor.on_event)
         self.recordings = Recordings(
-            self.sfu, replays, store, settings.recordings, settings.recorder
+            self.sfu, replays, store, settings.recordings, settings.recorder, ladder=settings.ladder
         )
         self._beating = Periodic(self._heartbeat, HEARTBEAT_SECONDS)
         bus.subscribe(StatusChanged, self._on_status)

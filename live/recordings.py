@@ -1,9 +1,10 @@
 """Recording shows on this node: a Recorder per live stream, fed by its publisher's RTP.
 
-A simulcast H.264 publisher is recorded as an HLS ladder: the largest layer by the stream's
-own Recorder (its directory, its playlists, as without simulcast), and each other layer by a
-Recorder in a subdirectory named by its RID, with the audio in each; a master playlist lists
-them, live and in the replay.
+With ``ladder`` (SHOPCAST_HLS_LADDER), a simulcast H.264 publisher is recorded as an HLS
+ladder: the largest layer by the stream's own Recorder (its directory, its playlists, as
+without simulcast), and each other layer by a Recorder in a subdirectory named by its RID,
+with the audio in each; a master playlist lists them, live and in the replay. Without it, the
+largest layer only.
 
 Per stream: recording (while the show runs; a new publisher is tapped again) -> finishing
 (the show ended: last segment, playlists, poster) -> uploading (to the object store; the
@@ -17,6 +18,7 @@ import functools
 import logging
 import shutil
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -32,6 +34,7 @@ from recorder import (
 from recorder.files import LIVE_PLAYLIST, POSTER, VOD_PLAYLIST
 from recorder.ladder import MASTER_PLAYLIST, master_playlist, measure
 from recorder.result import RecordingResult
+from recorder.timeline import Origin
 from recorder.upload import JOURNAL
 from sfu import PublishedTrack
 from twins.objectstore import ObjectStore
@@ -76,8 +79,11 @@ class Recordings:
         store: ObjectStore,
         directory: Path,
         config: RecorderConfig,
+        *,
+        ladder: bool = False,
     ) -> None:
         self._sfu = sfu
+        self._ladder = ladder  # a Recorder per simulcast layer, or the largest only
         self._replays = replays
         self._store = store
         self._directory = directory
@@ -97,7 +103,7 @@ class Recordings:
         recorder = self._active.get(stream_id)
         if recorder is None:
             return None
-        return _master(recorder, self._ladders.get(stream_id, {}), LIVE_PLAYLIST, whole=False)
+        return _master(recorder, self._lower(stream_id), LIVE_PLAYLIST, whole=False)
 
     async def media_started(self, stream_id: str) -> None:
         """A publisher's media arrived: start recording, or tap the publisher that took over."""
@@ -115,35 +121,58 @@ class Recordings:
                 for t in tracks
             ]
             directory = self._directory / stream_id
-            recorder = Recorder(
-                directory,
-                infos,
-                request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id),
-                config=self.config,
+            video = next((t for t in tracks if t.kind == "video"), None)
+            layered = self._ladder and video is not None and video.codec == "H264"
+            rids = video.rids if layered and video is not None else ()
+            origin = Origin()  # one timeline for every rendition
+            recorder = self._recorder(
+                directory, infos, stream_id, rids[-1] if rids else None, origin
             )
             self._active[stream_id] = recorder
-            video = next((t for t in tracks if t.kind == "video"), None)
-            rids = video.rids if video is not None and video.codec == "H264" else ()
             self._ladders[stream_id] = {
-                rid: Recorder(
-                    directory / rid,
-                    infos,
-                    request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id, rid),
-                    config=self.config,
-                )
+                rid: self._recorder(directory / rid, infos, stream_id, rid, origin)
                 for rid in rids[:-1]
             }
-        lower = self._ladders.get(stream_id, {})
-        self._sfu.tap(stream_id, _with_audio_to(recorder.on_rtp, lower.values()))
-        for rid, layer in lower.items():
-            self._sfu.tap_layer(stream_id, rid, layer.on_rtp)
+            if rids:
+                self._ladders[stream_id][rids[-1]] = recorder
+        ladder = self._ladders.get(stream_id, {})
+        if not ladder:
+            self._sfu.tap(stream_id, recorder.on_rtp)
+            return
+        # The renditions share the audio; each takes the video of its own layer, the stream's
+        # own Recorder that of the last offered (the largest).
+        self._sfu.tap(stream_id, _audio_to(ladder.values()))
+        for rid, rendition in ladder.items():
+            self._sfu.tap_layer(stream_id, rid, rendition.on_rtp)
+
+    def _lower(self, stream_id: str) -> dict[str, Recorder]:
+        """The Recorders of the stream's other renditions, by RID."""
+        main = self._active.get(stream_id)
+        return {rid: r for rid, r in self._ladders.get(stream_id, {}).items() if r is not main}
+
+    def _recorder(
+        self,
+        directory: Path,
+        tracks: list[TrackInfo],
+        stream_id: str,
+        rid: str | None,
+        origin: Origin,
+    ) -> Recorder:
+        """A Recorder of the stream, or of its layer ``rid``; a ladder's share ``origin``."""
+        return Recorder(
+            directory,
+            tracks,
+            request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id, rid),
+            config=self.config if rid is None else replace(self.config, zero_at_origin=True),
+            origin=origin,
+        )
 
     def add_cue(self, stream_id: str, cue: Cue) -> None:
         recorder = self._active.get(stream_id)
         if recorder is not None:
             recorder.add_cue(cue)
-        for layer in self._ladders.get(stream_id, {}).values():
-            layer.add_cue(cue)
+        for rendition in self._lower(stream_id).values():
+            rendition.add_cue(cue)
 
     def stream_finished(self, stream_id: str) -> None:
         recorder = self._active.get(stream_id)
@@ -151,7 +180,7 @@ class Recordings:
             self._spawn(self._publish(stream_id, recorder))
 
     async def _publish(self, stream_id: str, recorder: Recorder) -> None:
-        lower = self._ladders.get(stream_id, {})
+        lower = self._lower(stream_id)
         try:
             result = await recorder.finish()
             finished = await asyncio.gather(
@@ -260,16 +289,11 @@ class Recordings:
         return stopped
 
 
-def _with_audio_to(
-    listener: Callable[[str, bytes], None], others: Iterable[Recorder]
-) -> Callable[[str, bytes], None]:
-    """``listener``, also handing the audio to the other renditions' Recorders."""
-    receivers = [r.on_rtp for r in others]
-    if not receivers:
-        return listener
+def _audio_to(recorders: Iterable[Recorder]) -> Callable[[str, bytes], None]:
+    """A tap that hands the audio, and nothing else, to each of ``recorders``."""
+    receivers = [r.on_rtp for r in recorders]
 
     def tee(kind: str, packet: bytes) -> None:
-        listener(kind, packet)
         if kind == "audio":
             for receive in receivers:
                 receive(kind, packet)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from struct import unpack_from
+from struct import pack_into, unpack_from
 
 _NON_SYNC = 0x00010000  # sample_is_non_sync_sample in ISO/IEC 14496-12 sample flags
 _CONTAINERS = {"moov", "trak", "mdia", "minf", "stbl", "mvex", "moof", "traf"}
@@ -44,7 +44,7 @@ class FragmentRuns:
     runs: dict[int, TrackRun] = field(default_factory=dict)
 
 
-def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
+def iter_boxes(data: bytes | bytearray, start: int = 0, end: int | None = None) -> Iterator[Box]:
     """Yield the complete boxes in data[start:end]; stop at the first incomplete or bad one."""
     end = len(data) if end is None else end
     offset = start
@@ -64,7 +64,7 @@ def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[
         offset += size
 
 
-def find(data: bytes, box: Box, kind: str) -> list[Box]:
+def find(data: bytes | bytearray, box: Box, kind: str) -> list[Box]:
     """Direct children of `box` of one type."""
     return [child for child in iter_boxes(data, box.body, box.end) if child.type == kind]
 
@@ -169,3 +169,14 @@ def fragments(data: bytes, start: int = 0) -> Iterator[tuple[Box, Box]]:
         elif box.type == "mdat" and pending is not None:
             yield pending, box
             pending = None
+
+
+def shift_decode_times(data: bytearray, moof: Box, shift: Callable[[int, int], int]) -> None:
+    """Move each track fragment's decode time (tfdt) in place, by ``shift(track id, decode
+    time)`` units of the track's timescale."""
+    for traf in find(data, moof, "traf"):
+        track_id = unpack_from(">I", data, find(data, traf, "tfhd")[0].body + 4)[0]
+        for tfdt in find(data, traf, "tfdt"):
+            fmt = ">Q" if data[tfdt.body] == 1 else ">I"
+            base = unpack_from(fmt, data, tfdt.body + 4)[0]
+            pack_into(fmt, data, tfdt.body + 4, base + shift(track_id, base))

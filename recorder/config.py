@@ -28,6 +28,9 @@ class RecorderConfig:
     max_queue: int = 3000  # frames waiting for the muxer before it is considered stuck
     poster_at: float = 2.0  # first keyframe at or after this media time makes the poster
     max_bytes: int | None = None  # optional disk quota for the recording, treated as disk full
+    # Media time zero is the timeline's origin, not the first keyframe: the renditions of a
+    # ladder share one Origin, so their timestamps match and a player can switch between them.
+    zero_at_origin: bool = False
 
     def __post_init__(self) -> None:
         # RFC 8216bis 6.2.2: a live playlist never gets shorter than three target durations.

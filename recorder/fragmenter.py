@@ -11,7 +11,7 @@ from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 
-from .boxes import is_sync, iter_boxes, read_fragment, read_init
+from .boxes import is_sync, iter_boxes, read_fragment, read_init, shift_decode_times
 
 VIDEO_TIME_BASE = Fraction(1, 90000)
 _MOVFLAGS = "empty_moov+default_base_moof+frag_keyframe+skip_trailer"
@@ -54,6 +54,7 @@ class Fragmenter:
         audio_channels: int | None,
         fragment_duration: float,
         audio_bitrate: int = 64000,
+        keep_times: bool = False,
     ) -> None:
         self._sink = _Sink()
         options = {
@@ -84,6 +85,12 @@ class Fragmenter:
         self._primary = 0
         self._last_video_dts = -1
         self.closed = False
+        # The mp4 muxer starts every track at decode time zero. With ``keep_times`` each track
+        # keeps the times it was given: its first packet's (seconds, by track id) is noted, and
+        # each fragment's decode times are moved by what the muxer took off.
+        self._keep_times = keep_times
+        self._first: dict[int, float] = {}
+        self._shifts: dict[int, int] = {}
 
     def add_video(self, data: bytes, pts: int, keyframe: bool, duration: int) -> list[Fragment]:
         """Mux one Annex-B access unit (pts in 1/90000 s); return the fragments it completed."""
@@ -96,6 +103,7 @@ class Fragmenter:
         packet.time_base = VIDEO_TIME_BASE
         packet.is_keyframe = keyframe
         packet.stream = self._video
+        self._first.setdefault(self._video.index + 1, pts / VIDEO_TIME_BASE.denominator)
         self._container.mux_one(packet)
         return self._collect()
 
@@ -107,6 +115,8 @@ class Fragmenter:
             if packet.dts is None or packet.dts < 0:
                 continue  # encoder priming: no media of ours
             packet.stream = self._audio
+            if packet.time_base is not None:
+                self._first.setdefault(self._audio.index + 1, float(packet.dts * packet.time_base))
             self._container.mux_one(packet)
         return self._collect()
 
@@ -123,7 +133,7 @@ class Fragmenter:
         done: list[Fragment] = []
         consumed = 0
         pending_moof = None
-        for box in iter_boxes(buffer):  # type: ignore[arg-type]
+        for box in iter_boxes(buffer):
             if box.type == "moov":
                 self._read_init(bytes(buffer[: box.end]))
                 consumed = box.end
@@ -148,9 +158,23 @@ class Fragmenter:
 
     def _fragment(self, data: bytes) -> Fragment:
         moof = next(iter_boxes(data))
+        if self._keep_times:
+            patched = bytearray(data)
+            shift_decode_times(patched, moof, self._shift)
+            data = bytes(patched)
         runs = read_fragment(data, moof, self._defaults).runs
         run = runs.get(self._primary) or next(iter(runs.values()))
         timescale, is_video = self._tracks.get(run.track_id, (1, False))
         has_video = any(video for _, video in self._tracks.values())
         independent = is_sync(run.first_flags) if is_video else not has_video
         return Fragment(data, run.base_time / timescale, run.duration / timescale, independent)
+
+    def _shift(self, track_id: int, base: int) -> int:
+        """Units to add to ``track_id``'s decode times: fixed at its first fragment, as its
+        first packet's time less the decode time the muxer gave it."""
+        shift = self._shifts.get(track_id)
+        if shift is None:
+            timescale = self._tracks.get(track_id, (1, False))[0]
+            first = self._first.get(track_id, 0.0)
+            shift = self._shifts[track_id] = round(first * timescale) - base
+        return shift

@@ -142,7 +142,7 @@ class Muxer:
             size = self._transcoder.size if self._transcoder else probe_size(data)
             if size is None:
                 return
-            self._begin(pts / _VIDEO_RATE, size)
+            self._begin(0.0 if self._config.zero_at_origin else pts / _VIDEO_RATE, size)
         fragmenter = self._fragmenter
         assert fragmenter is not None
         if keyframe and codec == "h264":
@@ -189,6 +189,7 @@ class Muxer:
             audio_channels=config.audio_channels if self._has_audio else None,
             fragment_duration=config.fragment_duration,
             audio_bitrate=config.audio_bitrate,
+            keep_times=config.zero_at_origin,
         )
         self._fragmenter = fragmenter
         if fragmenter.audio_encoder is not None:

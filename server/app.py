@@ -177,6 +177,7 @@ def _live(
             workers=settings.resolved_sfu_workers - 1,
             recordings=settings.resolved_media_dir / "recordings",
             recorder=RecorderConfig(dvr_seconds=settings.hls_dvr_seconds),
+            ladder=settings.hls_ladder,
         ),
         states=lifecycle,
         replays=Replays(db.sessions, db.reads),

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         description="Seconds of the show the live HLS playlist keeps (rewind and late joiners); "
         "the replay keeps the whole show. Default and maximum: 4 hours.",
     )
+    hls_ladder: bool = Field(
+        False,
+        description="Record each simulcast H.264 layer as an HLS rendition of its own, listed "
+        "by /hls/<id>/master.m3u8 (no transcoding). Off: the largest layer only.",
+    )
     s3_bucket: str = Field("", description="S3 bucket for recordings; empty keeps them local.")
     s3_endpoint_url: str = Field(
         "", description="S3-compatible endpoint (B2, SeaweedFS, MinIO); empty means AWS."

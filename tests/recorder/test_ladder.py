@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import av
 import pytest
 
 from live.recordings import Recordings
@@ -64,11 +65,18 @@ class Published:
         self.urls.append(vod_url)
 
 
+LATE = 1.0  # the smallest layer starts this much later (at a keyframe), as a paused one would
+
+
 @pytest.fixture(scope="module")
 def layered() -> list[tuple[str | None, Timed]]:
     """Each layer's packets (by RID) and the audio (None), in sending order."""
     streams = [
-        [(rid, p) for p in video_rtp(SECONDS, width=w, height=h, bitrate=rate)]
+        [
+            (rid, p)
+            for p in video_rtp(SECONDS, width=w, height=h, bitrate=rate)
+            if rid != "q" or p.at >= LATE
+        ]
         for rid, (w, h, rate) in LAYERS.items()
     ]
     audio = [(None, p) for p in opus_rtp(SECONDS)]
@@ -76,14 +84,18 @@ def layered() -> list[tuple[str | None, Timed]]:
 
 
 async def send(publisher: LayeredPublisher, packets: list[tuple[str | None, Timed]]) -> None:
+    """At the pace of a real sender: the recording's timeline comes from arrival times."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     for index, (rid, packet) in enumerate(packets):
+        # The SFU's tap sees the audio and the largest picture; each layer's, its own layer.
         if rid is None or rid == "f":
             assert publisher.main is not None
             publisher.main(packet.kind, packet.data)
-        if rid in publisher.layers:
+        if rid is not None:
             publisher.layers[rid](packet.kind, packet.data)
-        if index % 40 == 39:
-            await asyncio.sleep(0)
+        if index % 20 == 19:
+            await asyncio.sleep(max(0.0, start + packet.at - loop.time()))
 
 
 def variants(master: str) -> list[tuple[int, str, str, str]]:
@@ -98,11 +110,11 @@ async def test_each_layer_is_a_rendition_live_and_in_the_replay(
 ) -> None:
     publisher, replays = LayeredPublisher(), Published()
     store = LocalStorage(tmp_path / "store")
-    recordings = Recordings(
-        publisher, replays, store, tmp_path / "recordings", RecorderConfig(poster_at=0.5)
-    )
+    config = RecorderConfig(poster_at=0.5)
+    recordings = Recordings(publisher, replays, store, tmp_path / "recordings", config, ladder=True)
     await recordings.media_started("s1")
-    assert set(publisher.layers) == {"q", "h"}  # the largest layer is the stream's own recording
+    assert set(publisher.layers) == set(LAYERS)
+    assert set(publisher.keyframes) == set(LAYERS)  # each rendition asks its own layer
     assert recordings.master_text("s1") is None  # nothing recorded yet
     start = datetime.now(UTC)
     recordings.add_cue("s1", Cue("pin-1", start, attributes={"X-PRODUCT": "mug"}))
@@ -133,7 +145,9 @@ async def test_each_layer_is_a_rendition_live_and_in_the_replay(
         rendition = recordings.recorder("s1", rid)
         assert rendition is not None
         assert 'ID="pin-1"' in rendition.playlist_text()
-    assert recordings.recorder("s1", "f") is None  # the largest is served as the main one
+    assert recordings.recorder("s1", "f") is recordings.recorder(
+        "s1"
+    )  # the largest is the main one
 
     recordings.stream_finished("s1")
     for _ in range(200):
@@ -151,3 +165,31 @@ async def test_each_layer_is_a_rendition_live_and_in_the_replay(
         assert decoded["video_frames"] >= 60 and decoded["audio_end"] > 2, (rid, decoded)
         assert 'ID="pin-1"' in (directory / "vod.m3u8").read_text()
     assert not (tmp_path / "recordings" / "s1").exists()
+    # One timeline: the late layer's first picture is stamped when it came, not at zero.
+    firsts = {rid: first_video_time(vod if rid == "f" else vod / rid) for rid in LAYERS}
+    assert abs(firsts["f"] - firsts["h"]) < 0.1, firsts
+    assert abs(firsts["q"] - firsts["f"] - LATE) < 0.3, firsts
+
+
+async def test_without_the_ladder_only_the_largest_layer_is_recorded(tmp_path: Path) -> None:
+    publisher = LayeredPublisher()
+    store = LocalStorage(tmp_path / "store")
+    recordings = Recordings(
+        publisher, Published(), store, tmp_path / "recordings", RecorderConfig()
+    )
+    await recordings.media_started("s1")
+    assert publisher.main is not None and publisher.layers == {}
+    assert recordings.recorder("s1", "q") is None
+    assert publisher.keyframes == [None]  # the main video's keyframes
+    await recordings.close()
+
+
+def first_video_time(directory: Path) -> float:
+    playlist = (directory / "vod.m3u8").read_text().splitlines()
+    first = next(line for line in playlist if line and not line.startswith("#"))
+    joined = directory / "first.mp4"
+    joined.write_bytes((directory / "init.mp4").read_bytes() + (directory / first).read_bytes())
+    with av.open(str(joined)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.time is not None
+        return float(frame.time)
