@@ -37,7 +37,7 @@ from aiortc import RTCSessionDescription
 from playwright.async_api import Browser, Page, async_playwright
 
 from api.streaming.hls import RECORDINGS
-from bench import emit
+from bench import emit, spawn
 from bench.chat import free_port, register
 from bench.sfu import percentile, read_json, stop_all
 from peers.clip import ClipTrack, ToneTrack, encode_clip
@@ -236,14 +236,20 @@ async def sample(pages: list[Page], seconds: float) -> list[dict[str, float]]:
 async def one_run(
     browser: Browser, setting: Setting, gop: float, viewers: int, seconds: float
 ) -> dict[str, Any]:
-    server = await spawn("--role", "server", "--part-target", str(setting.part_target))
+    server = await spawn(
+        "bench.hls_latency", "--role", "server", "--part-target", str(setting.part_target)
+    )
     processes = [server]
     try:
         base = (await read_json(server, 60))["url"]
         show = await go_live(base)
         # --token=: a token may start with "-", which argparse would take for an option.
         publisher = await spawn(
-            "--role=publisher", f"--whip={show['whip']}", f"--token={show['token']}", f"--gop={gop}"
+            "bench.hls_latency",
+            "--role=publisher",
+            f"--whip={show['whip']}",
+            f"--token={show['token']}",
+            f"--gop={gop}",
         )
         processes.append(publisher)
         await read_json(publisher, 180)
@@ -333,17 +339,6 @@ def playlist_at_cap(segment_seconds: float) -> None:
 
 
 # --- orchestration ------------------------------------------------------------------------
-
-
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.hls_latency",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
 
 
 async def orchestrate(names: list[str], gop: float, viewers: int, seconds: float) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from aiortc import RTCSessionDescription
 
-from bench import emit
+from bench import emit, spawn
 from peers.clip import ClipTrack, ToneTrack, encode_clip
 from peers.webrtc import LOOPBACK, new_pc
 from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
@@ -339,10 +339,12 @@ def run_floor_sender(ports: list[int], rate: float, seconds: float) -> None:
 
 async def kernel_floor(count: int) -> float:
     """CPU µs one plain UDP send costs on this machine, same fan-out shape, no SFU at all."""
-    receiver = await spawn("--role", "floor-rx", "--count", str(count))
+    receiver = await spawn("bench.sfu", "--role", "floor-rx", "--count", str(count))
     try:
         ports = (await read_json(receiver, 30))["ports"]
-        sender = await spawn("--role", "floor-tx", "--ports", ",".join(map(str, ports)))
+        sender = await spawn(
+            "bench.sfu", "--role", "floor-tx", "--ports", ",".join(map(str, ports))
+        )
         result: float = (await read_json(sender, 60))["us_per_packet"]
         await sender.wait()
         return result
@@ -352,17 +354,6 @@ async def kernel_floor(count: int) -> float:
 
 
 # --- orchestration ------------------------------------------------------------------------
-
-
-async def spawn(*args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.sfu",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
 
 
 async def read_json(process: asyncio.subprocess.Process, within: float) -> dict[str, Any]:
@@ -439,12 +430,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 async def orchestrate(viewers: int, seconds: float, per_process: int, workers: int) -> None:
     floor = await kernel_floor(viewers)
-    server = await spawn("--role", "server", "--workers", str(workers))
+    server = await spawn("bench.sfu", "--role", "server", "--workers", str(workers))
     processes = [server]
     try:
         started = await read_json(server, 60)
         port, pids = started["port"], [server.pid, *started["workers"]]
-        publisher = await spawn("--role", "publisher", "--port", str(port))
+        publisher = await spawn("bench.sfu", "--role", "publisher", "--port", str(port))
         processes.append(publisher)
         await read_json(publisher, 120)
         await asyncio.sleep(3)
@@ -453,7 +444,8 @@ async def orchestrate(viewers: int, seconds: float, per_process: int, workers: i
         if viewers % per_process:
             groups.append(viewers % per_process)
         viewer_processes = [
-            await spawn("--role", "viewers", "--port", str(port), "--count", str(n)) for n in groups
+            await spawn("bench.sfu", "--role", "viewers", "--port", str(port), "--count", str(n))
+            for n in groups
         ]
         processes += viewer_processes
         joins: list[dict[str, float | None]] = []
