@@ -17,6 +17,7 @@ from sqlalchemy import select
 from api.identity.auth import hash_password
 from api.identity.models import Role, User
 from api.rest import openapi_spec, rest_api
+from api.web.schemas import email_address
 from server import http, migrate
 from server.app import build_app, run_worker
 from server.database import create_engine, session_factory
@@ -141,6 +142,11 @@ def _serve(
 
 
 async def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        email = email_address(args.email).lower()  # the rule sign-in applies
+    except ValueError as error:
+        print(f"shopcast: {args.email} cannot be an account's email: {error}", file=sys.stderr)
+        return 2
     password = (
         sys.stdin.readline().rstrip("\n")
         if args.password_stdin
@@ -152,7 +158,6 @@ async def _create_admin(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_engine(settings.resolved_database_url)
     try:
         async with session_factory(engine).begin() as session:
-            email = args.email.lower()
             user = await session.scalar(select(User).where(User.email == email))
             if user is None:
                 user = User(email=email, display_name=args.display_name, password_hash="")

@@ -7,17 +7,16 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
-    EmailStr,
     Field,
     StringConstraints,
 )
 
 from api.identity.models import Role
-from api.web.schemas import DisplayName, Input, Neighborhood, Output, Password
+from api.web.schemas import DisplayName, Email, Input, Neighborhood, Output, Password
 
 
 class RegisterIn(Input):
-    email: EmailStr
+    email: Email
     password: Password
     display_name: DisplayName
     role: Literal[Role.VIEWER, Role.SELLER] = Role.VIEWER
@@ -25,7 +24,7 @@ class RegisterIn(Input):
 
 
 class LoginIn(Input):
-    email: EmailStr
+    email: Email
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 

@@ -58,6 +58,12 @@ def _page(name: str, csp: str) -> Handler:
     return serve
 
 
+async def _favicon(request: web.Request) -> web.StreamResponse:
+    """The pages name their icon; clients that ask for ``/favicon.ico`` anyway get it too."""
+    headers = {"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"}
+    return web.FileResponse(STATIC_DIR / "icon.svg", headers=headers)
+
+
 async def _to_studio(request: web.Request) -> web.StreamResponse:
     """The first broadcaster page's address: the studio replaced it."""
     raise web.HTTPMovedPermanently("/studio")
@@ -85,6 +91,7 @@ def mount(
     app.router.add_get("/", _page("index.html", csp))
     app.router.add_get("/studio", _page("studio.html", csp))
     app.router.add_get("/broadcast", _to_studio)
+    app.router.add_get("/favicon.ico", _favicon)
     app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
     app.router.add_get("/admin", _page("admin.html", csp))
     app.router.add_get("/admin/shows/{stream_id}", _page("admin.html", csp))

@@ -61,6 +61,25 @@ async def test_register_refuses_staff_roles_and_bad_fields(client: Client, shop:
             await expect_error(response, 422, "invalid")
 
 
+async def test_emails_reserved_from_mail_are_refused_in_words(client: Client, shop: Shop) -> None:
+    """The same rule as `shopcast create-admin` (tests/server/test_cli.py)."""
+    body = {"email": "admin@shop.test", "password": "long enough", "display_name": "A"}
+    async with shop.unchanged():
+        refused = await expect_error(
+            await client.post("/api/v1/auth/register", json=body), 422, "invalid"
+        )
+        assert refused["message"] == (
+            "email: The part after the @-sign is a special-use or reserved name that cannot be "
+            "used with email."
+        )
+        login = {"email": "admin@shop.test", "password": "long enough"}
+        await expect_error(await client.post("/api/v1/auth/login", json=login), 422, "invalid")
+    accepted = await client.post(
+        "/api/v1/auth/register", json={**body, "email": " Ann@Example.COM "}
+    )
+    assert accepted.status == 201 and (await accepted.json())["user"]["email"] == "ann@example.com"
+
+
 async def test_register_duplicate_email_is_409(client: Client, shop: Shop) -> None:
     account = await shop.account()
     body = {"email": account.email.upper(), "password": "long enough", "display_name": "B"}

@@ -46,6 +46,14 @@ async def test_every_asset_a_page_loads_is_served(client: Client) -> None:
     assert "/static/node_modules/uplot/dist/uPlot.esm.js" in seen
 
 
+async def test_every_page_names_its_icon_and_favicon_ico_is_served(client: Client) -> None:
+    for path in (*PAGES, "/api/docs"):
+        assert '<link rel="icon" href="/static/icon.svg"' in await (await client.get(path)).text()
+    icon = await client.get("/favicon.ico")
+    assert icon.status == 200 and icon.content_type == "image/svg+xml"
+    assert (await icon.read()) == (STATIC / "icon.svg").read_bytes()
+
+
 async def test_user_text_is_never_parsed_as_html() -> None:
     for script in (STATIC / "js").glob("*.js"):
         code = script.read_text()

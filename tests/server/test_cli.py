@@ -136,6 +136,15 @@ def test_create_admin_then_sign_in(env: dict[str, str]) -> None:
         ["create-admin", "--email", "b@example.com", "--password-stdin"], env, input="short\n"
     )
     assert short.returncode == 2 and "8 characters" in short.stderr
+    # Sign-in refuses names reserved from mail, so the CLI makes no such admin either.
+    reserved = shopcast(
+        ["create-admin", "--email", "admin@shop.test", "--password-stdin"],
+        env,
+        input="admin password\n",
+    )
+    assert reserved.returncode == 2, reserved.stderr
+    assert "admin@shop.test cannot be an account's email" in reserved.stderr
+    assert "special-use or reserved name" in reserved.stderr
 
 
 def test_openapi_command_matches_the_served_document(env: dict[str, str], tmp_path: Path) -> None:
