@@ -181,11 +181,13 @@ class Realtime:
                 user = await session.get(User, user_id)
             if user is None:
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        # One browser is one viewer, signed in or not: the key it was issued comes first, so
+        # signing in mid-show does not count the person again.
         key = auth.get("viewer_id")
-        if user is not None:
-            viewer_key = user.id
-        elif self._tokens.is_viewer_key(key):
+        if self._tokens.is_viewer_key(key):
             viewer_key = str(key)
+        elif user is not None:
+            viewer_key = user.id
         else:
             viewer_key = self._tokens.viewer_key()
         self.members[sid] = Member(sid, user, viewer_key, expires_at=expires_at)
@@ -293,7 +295,9 @@ class Realtime:
             await self._viewers.start_watching(room, member)
         return {
             "ok": True,
-            "viewer_id": None if member.user else member.viewer_key,
+            "viewer_id": member.viewer_key
+            if self._tokens.is_viewer_key(member.viewer_key)
+            else None,
             "stream": policy.public(),
             "viewers": room.remote + len(room.viewers),
             "chat": messages,

@@ -55,8 +55,9 @@ export async function api(method, path, body, headers = {}) {
 export function connect() {
   return io(location.origin, {
     transports: ["websocket"],
-    // A function, so a reconnect sends the key the server handed out meanwhile.
-    auth: (send) => send(session.token ? { token: session.token } : { viewer_id: session.viewerId }),
+    // A function, so a reconnect sends the key the server handed out meanwhile; sent signed in
+    // too, so this browser stays one viewer when its viewer signs in.
+    auth: (send) => send({ viewer_id: session.viewerId, ...(session.token ? { token: session.token } : {}) }),
   });
 }
 

@@ -390,6 +390,25 @@ def test_mentions_match_whole_titles_in_any_case() -> None:
     assert mentions("is the c++ book new") == ["c"]
 
 
+async def test_signing_in_mid_show_is_still_one_viewer(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    owner = await shop.account("seller")
+    sid = (await shop.stream(owner))["id"]
+    await go_live(client, sid)
+    anonymous = await viewers()
+    issued = (await anonymous.call("stream:join", {"stream_id": sid}))["viewer_id"]
+    await anonymous.close()
+    ben = await shop.account("viewer")
+    signed_in = await viewers(ben, viewer_id=issued)  # the same browser, now signed in
+    joined = await signed_in.call("stream:join", {"stream_id": sid})
+    assert joined["ok"] and joined["viewer_id"] == issued
+    other = await viewers(await shop.account("viewer"))  # signed in, no key yet: one more
+    assert (await other.call("stream:join", {"stream_id": sid}))["ok"]
+    summary = await (await client.post(f"/api/v1/streams/{sid}/end", headers=owner.auth)).json()
+    assert summary["unique_viewers"] == 2
+
+
 async def test_taps_are_rate_limited_and_viewer_keys_signed(
     client: Client, shop: Shop, viewers: Open
 ) -> None:
