@@ -21,10 +21,13 @@ const WINDOW_MARGIN = 2;
 /** hls.js playing `url` in `video`: live at its target latency, or `behind` seconds behind the
  * live edge (within the DVR window); `config` adds to LIVE or REPLAY. */
 export function createHls(Hls, url, video, { live, behind = 0, ...config }) {
-  const hls = new Hls({ ...(live ? LIVE : REPLAY), ...config, autoStartLoad: !behind });
+  const hls = new Hls({ ...(live ? LIVE : REPLAY), ...config });
   if (behind) {
+    // From a master playlist hls.js loads a level only once it loads: let it start at the live
+    // edge, and move it back as soon as the level says where the edge is.
     hls.once(Hls.Events.LEVEL_LOADED, (_event, { details }) => {
       const oldest = details.fragments[0].start + WINDOW_MARGIN;
+      hls.stopLoad();
       hls.startLoad(Math.max(oldest, details.edge - behind));
     });
   }
