@@ -27,7 +27,7 @@ from typing import Any
 from aioice import stun
 from aioice.ice import Connection
 
-from bench import emit
+from bench import emit, spawn
 from bench.sfu import pin, read_json, request, run_seconds, stop, stop_all
 from peers.ports import free_range
 from sfu import IceSettings, MediaPorts, PortRange, PortSettings, Sfu, SfuSettings
@@ -92,17 +92,6 @@ async def totals(sfu: Sfu) -> dict[str, Any]:
 
 
 # --- orchestration ------------------------------------------------------------------------
-
-
-async def spawn(module: str, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
 
 
 async def window(pid: int, port: int, seconds: float) -> tuple[float, float, float]:

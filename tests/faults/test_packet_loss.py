@@ -25,7 +25,7 @@ from tests.faults.netns import (
     unavailable,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 SDP = {"Content-Type": "application/sdp"}
 
 
@@ -93,7 +93,9 @@ async def test_thirty_percent_loss_on_the_publisher_path(
                 show = await (await client.get(f"/api/v1/streams/{sid}")).json()
                 return bool(show["status"] == "live")
 
-            await eventually(is_live, 20, "the lossy publisher never went live")
+            # Going live takes 7-15 s here (DTLS retransmits at 1, 2, 4 s... through the loss),
+            # now and then more than 20.
+            await eventually(is_live, 40, "the lossy publisher never went live")
             watched = await client.post(
                 f"/whep/{sid}", data=await offer_on(viewer.pc, SERVER_ADDRESS), headers=SDP
             )
