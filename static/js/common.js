@@ -126,3 +126,24 @@ export function authForm(form, status, onSignedIn) {
 
 export const SOLD_OUT = new Set(["out_of_stock", "sale_ended"]);
 export const REACTIONS = ["❤️", "🔥", "👏", "😂", "😮", "💎"];
+
+/**
+ * Asks before a destructive action (End show, Ban, Delete): a modal <dialog> whose Cancel has
+ * the focus, so a stray tap or Enter never ends a show. Resolves true when confirmed.
+ */
+export function confirmAction(question, action) {
+  const cancel = el("button", { type: "button", class: "secondary", value: "cancel" }, "Cancel");
+  const confirm = el("button", { type: "button", class: "danger", value: "confirm" }, action);
+  const dialog = el("dialog", { class: "confirm", "aria-labelledby": "confirm-question" },
+    el("p", { id: "confirm-question" }, question),
+    el("div", { class: "row spread" }, cancel, confirm));
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    const close = (answer) => { dialog.close(); dialog.remove(); resolve(answer); };
+    cancel.addEventListener("click", () => close(false));
+    confirm.addEventListener("click", () => close(true));
+    dialog.addEventListener("cancel", (event) => { event.preventDefault(); close(false); });
+    dialog.showModal();
+    cancel.focus();
+  });
+}
