@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from api.db import utcnow
 from api.identity.models import Role, User
@@ -101,7 +102,11 @@ async def slow_mode(session: AsyncSession, actor: User, stream_id: str, seconds:
 
 
 async def sanctions(session: AsyncSession, stream_id: str) -> list[Sanction]:
+    """Who is muted or banned in the stream, oldest first, with their accounts."""
     rows = await session.scalars(
-        select(Sanction).where(Sanction.stream_id == stream_id).order_by(Sanction.created_at)
+        select(Sanction)
+        .options(joinedload(Sanction.user))
+        .where(Sanction.stream_id == stream_id)
+        .order_by(Sanction.created_at)
     )
     return list(rows)

@@ -11,6 +11,7 @@ from pydantic import (
     StrictInt,
 )
 
+from api.accounts.schemas import PublicUserOut
 from api.identity.models import Role
 from api.web.schemas import Input, Output
 
@@ -35,6 +36,7 @@ class ChatQuery(Input):
 
 class SanctionOut(Output):
     user_id: str
+    user: PublicUserOut = Field(description="The muted or banned account, as chat names it")
     kind: Literal["mute", "ban"]
     created_by: str | None
     created_at: datetime

@@ -165,3 +165,5 @@ class Sanction(Base):
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="raise", foreign_keys=[user_id])

@@ -171,7 +171,7 @@ async def test_mute_and_ban(client: Client, shop: Shop, viewers: Open) -> None:
     seller, moderator, troll = (
         await shop.account("seller"),
         await shop.account("moderator"),
-        await shop.account(),
+        await shop.account(display_name="Troll"),
     )
     stream = await shop.stream(seller)
     sid = stream["id"]
@@ -202,6 +202,8 @@ async def test_mute_and_ban(client: Client, shop: Shop, viewers: Open) -> None:
         await client.get(f"/api/v1/streams/{sid}/sanctions", headers=seller.auth)
     ).json()
     assert [(s["user_id"], s["kind"]) for s in listed] == [(troll.id, "ban")]
+    # The dashboard names who is sanctioned, as chat names its authors.
+    assert listed[0]["user"] == {"id": troll.id, "display_name": "Troll", "role": "viewer"}
 
 
 async def test_moderation_refusals_change_nothing(
