@@ -43,11 +43,13 @@ class SyntheticVideoTrack(VideoStreamTrack):
     @staticmethod
     def _render(width: int, height: int, index: int) -> av.VideoFrame:
         frame = av.VideoFrame(width, height, "yuv420p")
-        luma = bytes((x + index * 8) & 0xFF for x in range(width)) * height
-        frame.planes[0].update(luma)
-        chroma = bytes([(index * 5) & 0xFF]) * (width // 2 * height // 2)
-        frame.planes[1].update(chroma)
-        frame.planes[2].update(chroma)
+        # Rows are padded to the plane's line size (any width, e.g. a portrait 360x640).
+        luma, u, v = frame.planes
+        row = bytes((x + index * 8) & 0xFF for x in range(luma.line_size))
+        luma.update(row * height)
+        chroma = bytes([(index * 5) & 0xFF]) * (u.line_size * (height // 2))
+        u.update(chroma)
+        v.update(chroma)
         return frame
 
     async def recv(self) -> Frame:

@@ -137,7 +137,9 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
         ) from None
     await ctx.session.refresh(row)
     await webhooks.enqueue(ctx.session, stream.owner_id, "order.reserved", order_data(order))
-    cues.announce(ctx, stream.id, "product:stock", stock.event(row, left))
+    # The buyer's public name rides along: the watch page shows "Ann bought the scarf".
+    sold = {**stock.event(row, left), "buyer": buyer.display_name}
+    cues.announce(ctx, stream.id, "product:stock", sold)
     return OrderOut.model_validate(order)
 
 

@@ -3,6 +3,7 @@
 // Text from users is only ever set with textContent.
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
+import { onPictureChange, placeOnPicture } from "./picture.js";
 import { watchReception } from "./reception.js";
 import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
 
@@ -14,10 +15,12 @@ const forceHls = params.has("hls") || params.get("webrtc") === "0";
 const FINISHED = new Set(["ended", "interrupted"]);
 const REPLAY_POLLS = 200;
 const REWIND_SECONDS = 30;
+const MOMENT_MS = 4000;
 
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
   timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
+  cards: new Map(), chatRefusal: null,
 };
 
 function show(text, mode, kind) {
@@ -174,6 +177,7 @@ async function startReplay() {
   window.shopcastPlayer?.stop?.();
   video.srcObject = null;
   await loadTimeline();
+  video.controls = true; // a replay is scrubbed with the browser's own controls
   playHls(state.stream.vod_url, { live: false });
   video.addEventListener("timeupdate", replayCues);
 }
@@ -209,16 +213,37 @@ function replayCues() {
   }
 }
 
-// Pinned products: cards with price, sale, stock and countdown, and tags on the video.
+// Pinned products: one card per product, kept across updates (a purchase's outcome stays on
+// its card while other products are pinned), and tags placed on the picture itself.
+const offerKey = (pin) => `${pin.product.id}:${pin.sale?.ends_at ?? ""}:${pin.sale?.price_cents ?? ""}:${pin.replay ? "r" : ""}`;
+
 function renderPins() {
-  const pins = [...state.pins.values()];
-  $("#pinned").replaceChildren(...pins.map(card));
+  const pins = [...state.pins.values()].reverse(); // the newest pin first
+  const keep = new Map();
+  for (const pin of pins) {
+    const key = offerKey(pin);
+    const old = state.cards.get(pin.product.id);
+    keep.set(pin.product.id, old?.key === key ? old : { key, node: card(pin) });
+  }
+  state.cards = keep;
+  const nodes = [...keep.values()].map((entry) => entry.node);
+  const list = $("#pinned");
+  if (nodes.length !== list.children.length || nodes.some((node, i) => list.children[i] !== node)) {
+    const newFirst = nodes[0] !== list.firstElementChild;
+    list.replaceChildren(...nodes);
+    if (newFirst) list.scrollTo({ left: 0, top: 0 });
+  }
+  for (const pin of pins) updateCard(pin);
   $("#tags").replaceChildren(...pins.filter((pin) => pin.x !== null && pin.x !== undefined).map((pin) => el("button", {
-    type: "button", class: "tag pinned", style: `left:${pin.x * 100}%;top:${pin.y * 100}%`,
-    dataset: { productId: pin.product.id },
+    type: "button", class: "tag pinned", dataset: { productId: pin.product.id, x: pin.x, y: pin.y },
     onclick: () => { clicked(pin.product.id); $(`#card-${pin.product.id}`)?.focus(); },
   }, pin.product.title)));
+  placeTags();
   tick();
+}
+
+function placeTags() {
+  for (const tag of $("#tags").children) placeOnPicture(video, tag, Number(tag.dataset.x), Number(tag.dataset.y));
 }
 
 function card(pin) {
@@ -235,29 +260,49 @@ function card(pin) {
     el("p", { class: "prices" },
       sale ? el("s", { class: "was" }, money(product.price_cents, product.currency)) : null,
       el("span", { class: "price" }, money(sale ? sale.price_cents : product.price_cents, product.currency))),
-    pin.replay ? null : el("p", { class: "muted stock" }, stockText(pin)),
+    pin.replay ? null : el("p", { class: "muted stock" }, ""),
     sale?.ends_at ? el("p", { class: "countdown-line", dataset: { endsAt: sale.ends_at } }, "") : null,
-    el("p", { class: "result", role: "status" }, ""),
-    el("div", { class: "row" }, buy,
-      pin.replay ? null : el("button", { type: "button", class: "secondary small", onclick: () => ask(product) }, "Ask"),
-      product.checkout_url?.startsWith("https://")
-        ? el("a", { href: product.checkout_url, class: "button secondary small", rel: "noopener noreferrer", target: "_blank" }, "Seller's shop")
-        : null)));
+    el("p", { class: "result", role: "status" }, "")),
+  el("div", { class: "card-actions" }, buy,
+    pin.replay ? null : el("button", { type: "button", class: "secondary", onclick: () => ask(product) }, "Ask"),
+    product.checkout_url?.startsWith("https://")
+      ? el("a", { href: product.checkout_url, class: "button secondary", rel: "noopener noreferrer", target: "_blank" }, "Seller's shop")
+      : null));
+}
+
+/** The card's stock line and Buy button from what the room last said; an order's outcome wins. */
+function updateCard(pin) {
+  const node = $(`#card-${pin.product.id}`);
+  if (!node || pin.replay) return;
+  const soldOut = pin.sale ? pin.sale.remaining <= 0 : pin.product.stock <= 0;
+  const ended = Boolean(pin.sale?.ends_at) && Date.parse(pin.sale.ends_at) <= Date.now();
+  node.querySelector(".stock").textContent = soldOut || ended ? "" : stockText(pin);
+  const buy = node.querySelector(".buy");
+  if (node.dataset.order === "reserved" || buy.dataset.key) return;
+  const closed = soldOut ? "Sold out" : ended ? "Sale ended" : null;
+  buy.disabled = Boolean(closed);
+  buy.textContent = closed || "Buy now";
+  node.classList.toggle("expired", Boolean(closed));
 }
 
 function stockText(pin) {
-  if (pin.sale) return pin.sale.remaining > 0 ? `${pin.sale.remaining} left at this price` : "Sold out";
-  return pin.product.stock > 0 ? `${pin.product.stock} in stock` : "Sold out";
+  if (pin.sale) return `${pin.sale.remaining} left at this price`;
+  return `${pin.product.stock} in stock`;
 }
 
 function tick() {
   for (const line of document.querySelectorAll(".countdown-line")) {
     const left = Math.max(0, Math.round((Date.parse(line.dataset.endsAt) - Date.now()) / 1000));
-    line.textContent = left > 0 ? `Sale ends in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "Sale ended";
-    line.closest(".card").classList.toggle("expired", left === 0);
+    line.textContent = left > 0 ? `Sale ends in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "";
+    if (left === 0 && !line.dataset.over) {
+      line.dataset.over = "yes";
+      const pin = state.pins.get(line.closest(".card").dataset.productId);
+      if (pin) updateCard(pin);
+    }
   }
 }
 setInterval(tick, 250);
+onPictureChange(video, placeTags);
 
 function notify(event, payload) {
   // Funnel counters (product:click, product:ask, stream:playback): nothing waits for the answer.
@@ -272,17 +317,13 @@ function ask(product) {
   input.focus();
 }
 
-function openAccount() {
-  $("#account").open = true;
-  $("#auth-form").email.focus();
-}
-
 async function buyNow(pin, button) {
   const card = button.closest(".card");
   const result = card.querySelector(".result");
   clicked(pin.product.id);
   if (!session.token) {
     say(result, "Sign in to buy.");
+    state.afterSignIn = () => button.click();
     return openAccount();
   }
   // One key per purchase attempt: a retried request cannot buy twice.
@@ -297,9 +338,11 @@ async function buyNow(pin, button) {
   } catch (error) {
     delete button.dataset.key;
     if (SOLD_OUT.has(error.code)) {
+      // The button says it; the card's stock line and result stay quiet.
       card.dataset.order = "sold_out";
-      say(result, error.code === "sale_ended" ? "The sale has ended." : "Sold out.", "error");
-      button.textContent = "Sold out";
+      say(result, "");
+      button.textContent = error.code === "sale_ended" ? "Sale ended" : "Sold out";
+      card.querySelector(".stock").textContent = "";
       return;
     }
     say(result, error.message, "error");
@@ -311,7 +354,10 @@ async function buyNow(pin, button) {
 function addChat(message) {
   if (document.getElementById(`m-${message.id}`)) return;
   const chat = $("#chat");
-  chat.append(el("li", { id: `m-${message.id}` }, el("strong", {}, message.user.display_name), " ", el("span", { class: "text" }, message.text)));
+  const host = message.user.id === state.stream?.owner.id;
+  chat.append(el("li", { id: `m-${message.id}`, class: host ? "host" : null },
+    el("strong", {}, message.user.display_name), host ? el("span", { class: "host-badge" }, "Host") : null,
+    " ", el("span", { class: "text" }, message.text)));
   while (chat.children.length > 200) chat.firstChild.remove();
   chat.scrollTop = chat.scrollHeight;
 }
@@ -325,6 +371,7 @@ $("#chat-form").addEventListener("submit", async (event) => {
     input.value = "";
   } catch (error) {
     show(`Chat: ${error.message}`, null, "error");
+    if (error.code === "muted" || error.code === "banned") refuseChat(error.code);
   }
 });
 
@@ -391,10 +438,12 @@ function openSocket() {
     window.shopcastPlayer?.hls?.destroy();
     video.removeAttribute("src");
     video.srcObject = null;
+    refuseChat("banned");
     show("You have been removed from this show.", "banned", "error");
   });
   socket.on("product:pinned", (pin) => {
     if (state.replay) return;
+    state.pins.delete(pin.product.id); // a pin again (a sale starts) moves it to the front
     state.pins.set(pin.product.id, pin);
     renderPins();
   });
@@ -414,9 +463,19 @@ function openSocket() {
     if (!pin || state.replay) return;
     pin.product.stock = change.stock;
     if (pin.sale && change.sale_remaining !== null) pin.sale.remaining = change.sale_remaining;
-    const card = $(`#card-${change.product_id}`);
-    if (card) card.querySelector(".stock").textContent = stockText(pin);
+    updateCard(pin);
+    if (change.buyer) moment(`${change.buyer} bought ${pin.product.title}`);
   });
+}
+
+// "Ann bought the mug": a short line over the video when someone buys.
+let momentTimer = null;
+function moment(text) {
+  const line = $("#moment");
+  line.textContent = text;
+  line.hidden = false;
+  clearTimeout(momentTimer);
+  momentTimer = setTimeout(() => { line.hidden = true; }, MOMENT_MS);
 }
 
 async function join() {
@@ -426,7 +485,9 @@ async function join() {
   $("#chat").replaceChildren();
   room.chat.forEach(addChat);
   state.products = new Map(room.products.map((item) => [item.product.id, item]));
-  $("#chat-form").hidden = !session.token || !room.stream.enable_chat;
+  state.chatRefusal = null;
+  state.chatEnabled = room.stream.enable_chat;
+  composer();
   if (!state.replay) {
     const pins = await api("GET", `/streams/${encodeURIComponent(streamId)}/pins`);
     state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
@@ -447,11 +508,85 @@ function countdown(seconds) {
   step();
 }
 
-function signedIn(user) {
-  $("#account-summary").textContent = `Signed in as ${user.display_name}`;
-  $("#account").open = false;
-  openSocket();
+// The composer: the chat box for a signed-in viewer, a sign-in button for others, a line saying
+// why for a muted or banned one.
+function composer() {
+  const refused = state.chatRefusal;
+  $("#chat-form").hidden = !session.token || !state.chatEnabled || Boolean(refused);
+  $("#chat-sign-in").hidden = Boolean(session.token) || !state.chatEnabled;
+  if (refused === "muted") show("You are muted in this show: you can watch, react and buy.", null, "warning");
 }
+
+function refuseChat(code) {
+  state.chatRefusal = code;
+  composer();
+}
+
+// The account sheet: the form for a visitor, the name and Sign out for a signed-in viewer.
+function openAccount() {
+  const signedInNow = Boolean(session.user);
+  $("#auth-form").hidden = signedInNow;
+  $("#signed-in").hidden = !signedInNow;
+  $("#account-title").textContent = signedInNow ? "Your account" : "Sign in to chat and buy";
+  if (signedInNow) $("#signed-in-name").textContent = session.user.display_name;
+  $("#account").showModal();
+  (signedInNow ? $("#sign-out") : $("#auth-form").email).focus();
+}
+
+function accountButton() {
+  $("#account-button").textContent = session.user ? session.user.display_name : "Sign in";
+}
+
+function signedIn() {
+  $("#account").close();
+  $("#auth-form").reset();
+  accountButton();
+  openSocket();
+  const then = state.afterSignIn;
+  state.afterSignIn = null;
+  then?.();
+}
+
+$("#account-button").addEventListener("click", openAccount);
+$("#chat-sign-in").addEventListener("click", openAccount);
+$("#account-close").addEventListener("click", () => $("#account").close());
+$("#sign-out").addEventListener("click", () => {
+  session.clear();
+  $("#account").close();
+  accountButton();
+  openSocket();
+});
+
+// Sound: autoplay is muted (browsers allow nothing else); one tap turns it on.
+function soundState() {
+  $("#unmute").hidden = !video.muted;
+  $("#sound").setAttribute("aria-pressed", String(!video.muted));
+  $("#sound").textContent = video.muted ? "🔇" : "🔊";
+  $("#sound").setAttribute("aria-label", video.muted ? "Turn sound on" : "Turn sound off");
+}
+function toggleSound() {
+  video.muted = !video.muted;
+  video.play().catch(() => {});
+  soundState();
+}
+$("#unmute").addEventListener("click", toggleSound);
+$("#sound").addEventListener("click", toggleSound);
+video.addEventListener("volumechange", soundState);
+soundState();
+
+// Full screen keeps the cards and chat over the video (the page, not the bare <video>); iOS
+// Safari can only take the video itself full screen.
+$("#fullscreen").addEventListener("click", () => {
+  const layout = $("#show");
+  if (document.fullscreenElement) document.exitFullscreen();
+  else if (layout.requestFullscreen) layout.requestFullscreen().catch(() => {});
+  else video.webkitEnterFullscreen?.();
+});
+
+// The picture's shape decides how it fills a phone: a portrait show fills a portrait screen.
+video.addEventListener("resize", () => {
+  if (video.videoWidth && video.videoHeight) document.body.dataset.shape = video.videoHeight > video.videoWidth ? "portrait" : "landscape";
+});
 
 async function start() {
   const early = canWebRtc ? startWhep() : null;
@@ -462,7 +597,8 @@ async function start() {
     early?.then((done) => done.stop()).catch(() => {});
     const audience = error.details?.audience;
     if (audience) show(`This show is for ${audience === "followers" ? "the seller's followers" : "the seller's neighbourhood"}: sign in.`, null, "error");
-    else show(error.status === 404 ? "No such show." : `Could not load the show (${error.message}).`, null, "error");
+    else if (error.status === 404) missing();
+    else show(`Could not load the show (${error.message}).`, null, "error");
     if (error.status === 401) openAccount();
     return;
   }
@@ -475,6 +611,13 @@ async function start() {
   await startPlayback(early);
 }
 
+function missing() {
+  document.body.dataset.status = "missing";
+  $("#show").hidden = true;
+  $("#missing").hidden = false;
+  document.title = "No such show · Shopcast";
+}
+
 authForm($("#auth-form"), $("#auth-status"), signedIn);
-if (session.user) $("#account-summary").textContent = `Signed in as ${session.user.display_name}`;
+accountButton();
 start();

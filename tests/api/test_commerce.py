@@ -151,7 +151,7 @@ async def test_orders_take_stock_and_replays_return_the_same_order(
     client: Client, shop: Shop, viewers: Any
 ) -> None:
     seller, sid, (pid,) = await live_show(client, shop, stock=3)
-    buyer = await shop.account()
+    buyer = await shop.account(display_name="Ann")
     watcher = await viewers()
     await watcher.call("stream:join", {"stream_id": sid})
     first = await buy(client, sid, buyer, pid, 2, key="order-key-0001")
@@ -163,7 +163,8 @@ async def test_orders_take_stock_and_replays_return_the_same_order(
         2500,
         False,
     )
-    assert (await watcher.wait_for("product:stock"))["stock"] == 1
+    sold = await watcher.wait_for("product:stock")
+    assert (sold["stock"], sold["buyer"]) == (1, "Ann")
     async with shop.unchanged():
         replay = await buy(client, sid, buyer, pid, 2, key="order-key-0001")
         assert replay.status == 201 and (await replay.json())["id"] == order["id"]

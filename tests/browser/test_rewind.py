@@ -13,7 +13,7 @@ from peers.webrtc import PublisherPeer
 from server.settings import Settings
 from tests.browser.conftest import serve
 from tests.browser.test_story import SHOTS, audit
-from tests.conftest import Shop, eventually
+from tests.conftest import Account, Shop, eventually
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1440, "height": 900}
@@ -79,14 +79,20 @@ async def rewind_and_return(page: Page, tap: bool, name: str) -> None:
     await shoot(page, f"{name}-live")
 
 
-async def publish(shop: Shop, stack: AsyncExitStack, **fields: Any) -> tuple[str, PublisherPeer]:
-    """A new show of a new seller, live from an in-process WHIP publisher (closed with
-    ``stack``): its id and the publisher."""
+async def publish(
+    shop: Shop,
+    stack: AsyncExitStack,
+    seller: Account | None = None,
+    size: tuple[int, int] = (640, 360),
+    **fields: Any,
+) -> tuple[str, PublisherPeer]:
+    """A new show of ``seller`` (a new one by default), live from an in-process WHIP publisher
+    of pictures of ``size`` (closed with ``stack``): its id and the publisher."""
     client = shop.client
-    seller = await shop.account("seller")
+    seller = seller or await shop.account("seller")
     sid = (await shop.stream(seller, **fields))["id"]
     live = await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)
-    publisher = PublisherPeer(size=(640, 360))
+    publisher = PublisherPeer(size=size)
     stack.push_async_callback(publisher.close)
     answer = await client.post(
         f"/whip/{sid}",

@@ -157,7 +157,7 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     )
     assert await viewer_b.inner_text("#title") == "Scarves & mugs <live>"
     for page, name in ((viewer_a, "Ann"), (viewer_b, "Ben")):
-        await page.click("#account summary")
+        await page.click("#account-button")
         await register(page, name)
         await page.wait_for_selector("#chat-form:not([hidden])", timeout=WAIT)
 
