@@ -1,5 +1,7 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
-import { $, api, authForm, connect, el, emit, money, say, session } from "./common.js";
+import { encode } from "/static/node_modules/uqr/dist/index.mjs";
+import { $, api, authForm, confirmAction, connect, el, emit, money, say, session } from "./common.js";
+import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 
 const status = $("#status");
@@ -162,6 +164,7 @@ async function startCamera() {
   try {
     state.media = await camera(state.facing);
     preview.srcObject = state.media;
+    meterMicrophone(state.media);
     say(status, "Check your picture and sound, then go live.");
   } catch (error) {
     say(status, `No camera: ${error.message}. Allow the camera (the page must be on HTTPS).`, "error");
@@ -186,10 +189,34 @@ function toggleMute() {
   const track = state.media?.getAudioTracks()[0];
   if (!track) return;
   track.enabled = !track.enabled;
-  for (const button of [$("#mute"), $("#mute-live")]) {
-    button.setAttribute("aria-pressed", String(!track.enabled));
-    button.textContent = track.enabled ? "Mute microphone" : "Unmute microphone";
-  }
+  const label = track.enabled ? "Mute microphone" : "Unmute microphone";
+  for (const button of [$("#mute"), $("#mute-live")]) button.setAttribute("aria-pressed", String(!track.enabled));
+  $("#mute").textContent = label;
+  $("#mute-live").setAttribute("aria-label", label);
+  $("#mute-live").textContent = track.enabled ? "🎙️" : "🔇";
+}
+
+// The camera check's microphone meter: the level the microphone picks up, ten times a second.
+function meterMicrophone(media) {
+  const track = media.getAudioTracks()[0];
+  if (!track || !window.AudioContext) return;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 512;
+  context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  const meter = $("#mic-level");
+  const timer = setInterval(() => {
+    if (track.readyState === "ended" || state.ended) {
+      clearInterval(timer);
+      context.close();
+      return;
+    }
+    analyser.getFloatTimeDomainData(samples);
+    const rms = Math.sqrt(samples.reduce((sum, x) => sum + x * x, 0) / samples.length);
+    meter.value = track.enabled ? Math.min(1, rms * 4) : 0;
+    meter.dataset.level = meter.value.toFixed(2);
+  }, 100);
 }
 
 $("#flip").addEventListener("click", flip);
@@ -316,27 +343,38 @@ async function joinRoom() {
 function addChat(message) {
   if (document.getElementById(`m-${message.id}`)) return;
   const mine = message.user.id === session.user?.id;
-  const moderate = (event, payload, label) => el("button", {
-    type: "button", class: "small", "aria-label": `${label} ${message.user.display_name}`,
-    onclick: async () => {
-      try {
-        await emit(state.socket, event, { stream_id: state.stream.id, ...payload });
-        say(status, `${label}: done.`);
-      } catch (error) {
-        say(status, `${label} failed: ${error.message}`, "error");
-      }
-    },
-  }, label);
   const item = el("li", { id: `m-${message.id}` },
     el("strong", {}, message.user.display_name), " ", el("span", { class: "text" }, message.text),
-    mine ? null : el("span", { class: "actions" },
-      moderate("chat:delete", { message_id: message.id }, "Delete"),
-      moderate("moderation:mute", { user_id: message.user.id }, "Mute"),
-      moderate("moderation:ban", { user_id: message.user.id }, "Ban")));
+    mine ? null : el("button", {
+      type: "button", class: "round more", "aria-label": `Moderate ${message.user.display_name}`,
+      onclick: () => moderateSheet(message),
+    }, "⋯"));
   const chat = $("#chat");
   chat.append(item);
   while (chat.children.length > 200) chat.firstChild.remove();
   chat.scrollTop = chat.scrollHeight;
+}
+
+// Moderation of one chat line: Delete and Ban are asked once more; Mute is undone with Unmute.
+function moderateSheet(message) {
+  const sheet = $("#moderate");
+  const name = message.user.display_name;
+  $("#moderate-title").textContent = name;
+  $("#moderate-text").textContent = message.text;
+  const act = (event, payload, label, question) => async () => {
+    sheet.close();
+    if (question && !await confirmAction(question, label)) return;
+    try {
+      await emit(state.socket, event, { stream_id: state.stream.id, ...payload });
+      say(status, `${label}: done.`);
+    } catch (error) {
+      say(status, `${label} failed: ${error.message}`, "error");
+    }
+  };
+  $("#moderate-delete").onclick = act("chat:delete", { message_id: message.id }, "Delete", "Delete this message for everyone?");
+  $("#moderate-mute").onclick = act("moderation:mute", { user_id: message.user.id }, "Mute");
+  $("#moderate-ban").onclick = act("moderation:ban", { user_id: message.user.id }, "Ban", `Ban ${name} from this show? Their messages disappear.`);
+  sheet.showModal();
 }
 
 $("#chat-form").addEventListener("submit", async (event) => {
@@ -352,81 +390,85 @@ $("#chat-form").addEventListener("submit", async (event) => {
 });
 
 function renderProducts() {
-  const list = $("#live-products");
-  list.replaceChildren(...[...state.products.values()].map((item) => productCard(item)));
-  const tags = $("#tags");
-  tags.replaceChildren(...[...state.products.values()]
+  $("#live-products").replaceChildren(...[...state.products.values()].map((item) => productCard(item)));
+  $("#tags").replaceChildren(...[...state.products.values()]
     .filter((item) => item.x !== null && item.x !== undefined)
     .map((item) => el("span", {
-      class: `tag${state.pins.has(item.product.id) ? " pinned" : ""}`,
-      style: `left:${item.x * 100}%;top:${item.y * 100}%`,
+      class: `tag${state.pins.has(item.product.id) ? " pinned" : ""}`, dataset: { x: item.x, y: item.y },
     }, item.product.title)));
+  placeTags();
+}
+
+function placeTags() {
+  for (const tag of $("#tags").children) placeOnPicture(preview, tag, Number(tag.dataset.x), Number(tag.dataset.y));
+}
+onPictureChange(preview, placeTags);
+
+async function call(label, fn) {
+  try {
+    await fn();
+  } catch (error) {
+    say(status, `${label}: ${error.message}`, "error");
+  }
+}
+
+function setTagging(productId) {
+  state.tagging = productId;
+  $("#tag-hint").hidden = !productId;
+  document.body.dataset.tagging = productId || "";
+  renderProducts();
 }
 
 function productCard(item) {
   const { product } = item;
   const pin = state.pins.get(product.id);
   const act = (label, fn, cls = "small") => el("button", { type: "button", class: cls, onclick: fn }, label);
-  const call = async (label, fn) => {
-    try {
-      await fn();
-    } catch (error) {
-      say(status, `${label}: ${error.message}`, "error");
-    }
-  };
-  const saleForm = el("form", {
-    class: "sale", onsubmit: (event) => {
-      event.preventDefault();
-      const form = event.target;
-      call("Flash sale", () => api("POST", `/streams/${state.stream.id}/pins`, {
-        product_id: product.id,
-        sale: {
-          price_cents: Math.round(Number(form.price.value) * 100),
-          quantity: Number(form.quantity.value),
-          duration_seconds: Number(form.duration.value),
-          per_buyer_limit: 1,
-        },
-      }));
-    },
-  },
-  el("label", {}, "Sale price ", el("input", { name: "price", type: "number", min: "0.01", step: "0.01", required: true, value: (product.price_cents * 0.8 / 100).toFixed(2) })),
-  el("label", {}, "Units ", el("input", { name: "quantity", type: "number", min: "1", max: String(Math.max(product.stock, 1)), required: true, value: String(Math.min(5, Math.max(product.stock, 1))) })),
-  el("label", {}, "Seconds ", el("input", { name: "duration", type: "number", min: "10", max: "300", required: true, value: "60" })),
-  el("button", { type: "submit", class: "small" }, "Start flash sale"));
   return el("li", { class: `card${pin ? " pinned" : ""}`, dataset: { productId: product.id } },
-    el("div", { class: "card-head" },
-      el("strong", {}, product.title),
-      el("span", {}, money(product.price_cents, product.currency)),
-      el("span", { class: "muted stock" }, `${product.stock} in stock`)),
-    pin?.sale ? el("p", { class: "sale-line" }, `Flash sale ${money(pin.sale.price_cents, product.currency)} · ${pin.sale.remaining} left`) : null,
-    el("div", { class: "row" },
-      pin
-        ? act("Unpin", () => call("Unpin", () => api("DELETE", `/streams/${state.stream.id}/pins/${product.id}`)))
-        : act("Pin", () => call("Pin", () => api("POST", `/streams/${state.stream.id}/pins`, { product_id: product.id }))),
-      act(state.tagging === product.id ? "Tap the video…" : "Tag on video", () => {
-        state.tagging = state.tagging === product.id ? null : product.id;
-        $("#tag-hint").hidden = !state.tagging;
-        document.body.dataset.tagging = state.tagging || "";
-        renderProducts();
-      })),
-    el("details", {}, el("summary", {}, "Flash sale"), saleForm));
+    product.image_urls?.[0] ? el("img", { src: product.image_urls[0], alt: "", class: "thumb" }) : null,
+    el("div", { class: "card-body" },
+      el("strong", { class: "product-title" }, product.title),
+      el("p", {}, money(product.price_cents, product.currency), " · ", el("span", { class: "stock" }, `${product.stock} in stock`)),
+      pin?.sale ? el("p", { class: "sale-line" }, `Flash sale ${money(pin.sale.price_cents, product.currency)} · ${pin.sale.remaining} left`) : null,
+      el("div", { class: "row" },
+        pin
+          ? act("Unpin", () => call("Unpin", () => api("DELETE", `/streams/${state.stream.id}/pins/${product.id}`)), "small secondary")
+          : act("Pin", () => call("Pin", () => api("POST", `/streams/${state.stream.id}/pins`, { product_id: product.id }))),
+        act(state.tagging === product.id ? "Tap the picture…" : "Tag", () => setTagging(state.tagging === product.id ? null : product.id), "small secondary"),
+        act("Sale", () => saleSheet(product), "small sale-button"))));
 }
 
+// A flash sale: a pin with a sale price, units and a deadline, one per buyer.
+function saleSheet(product) {
+  const form = $("#sale-form");
+  $("#sale-title").textContent = `Flash sale: ${product.title}`;
+  form.price.value = (product.price_cents * 0.8 / 100).toFixed(2);
+  form.quantity.max = String(Math.max(product.stock, 1));
+  form.quantity.value = String(Math.min(5, Math.max(product.stock, 1)));
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    $("#sale-sheet").close();
+    call("Flash sale", () => api("POST", `/streams/${state.stream.id}/pins`, {
+      product_id: product.id,
+      sale: {
+        price_cents: Math.round(Number(form.price.value) * 100),
+        quantity: Number(form.quantity.value),
+        duration_seconds: Number(form.duration.value),
+        per_buyer_limit: 1,
+      },
+    }));
+  };
+  $("#sale-sheet").showModal();
+}
+
+// Tagging: the tap's place on the picture itself (not the bars around it).
 $("#stage").addEventListener("click", async (event) => {
   if (!state.tagging || !state.stream) return;
-  const box = preview.getBoundingClientRect();
-  const x = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
-  const y = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+  const point = pointOnPicture(preview, event);
+  if (!point) return say(status, "Tap on the picture itself, not the bars around it.", "warning");
   const productId = state.tagging;
-  state.tagging = null;
-  $("#tag-hint").hidden = true;
-  document.body.dataset.tagging = "";
-  try {
-    const timestamp = Math.max(0, (Date.now() - (state.startedAt || Date.now())) / 1000);
-    await api("POST", `/streams/${state.stream.id}/products/${productId}/tag`, { x, y, timestamp });
-  } catch (error) {
-    say(status, `Tag: ${error.message}`, "error");
-  }
+  setTagging(null);
+  const timestamp = Math.max(0, (Date.now() - (state.startedAt || Date.now())) / 1000);
+  await call("Tag", () => api("POST", `/streams/${state.stream.id}/products/${productId}/tag`, { ...point, timestamp }));
 });
 
 async function loadOrders() {
@@ -445,6 +487,8 @@ async function loadOrders() {
         }, "Mark paid") : null);
     }));
     if (!orders.length) $("#orders").append(el("li", { class: "muted" }, "No orders yet."));
+    $("#sales-count").textContent = String(orders.length);
+    $("#sales-button").setAttribute("aria-label", `Orders: ${orders.length}`);
   } catch (error) {
     say(status, `Orders: ${error.message}`, "error");
   }
@@ -481,6 +525,7 @@ setInterval(() => measure().catch(() => {}), 2000);
 
 // End of the show: summary from the analytics.
 $("#end").addEventListener("click", async () => {
+  if (!await confirmAction(`End “${state.stream.title}” for everyone? The show cannot be resumed.`, "End show")) return;
   try {
     finish(await api("POST", `/streams/${state.stream.id}/end`));
   } catch (error) {
@@ -518,6 +563,59 @@ function showSummary(a) {
     el("td", {}, String(p.clicks)), el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders)),
     el("td", {}, String(p.paid)), el("td", {}, money(p.revenue_cents)))));
 }
+
+// The live panel's sheets: orders, sharing.
+for (const button of document.querySelectorAll("dialog [data-close]")) {
+  button.addEventListener("click", () => button.closest("dialog").close());
+}
+$("#sales-button").addEventListener("click", () => $("#sales").showModal());
+
+function watchUrl() {
+  return `${location.origin}/watch/${encodeURIComponent(state.stream.id)}`;
+}
+
+function drawQr(canvas, text) {
+  const { data, size } = encode(text, { border: 2 });
+  const scale = Math.floor(canvas.width / size);
+  const context = canvas.getContext("2d");
+  context.fillStyle = "#fff";
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  context.fillStyle = "#000";
+  const offset = Math.floor((canvas.width - size * scale) / 2);
+  data.forEach((row, y) => row.forEach((dark, x) => {
+    if (dark) context.fillRect(offset + x * scale, offset + y * scale, scale, scale);
+  }));
+}
+
+$("#share").addEventListener("click", () => {
+  const url = watchUrl();
+  $("#share-link").value = url;
+  drawQr($("#qr"), url);
+  $("#share-native").hidden = !navigator.share;
+  say($("#copied"), "");
+  $("#share-sheet").showModal();
+});
+$("#copy-link").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("#share-link").value);
+    say($("#copied"), "Copied.", "ok");
+  } catch {
+    $("#share-link").select();
+    say($("#copied"), "Select the link and copy it.");
+  }
+});
+$("#share-native").addEventListener("click", () => {
+  navigator.share({ title: state.stream.title, url: watchUrl() }).catch(() => {});
+});
+
+// The show's clock since it went live.
+setInterval(() => {
+  if (!state.startedAt || state.ended) return;
+  const seconds = Math.max(0, Math.floor((Date.now() - state.startedAt) / 1000));
+  const hours = Math.floor(seconds / 3600);
+  const clock = `${Math.floor(seconds / 60) % 60}:${String(seconds % 60).padStart(2, "0")}`;
+  $("#clock").textContent = hours ? `${hours}:${clock.padStart(5, "0")}` : clock;
+}, 1000);
 
 authForm($("#auth-form"), $("#auth-status"), signedIn);
 if (session.token && session.user) {

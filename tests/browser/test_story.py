@@ -14,6 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
+from tests.browser.picture import POINT_ON_PICTURE, TAG_ON_PICTURE
 from tests.conftest import Account, Shop, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,22 +167,27 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
         "#live-products .card:has-text('Silk scarf')", "data-product-id"
     )
     card = f"#live-products .card[data-product-id='{scarf}']"
-    await studio.click(f"{card} button:has-text('Tag on video')")
+    await studio.click(f"{card} button:text-is('Tag')")
     box = await studio.locator("#preview").bounding_box()
     assert box is not None
-    await studio.click("#stage", position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
+    tap = (box["width"] * 0.3, box["height"] * 0.6)
+    aimed = await studio.evaluate(POINT_ON_PICTURE, ["#preview", *tap])
+    await studio.click("#stage", position={"x": tap[0], "y": tap[1]})
     await studio.wait_for_selector("#tags .tag:has-text('Silk scarf')", timeout=WAIT)
-    await studio.click(f"{card} summary")
-    await studio.fill(f"{card} [name=price]", "15.00")
-    await studio.fill(f"{card} [name=quantity]", "1")
-    await studio.fill(f"{card} [name=duration]", "120")
-    await studio.click(f"{card} button:has-text('Start flash sale')")
+    await studio.click(f"{card} button:text-is('Sale')")
+    await studio.fill("#sale-sheet [name=price]", "15.00")
+    await studio.fill("#sale-sheet [name=quantity]", "1")
+    await studio.fill("#sale-sheet [name=duration]", "120")
+    await studio.click("#sale-sheet button:has-text('Start flash sale')")
     for page in (viewer_a, viewer_b):
         pinned = f"#pinned .card[data-product-id='{scarf}']"
         await page.wait_for_selector(f"{pinned}:has-text('$15.00')", timeout=WAIT)
         await page.wait_for_selector(f"{pinned} .countdown-line:has-text('Sale ends in')")
         await page.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']")
         assert "1 left" in await page.inner_text(f"{pinned} .stock")
+        # The tag lands on the spot of the picture the seller tapped, whatever the player's shape.
+        x, y = await page.evaluate(TAG_ON_PICTURE, ["#player", scarf])
+        assert abs(x - aimed[0]) <= 0.02 and abs(y - aimed[1]) <= 0.02, (x, y, aimed)
 
     # Chat (text stays text) and reactions.
     await viewer_a.fill("#chat-form [name=text]", "Is the <b>scarf</b> pure silk?")
@@ -194,11 +200,13 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.fill("#chat-form [name=text]", "Yes, 100% silk!")
     await studio.click("#chat-form button")
     await viewer_a.wait_for_selector("#chat li:has-text('100% silk')", timeout=WAIT)
-    await studio.click("#chat li:has-text('pure silk') button:has-text('Mute')")
+    await studio.click("#chat li:has-text('pure silk') button.more")
+    await studio.click("#moderate-mute")
     await studio.wait_for_selector("#status:has-text('Mute: done')")
     await viewer_a.fill("#chat-form [name=text]", "Hello again")
     await viewer_a.click("#chat-form button")
-    await viewer_a.wait_for_selector("#status[data-kind=error]:has-text('Chat:')", timeout=WAIT)
+    await viewer_a.wait_for_selector("#status[data-kind=warning]:has-text('muted')", timeout=WAIT)
+    assert await viewer_a.locator("#chat-form").is_hidden(), "a muted viewer has no chat box"
     await viewer_b.click("#reactions button >> nth=0")
     await viewer_b.click("#reactions button >> nth=1")
     await viewer_b.wait_for_selector("#floats .float", state="attached")
@@ -231,10 +239,14 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
         assert handle is not None
         outcomes.append(await handle.get_attribute("data-order"))
     assert sorted(outcomes) == ["reserved", "sold_out"], outcomes
-    await hls_viewer.wait_for_selector("#pinned .card .stock:has-text('Sold out')", timeout=WAIT)
-    await studio.wait_for_selector("#orders li[data-status=reserved]", timeout=WAIT)
+    await hls_viewer.wait_for_selector(
+        "#pinned .card .buy:disabled:text-is('Sold out')", timeout=WAIT
+    )
+    await studio.wait_for_selector("#sales-count:text-is('1')", timeout=WAIT)
+    await studio.click("#sales-button")
     await studio.click("#orders li[data-status=reserved] button:has-text('Mark paid')")
     await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
+    await studio.click("#sales [data-close]")
     await shoot(viewer_a, "watch-live")
     await shoot(studio, "studio-5-live")
 
@@ -267,7 +279,7 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.click("#go-live")
     await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
     await studio.wait_for_selector(f"{card}.pinned", timeout=WAIT)
-    await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
+    await studio.wait_for_selector("#orders li[data-status=paid]", state="attached", timeout=WAIT)
 
     # The home page lists the show live and links to its watch page.
     home = await viewer_a.context.new_page()

@@ -42,7 +42,7 @@ async def test_seller_ends_a_followers_only_show_from_the_studio(
     await visitor.wait_for_selector("#status:has-text('followers')")
     assert await visitor.get_attribute("#account", "open") is not None
     await register(visitor, "Stranger")
-    await visitor.wait_for_selector("#account-summary:has-text('Signed in as Stranger')")
+    await visitor.wait_for_selector("#account-button:text-is('Stranger')")
     await visitor.reload()
     await visitor.wait_for_selector("#status:has-text('followers')")
 
@@ -50,7 +50,14 @@ async def test_seller_ends_a_followers_only_show_from_the_studio(
     await studio.click("#go-live")
     await studio.wait_for_selector("#step-5:not([hidden])", timeout=WAIT)
     await studio.wait_for_selector("body[data-connection=connected]", timeout=WAIT)
+    # End show asks first: Cancel keeps the show on, End show ends it.
     await studio.click("#end")
+    await studio.click("dialog.confirm button:text-is('Cancel')")
+    await studio.wait_for_selector("dialog.confirm", state="detached")
+    live = await (await client.get(f"/api/v1/streams/{sid}", headers=seller.auth)).json()
+    assert live["status"] == "live"
+    await studio.click("#end")
+    await studio.click("dialog.confirm button:text-is('End show')")
     await studio.wait_for_selector("#summary:not([hidden])", timeout=WAIT)
     assert "Duration" in await studio.inner_text("#summary-figures")
     stream = await (await client.get(f"/api/v1/streams/{sid}", headers=seller.auth)).json()

@@ -14,32 +14,13 @@ from playwright.async_api import Browser, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
+from tests.browser.picture import PICTURE_SHARE, TAG_ON_PICTURE
 from tests.browser.test_rewind import DESKTOP, PHONE, publish, watch
 from tests.browser.test_story import SHOTS, audit, register
 from tests.conftest import Account, Shop
 from tests.socket_client import Viewer
 
 KEYBOARD = {"width": 390, "height": 520}  # a phone with its on-screen keyboard open
-# Where the picture is drawn on the screen (object-fit aware), in CSS pixels.
-PICTURE = """const video = document.getElementById("player");
-  const box = video.getBoundingClientRect();
-  const fits = [box.width / video.videoWidth, box.height / video.videoHeight];
-  const cover = getComputedStyle(video).objectFit === "cover";
-  const scale = cover ? Math.max(...fits) : Math.min(...fits);
-  const width = video.videoWidth * scale, height = video.videoHeight * scale;
-  const left = box.left + (box.width - width) / 2, top = box.top + (box.height - height) / 2;"""
-# Where the centre of a tag lies on the picture, as fractions of the intrinsic frame.
-TAG_ON_PICTURE = f"""(id) => {{
-  {PICTURE}
-  const tag = document.querySelector(`#tags .tag[data-product-id="${{id}}"]`);
-  const at = tag.getBoundingClientRect();
-  return [(at.left + at.width / 2 - left) / width, (at.top + at.height / 2 - top) / height];
-}}"""
-# The share of the viewport the picture covers, clipped to the screen.
-PICTURE_SHARE = f"""() => {{
-  {PICTURE}
-  return (Math.min(width, innerWidth) * Math.min(height, innerHeight)) / (innerWidth * innerHeight);
-}}"""
 SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, input, select, summary")]
   .filter((node) => node.checkVisibility() && node.getClientRects().length)
   .map((node) => [node.id || node.className || node.textContent, node.getBoundingClientRect()])
@@ -114,7 +95,7 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         # The landscape picture fills the width; the tag sits where the seller put it.
         player = await page.locator("#player").bounding_box()
         assert player is not None and player["width"] == PHONE["width"]
-        x, y = await page.evaluate(TAG_ON_PICTURE, scarf["id"])
+        x, y = await page.evaluate(TAG_ON_PICTURE, ["#player", scarf["id"]])
         assert abs(x - 0.25) <= 0.02 and abs(y - 0.7) <= 0.02, (x, y)
         await targets_are_thumb_sized(page, "watch phone, signed out")
 
@@ -186,7 +167,7 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         panel_box = await wide.locator(".panel").bounding_box()
         assert video_box is not None and panel_box is not None
         assert panel_box["x"] >= video_box["x"] + video_box["width"] - 1, "chat beside the video"
-        x, y = await wide.evaluate(TAG_ON_PICTURE, scarf["id"])
+        x, y = await wide.evaluate(TAG_ON_PICTURE, ["#player", scarf["id"]])
         assert abs(x - 0.25) <= 0.02 and abs(y - 0.7) <= 0.02, (x, y)
         await shoot(wide, "watch-desktop-live")
 
@@ -213,7 +194,7 @@ async def test_a_portrait_show_fills_a_portrait_phone(
         phone = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)  # type: ignore[arg-type]
         page = await watch(phone, f"{base}/watch/{sid}")
         await page.wait_for_selector("body[data-shape=portrait]")
-        share = await page.evaluate(PICTURE_SHARE)
+        share = await page.evaluate(PICTURE_SHARE, "#player")
         assert share >= 0.9, share
         await shoot(page, "watch-phone-portrait")
         desktop = await browser.new_context(viewport=DESKTOP)  # type: ignore[arg-type]

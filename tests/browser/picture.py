@@ -1,0 +1,28 @@
+"""Where things are on a video's picture, read in the page: the picture's rectangle inside its
+element is worked out here independently of the pages' own static/js/picture.js."""
+
+# Where the picture is drawn on the screen (object-fit aware), in CSS pixels.
+PICTURE = """const video = document.querySelector(selector);
+  const box = video.getBoundingClientRect();
+  const fits = [box.width / video.videoWidth, box.height / video.videoHeight];
+  const cover = getComputedStyle(video).objectFit === "cover";
+  const scale = cover ? Math.max(...fits) : Math.min(...fits);
+  const width = video.videoWidth * scale, height = video.videoHeight * scale;
+  const left = box.left + (box.width - width) / 2, top = box.top + (box.height - height) / 2;"""
+# Where the centre of a tag lies on the picture, as fractions of the intrinsic frame.
+TAG_ON_PICTURE = f"""([selector, id]) => {{
+  {PICTURE}
+  const tag = document.querySelector(`#tags .tag[data-product-id="${{id}}"]`);
+  const at = tag.getBoundingClientRect();
+  return [(at.left + at.width / 2 - left) / width, (at.top + at.height / 2 - top) / height];
+}}"""
+# Picture fractions of the point (x, y), in the element's own pixels.
+POINT_ON_PICTURE = f"""([selector, x, y]) => {{
+  {PICTURE}
+  return [(box.left + x - left) / width, (box.top + y - top) / height];
+}}"""
+# The share of the viewport the picture covers, clipped to the screen.
+PICTURE_SHARE = f"""(selector) => {{
+  {PICTURE}
+  return (Math.min(width, innerWidth) * Math.min(height, innerHeight)) / (innerWidth * innerHeight);
+}}"""
