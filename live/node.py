@@ -2,7 +2,8 @@
 
 ``LiveNode`` builds the SFU with the supervisor as its event sink, records what publishers
 send, acts on the bus messages about the shows it carries (a show ended on any node, a product
-cue), keeps this node's registry claims fresh and adopts the shows of nodes that died.
+cue), keeps this node's registry claims fresh, adopts the shows of nodes that died and reports
+its WebRTC viewers to the shared counters (``live.audience``).
 
 States: new -> running (``start``) -> closed (``close``: media first, then the recordings,
 then the claims). The control side reaches it through ``ShowStates`` and ``Replays``; nothing
@@ -14,12 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from live.audience import WebRtcAudience
 from live.messages import CueAdded, StatusChanged
 from live.recordings import Recordings, Replays
 from live.supervisor import ShowStates, StreamSupervisor
 from recorder import RecorderConfig
 from sfu import Sfu, SfuSettings
 from twins.bus import Bus
+from twins.counters import Counters
 from twins.objectstore import ObjectStore
 from twins.periodic import Periodic
 from twins.registry import HEARTBEAT_SECONDS, StreamRegistry
@@ -45,6 +48,8 @@ class LiveNode:
         store: ObjectStore,
         registry: StreamRegistry,
         bus: Bus,
+        counters: Counters,
+        node: str,
     ) -> None:
         self._settings = settings
         self._states = states
@@ -59,6 +64,7 @@ class LiveNode:
         self.recordings = Recordings(
             self.sfu, replays, store, settings.recordings, settings.recorder, ladder=settings.ladder
         )
+        self.audience = WebRtcAudience(self.sfu, counters, node)
         self._beating = Periodic(self._heartbeat, HEARTBEAT_SECONDS)
         bus.subscribe(StatusChanged, self._on_status)
         bus.subscribe(CueAdded, self._on_cue)
@@ -71,9 +77,11 @@ class LiveNode:
                 await self._states.interrupted(stream_id)
         await self.registry.heartbeat([])  # this node's address is known before its first claim
         self._beating.start()
+        self.audience.start()
 
     async def close(self) -> None:
         await self._beating.stop()
+        await self.audience.close()
         # Media first: closing it emits the last events, whose status updates then finish.
         carried = self.sfu.published_rooms()
         await self.sfu.close()

@@ -184,6 +184,8 @@ def _live(
         store=twins.store,
         registry=twins.registry,
         bus=twins.bus,
+        counters=twins.counters,
+        node=twins.node,
     )
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

@@ -151,6 +151,10 @@ class Sfu:
         local = len(room.subscribers) if room is not None else 0
         return local + (self._pool.viewers(room_id) if self._pool is not None else 0)
 
+    def viewer_sessions(self) -> dict[str, int]:
+        """Viewer sessions per open room, in every process of this node."""
+        return {room.id: self.viewers(room.id) for room in self.rooms()}
+
     async def stats(self, room_id: str) -> RoomStats | None:
         """A room's stats, with its viewers in the worker processes."""
         room = self.get_room(room_id)

@@ -26,10 +26,10 @@ from api.shows.schemas import (
     ProductAnalyticsOut,
     ViewersByPlaybackOut,
 )
-from api.web.context import Context
+from api.web.context import Audience, Context
 from api.web.errors import forbidden
 from api.web.routing import Api
-from live.states import StreamStatus
+from live.states import FINISHED, StreamStatus
 
 api = Api()
 
@@ -180,4 +180,19 @@ async def analytics(ctx: Context, stream_id: str) -> AnalyticsOut:
     stream = await load_stream(ctx, stream_id)
     if stream.owner_id != user.id and user.role not in STAFF:
         raise forbidden("Only the stream's seller and staff see its analytics")
-    return await show_analytics(ctx.session, stream)
+    report = await show_analytics(ctx.session, stream)
+    if stream.status not in FINISHED:
+        watching_now(report, await ctx.services.rooms.audience(stream.id))
+    return report
+
+
+def watching_now(report: AnalyticsOut, audience: Audience) -> None:
+    """A running show's peak and current minute count who watches now: the rooms write their
+    figures every 5 s, so the minute would read 0 for its first seconds."""
+    report.peak_viewers = max(report.peak_viewers, audience.viewers)
+    current = report.series[-1] if report.series else None
+    if current is None or current.minute != minute_of(utcnow()):
+        return
+    current.viewers = max(current.viewers, audience.viewers)
+    current.webrtc_viewers = max(current.webrtc_viewers, audience.webrtc)
+    current.hls_viewers = max(current.hls_viewers, audience.hls)

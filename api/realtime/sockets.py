@@ -48,12 +48,13 @@ from api.realtime.rooms import (
     room_name,
     write_stats,
 )
-from api.realtime.viewers import VIEWER_TICK, ViewerCount
+from api.realtime.viewers import VIEWER_TICK, ViewerCount, audience_keys, audience_of
 from api.shows import announcements
 from api.shows.access import can_watch
 from api.shows.announcements import ProductsChanged, RoomChange, RoomChanged
 from api.shows.lineup import stream_products
 from api.shows.models import SanctionKind
+from api.web.context import Audience
 from api.web.errors import ApiError, database_unreachable
 from live.messages import CueAdded, StatusChanged
 from twins.bus import Bus
@@ -128,6 +129,11 @@ class Realtime:
 
     async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, room=room_name(stream_id))
+
+    async def audience(self, stream_id: str) -> Audience:
+        """Who watches the show now, on every node (as of their last 1 s reports)."""
+        totals = await self._counters.viewers(audience_keys(stream_id))
+        return audience_of(totals, stream_id)
 
     async def flush(self, stream_id: str, session: AsyncSession) -> None:
         """Write this node's pending analytics for one stream in ``session``'s transaction."""

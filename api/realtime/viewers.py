@@ -3,18 +3,22 @@
 A member who joins a running show's room is one of its viewers (``counts_as_viewer``: the seller
 does not count, nor anyone once the show is over) until they leave: their watch time, unique
 viewers overall and per playback (WebRTC or HLS) are counted here. Each node reports its own
-viewers per show and per playback to ``Counters`` every second; the totals over all nodes feed
-the show's peak and per-minute analytics and reach the room as ``stream:viewers``, at most every
-2 s while the count moves and at least every 10 s.
+viewers per show and per playback to ``Counters`` every second, and its SFU its WebRTC viewer
+sessions (``live.audience``); the totals over all nodes (``audience_of``) feed the show's peak
+and per-minute analytics and reach the room as ``stream:viewers``, at most every 2 s while the
+count moves and at least every 10 s.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import socketio
 
-from api.realtime.rooms import PLAYBACKS, Member, Playback, Room, RoomPolicy, room_name
+from api.realtime.rooms import Member, Playback, Room, RoomPolicy, room_name
+from api.web.context import Audience
+from live.audience import sessions_key
 from twins.counters import Counters
 
 VIEWER_TICK = 1.0
@@ -36,6 +40,20 @@ def local_viewers(rooms: dict[str, Room], members: dict[str, Member]) -> dict[st
         local[f"{stream_id}/hls"] = hls
         local[f"{stream_id}/webrtc"] = len(room.viewers) - hls
     return local
+
+
+def audience_keys(stream_id: str) -> list[str]:
+    """The counters ``audience_of`` reads for a show."""
+    return [f"{stream_id}/webrtc", f"{stream_id}/hls", sessions_key(stream_id)]
+
+
+def audience_of(totals: Mapping[str, int], stream_id: str) -> Audience:
+    """Who watches, from the counters summed over the nodes. WebRTC viewers are the members who
+    play over WebRTC or the open WHEP sessions, whichever are more: most viewers are both, so the
+    larger never counts one twice, and a session whose page has no socket (or has not joined
+    yet) still counts."""
+    webrtc = max(totals[f"{stream_id}/webrtc"], totals[sessions_key(stream_id)])
+    return Audience(webrtc=webrtc, hls=totals[f"{stream_id}/hls"])
 
 
 class ViewerCount:
@@ -82,18 +100,17 @@ class ViewerCount:
     async def tick(self, rooms: dict[str, Room], members: dict[str, Member]) -> None:
         await self._counters.report_viewers(self._node, local_viewers(rooms, members))
         watched = [s for s, room in rooms.items() if room.members]
-        keys = [*watched, *(f"{s}/{p}" for s in watched for p in PLAYBACKS)]
+        keys = [key for s in watched for key in audience_keys(s)]
         totals = await self._counters.viewers(keys) if watched else {}
         now = time.monotonic()
         for stream_id in watched:
-            total = totals[stream_id]
+            audience = audience_of(totals, stream_id)
+            total = audience.viewers
             room = rooms[stream_id]
             room.remote = max(0, total - len(room.viewers))
             room.stats.peak = max(room.stats.peak, total)
             if total:
-                room.stats.minute().saw(
-                    total, totals[f"{stream_id}/webrtc"], totals[f"{stream_id}/hls"]
-                )
+                room.stats.minute().saw(total, audience.webrtc, audience.hls)
             gap = now - room.sent_at
             if (total != room.sent_count and gap >= VIEWER_MIN_GAP) or gap >= VIEWER_MAX_GAP:
                 room.sent_count, room.sent_at = total, now

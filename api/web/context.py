@@ -17,8 +17,24 @@ from twins.counters import Counters
 from twins.ratelimit import Limit, RateLimiter
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who watches a show now, summed over the nodes, by way of watching."""
+
+    webrtc: int
+    hls: int
+
+    @property
+    def viewers(self) -> int:
+        return self.webrtc + self.hls
+
+
 class Rooms(Protocol):
     """The realtime rooms of this node, as the REST side needs them."""
+
+    async def audience(self, stream_id: str) -> Audience:
+        """Who watches the show now, on every node (``api.realtime.viewers``)."""
+        ...
 
     async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
         """Send an event to everyone in a stream's room, on every node."""

@@ -14,9 +14,12 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from api.analytics.report import minute_of, watching_now
 from api.realtime.rooms import Mentions, Minute, RoomStats, write_stats
 from api.shows.lifecycle import StreamLifecycle
-from api.web.context import SERVICES
+from api.shows.schemas import AnalyticsOut
+from api.web.context import SERVICES, Audience
+from peers.webrtc import PublisherPeer, ViewerPeer
 from tests.conftest import Account, Shop, eventually
 from tests.nodes import Node, RedisServer
 from tests.socket_client import Viewer
@@ -24,6 +27,7 @@ from tests.socket_client import Viewer
 Client = TestClient[Any, Any]
 Open = Callable[..., Awaitable[Viewer]]
 HEART = "\u2764\ufe0f"
+SDP = {"Content-Type": "application/sdp"}
 
 
 async def go_live(client: Client, stream_id: str) -> None:
@@ -449,3 +453,96 @@ async def test_taps_are_rate_limited_and_viewer_keys_signed(
         codes["product:ask"]["ok"],
     )
     assert summary["unique_viewers"] == 2, "the issued key came back: one viewer, not two"
+
+
+async def test_a_webrtc_session_is_a_viewer_this_minute(
+    client: Client, shop: Shop, viewers: Open
+) -> None:
+    # The dashboard read "Viewers this minute 0" while a WebRTC viewer watched: the figures
+    # counted only sockets in the room, and the minute's row lagged its first seconds.
+    seller, admin = await shop.account("seller"), await shop.account("admin")
+    sid = (await shop.stream(seller))["id"]
+    live = await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)
+    publisher = PublisherPeer()
+    answer = await client.post(
+        f"/whip/{sid}",
+        data=await publisher.offer(),
+        headers={**SDP, "Authorization": f"Bearer {(await live.json())['publish_token']}"},
+    )
+    await publisher.accept(await answer.text())
+    studio = await joined(viewers, sid, seller)  # the seller's page: in the room, not a viewer
+    await eventually(lambda: _status(client, sid, "live"), 10, "the show never went live")
+    viewer = ViewerPeer()  # plays over WHEP; its page has no socket (yet)
+    watched = await client.post(f"/whep/{sid}", data=await viewer.offer(), headers=SDP)
+    assert watched.status == 201, await watched.text()
+    await viewer.accept(await watched.text())
+    url = f"/api/v1/streams/{sid}/analytics"
+
+    async def this_minute() -> dict[str, Any]:
+        report = await (await client.get(url, headers=admin.auth)).json()
+        return {"peak": report["peak_viewers"], **report["series"][-1]}
+
+    async def counted(viewers: int, webrtc: int, hls: int) -> bool:
+        now = await this_minute()
+        return (now["viewers"], now["webrtc_viewers"], now["hls_viewers"], now["peak"]) == (
+            viewers,
+            webrtc,
+            hls,
+            viewers,
+        )
+
+    await eventually(lambda: counted(1, 1, 0), 5, "the WebRTC session was not a viewer")
+    await studio.wait_for("stream:viewers", lambda e: e["count"] == 1)
+    # Its page joins: the same viewer, not a second one; an HLS viewer is one more.
+    await joined(viewers, sid, playback="webrtc")
+    await joined(viewers, sid, playback="hls")
+    await eventually(lambda: counted(2, 1, 1), 5, "the viewers were not counted once each")
+    await viewer.close()
+    summary = await (await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)).json()
+    assert summary["peak_viewers"] == 2
+    assert [max(p[k] for p in summary["series"]) for k in ("webrtc_viewers", "hls_viewers")] == [
+        1,
+        1,
+    ]
+    await publisher.close()
+
+
+def test_a_running_show_counts_who_watches_now() -> None:
+    # The minute's row is written every 5 s: its first seconds read who watches now.
+    now = minute_of(datetime.now(UTC))
+    empty = {"likes": 0, "chat_messages": 0, "clicks": 0, "orders": 0}
+    report = AnalyticsOut.model_validate(
+        {
+            "stream_id": "s",
+            "status": "live",
+            "duration_seconds": 60.0,
+            "peak_viewers": 1,
+            "unique_viewers": 1,
+            "total_likes": 0,
+            "chat_messages_count": 0,
+            "average_watch_time": 0.0,
+            "products": [],
+            "viewers_by_playback": {"webrtc": 1, "hls": 0},
+            "pin_intervals": [],
+            "series": [
+                {
+                    "minute": now - timedelta(minutes=1),
+                    "viewers": 1,
+                    "webrtc_viewers": 1,
+                    "hls_viewers": 0,
+                    **empty,
+                },
+                {"minute": now, "viewers": 0, "webrtc_viewers": 0, "hls_viewers": 0, **empty},
+            ],
+        }
+    )
+    watching_now(report, Audience(webrtc=2, hls=1))
+    assert report.peak_viewers == 3
+    last, before = report.series[-1], report.series[-2]
+    assert (last.viewers, last.webrtc_viewers, last.hls_viewers) == (3, 2, 1)
+    assert before.viewers == 1, "a past minute keeps what was stored"
+
+
+async def _status(client: Client, stream_id: str, wanted: str) -> bool:
+    stream = await (await client.get(f"/api/v1/streams/{stream_id}")).json()
+    return bool(stream["status"] == wanted)
