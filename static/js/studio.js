@@ -7,6 +7,7 @@ import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 const status = $("#status");
 const preview = $("#preview");
 const RECONNECT_LIMIT = 30;
+const COUNTDOWN = 3;
 const state = {
   details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user",
   live: null, socket: null, products: new Map(), pins: new Map(), tagging: null, startedAt: null,
@@ -231,15 +232,19 @@ $("#go-live").addEventListener("click", async (event) => {
   event.target.disabled = true;
   try {
     state.socket = state.socket || openSocket();
-    await emit(state.socket, "stream:prepare", { stream_id: state.stream.id, countdown: 3 });
+    await emit(state.socket, "stream:prepare", { stream_id: state.stream.id, countdown: COUNTDOWN });
+    // Warm-up: the WHIP session comes up during the countdown, so the SFU (and the recorder)
+    // already have the picture when it reaches zero and viewers' first frame is there at once.
+    const warming = publishNow();
+    warming.catch(() => {}); // awaited below, after the countdown
     const countdown = $("#countdown");
     countdown.hidden = false;
-    for (const n of [3, 2, 1]) {
+    for (let n = COUNTDOWN; n > 0; n -= 1) {
       countdown.textContent = String(n);
       await sleep(1000);
     }
     countdown.hidden = true;
-    await publishNow();
+    await warming;
     showStep(5);
     $("#resume").hidden = true;
     await joinRoom();
