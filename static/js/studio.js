@@ -85,17 +85,78 @@ async function loadCatalogue() {
   }
 }
 
+/** The product's first photo: an uploaded one once checked, else a picture URL it was given. */
+function productPhoto(product) {
+  const photo = product.media?.find((m) => m.kind === "image" && m.state === "ready" && m.url);
+  return photo?.url || product.image_urls?.[0] || null;
+}
+
 function renderCatalogue() {
   const list = $("#catalogue");
-  list.replaceChildren(...state.catalogue.map((product) => el("li", {},
-    el("label", { class: "check" },
-      el("input", {
-        type: "checkbox", value: product.id, checked: state.chosen.has(product.id),
-        onchange: (event) => (event.target.checked ? state.chosen.add(product.id) : state.chosen.delete(product.id)),
-      }),
-      el("span", { class: "grow" }, product.title),
-      el("span", { class: "muted" }, `${money(product.price_cents, product.currency)} · ${product.stock} in stock`)))));
+  list.replaceChildren(...state.catalogue.map((product) => {
+    const photo = productPhoto(product);
+    return el("li", { class: "catalogue-item", dataset: { productId: product.id } },
+      photo ? el("img", { src: photo, alt: "", class: "thumb" }) : el("span", { class: "thumb placeholder", "aria-hidden": "true" }, "🛍️"),
+      el("label", { class: "check grow" },
+        el("input", {
+          type: "checkbox", value: product.id, checked: state.chosen.has(product.id),
+          onchange: (event) => (event.target.checked ? state.chosen.add(product.id) : state.chosen.delete(product.id)),
+        }),
+        el("span", { class: "grow" }, el("strong", {}, product.title), el("br"),
+          el("span", { class: "muted" }, `${money(product.price_cents, product.currency)} · ${product.stock} in stock`))),
+      el("button", { type: "button", class: "small secondary", "aria-label": `Edit ${product.title}`, onclick: () => editProduct(product) }, "Edit"),
+      el("button", { type: "button", class: "small secondary", "aria-label": `Delete ${product.title}`, onclick: () => deleteProduct(product) }, "Delete"));
+  }));
   if (!state.catalogue.length) list.append(el("li", { class: "muted" }, "No products yet: add one below."));
+}
+
+// Adding and editing share the form; `state.editing` is the product being edited.
+function editProduct(product) {
+  const form = $("#product-form");
+  state.editing = product;
+  form.title.value = product.title;
+  form.price.value = (product.price_cents / 100).toFixed(2);
+  form.stock.value = String(product.stock);
+  form.querySelector("button[type=submit]").textContent = "Save changes";
+  $("#cancel-edit").hidden = false;
+  $("#new-product").open = true;
+  form.title.focus();
+}
+
+function stopEditing() {
+  const form = $("#product-form");
+  state.editing = null;
+  form.reset();
+  form.querySelector("button[type=submit]").textContent = "Add to catalogue";
+  $("#cancel-edit").hidden = true;
+}
+$("#cancel-edit").addEventListener("click", stopEditing);
+
+async function deleteProduct(product) {
+  if (!await confirmAction(`Delete “${product.title}” from your catalogue?`, "Delete")) return;
+  try {
+    await api("DELETE", `/products/${product.id}`);
+    state.catalogue = state.catalogue.filter((p) => p.id !== product.id);
+    state.chosen.delete(product.id);
+    renderCatalogue();
+    say(status, `${product.title} deleted.`);
+  } catch (error) {
+    say(status, `Could not delete ${product.title}: ${error.message}`, "error");
+  }
+}
+
+// A photo goes straight to storage with a presigned form, then is attached once checked.
+async function uploadPhoto(product, file) {
+  const grant = await api("POST", "/media/upload-url", {
+    product_id: product.id, kind: "image", content_type: file.type, size: file.size,
+  });
+  const form = new FormData();
+  for (const [name, value] of Object.entries(grant.fields)) form.append(name, value);
+  form.append("file", file);
+  const sent = await fetch(grant.url, { method: "POST", body: form });
+  if (!sent.ok) throw new Error(`the photo upload failed (HTTP ${sent.status})`);
+  await api("POST", "/media/image", { upload_key: grant.upload_key });
+  return api("GET", `/products/${product.id}`);
 }
 
 $("#product-form").addEventListener("submit", async (event) => {
@@ -106,23 +167,32 @@ $("#product-form").addEventListener("submit", async (event) => {
     price_cents: Math.round(Number(form.price.value) * 100),
     stock: Number(form.stock.value),
   };
-  if (form.image.value) body.image_urls = [form.image.value];
+  const photo = form.photo.files[0];
+  const editing = state.editing;
   try {
-    const product = await api("POST", "/products", body);
-    state.catalogue.push(product);
+    let product = editing ? await api("PATCH", `/products/${editing.id}`, body) : await api("POST", "/products", body);
+    if (photo) {
+      say(status, "Uploading the photo…");
+      product = await uploadPhoto(product, photo);
+    }
+    if (editing) state.catalogue = state.catalogue.map((p) => (p.id === product.id ? product : p));
+    else state.catalogue.push(product);
     state.chosen.add(product.id);
     renderCatalogue();
-    form.reset();
-    say(status, `${product.title} added.`);
+    stopEditing();
+    say(status, `${product.title} ${editing ? "saved" : "added"}.`);
   } catch (error) {
-    say(status, `Could not add the product: ${error.message}`, "error");
+    say(status, `Could not ${editing ? "save" : "add"} the product: ${error.message}`, "error");
   }
 });
 
 for (const back of document.querySelectorAll("[data-back]")) {
   back.addEventListener("click", () => showStep(Number(back.dataset.back)));
 }
-$("#to-settings").addEventListener("click", () => showStep(3));
+$("#to-settings").addEventListener("click", async () => {
+  if (!state.chosen.size && !await confirmAction("Go on without products? Viewers will have nothing to buy.", "Go on without products")) return;
+  showStep(3);
+});
 
 // Step 3: settings, then the show is created.
 $("#settings").addEventListener("submit", async (event) => {
@@ -429,7 +499,7 @@ function productCard(item) {
   const pin = state.pins.get(product.id);
   const act = (label, fn, cls = "small") => el("button", { type: "button", class: cls, onclick: fn }, label);
   return el("li", { class: `card${pin ? " pinned" : ""}`, dataset: { productId: product.id } },
-    product.image_urls?.[0] ? el("img", { src: product.image_urls[0], alt: "", class: "thumb" }) : null,
+    productPhoto(product) ? el("img", { src: productPhoto(product), alt: "", class: "thumb" }) : null,
     el("div", { class: "card-body" },
       el("strong", { class: "product-title" }, product.title),
       el("p", {}, money(product.price_cents, product.currency), " · ", el("span", { class: "stock" }, `${product.stock} in stock`)),
