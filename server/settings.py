@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from recorder import DVR_CAP_SECONDS, RecorderConfig
 from sfu.ports import PortRange
 
 JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -42,7 +44,9 @@ class Settings(BaseSettings):
     )
     jwt_ttl_seconds: int = Field(12 * 3600, gt=0, description="Lifetime of an access token.")
     cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated origins allowed to call the API."
+        default_factory=list,
+        description="Comma-separated origins allowed to call the API and to embed the player "
+        "(/embed/<id> in an iframe, CSP frame-ancestors); empty: neither.",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -166,6 +170,16 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        # Exact origins: they are matched against Origin headers and written into the embed
+        # page's CSP, where a path would never match and a ';' would add a directive.
+        for origin in value:
+            if origin != "*" and not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], no path")
         return value
 
     @field_validator("ice_host_addresses")

@@ -15,14 +15,16 @@ from api.web.routing import Api
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
 
 
-def page_csp(media_origins: list[str]) -> str:
+def page_csp(media_origins: list[str], frame_ancestors: list[str] | None = None) -> str:
     """Pages load only our own scripts and styles: no inline script, nothing third-party.
-    Replays may be fetched from the object store's origin (``media_origins``)."""
+    Replays may be fetched from the object store's origin (``media_origins``). Only the
+    embedded player may be framed, by ``frame_ancestors`` (none by default)."""
     connect = " ".join(["'self'", *media_origins])
+    ancestors = " ".join(frame_ancestors) if frame_ancestors else "'none'"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: https:; media-src 'self' blob:; worker-src 'self' blob:; "
-        f"connect-src {connect}; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+        f"connect-src {connect}; frame-ancestors {ancestors}; base-uri 'self'; form-action 'self'"
     )
 
 
@@ -44,13 +46,13 @@ async def _hide_server(request: web.Request, response: web.StreamResponse) -> No
     response.headers.popall("Server", None)
 
 
-def _page(name: str, csp: str) -> Handler:
+def _page(name: str, csp: str, *, framed: bool = False) -> Handler:
+    """``name`` with ``csp``; ``framed``: the CSP's frame-ancestors alone says who may frame it
+    (X-Frame-Options has no allow-list), else no one may."""
     path = STATIC_DIR / name
-    headers = {
-        "Cache-Control": "no-cache",
-        "Content-Security-Policy": csp,
-        "X-Frame-Options": "DENY",
-    }
+    headers = {"Cache-Control": "no-cache", "Content-Security-Policy": csp}
+    if not framed:
+        headers["X-Frame-Options"] = "DENY"
 
     async def serve(request: web.Request) -> web.StreamResponse:
         return web.FileResponse(path, headers=headers)
@@ -77,7 +79,8 @@ def mount(
     cors_origins: list[str],
     media_origins: list[str],
 ) -> None:
-    """Add the REST API, its OpenAPI document (``spec``), the pages and CORS to ``app``."""
+    """Add the REST API, its OpenAPI document (``spec``), the pages and CORS to ``app``.
+    ``cors_origins`` may call the API and frame the embedded player (``/embed/{stream_id}``)."""
     app.on_response_prepare.append(_hide_server)
     app.add_routes(api.routes())
     document = json.dumps(spec).encode()
@@ -93,6 +96,9 @@ def mount(
     app.router.add_get("/broadcast", _to_studio)
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
+    # The watch page again, in embed mode (static/js/embedding.js), for the allowed shops' pages.
+    embed = _page("watch.html", page_csp(media_origins, cors_origins), framed=bool(cors_origins))
+    app.router.add_get("/embed/{stream_id}", embed)
     app.router.add_get("/admin", _page("admin.html", csp))
     app.router.add_get("/admin/shows/{stream_id}", _page("admin.html", csp))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)

@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography import x509
 
+from api.web.pages import page_csp
 from server.app import build_app
 from server.settings import Settings
 from server.tls import ensure_certificate, server_context
 
 Client = TestClient[Any, Any]
 STATIC = Path(__file__).resolve().parents[2] / "static"
-PAGES = ("/", "/studio", "/watch/abc", "/admin", "/admin/shows/abc")
+PAGES = ("/", "/studio", "/watch/abc", "/embed/abc", "/admin", "/admin/shows/abc")
 ASSET = re.compile(r"""(?:src|href)="(/static/[^"]+)"|from "(/static/[^"]+)"|from "\./([^"]+)\"""")
 
 
@@ -26,6 +27,40 @@ async def test_pages_have_a_strict_policy_and_no_inline_script(client: Client) -
         assert "script-src 'self';" in csp and "connect-src 'self'" in csp
         assert "Strict-Transport-Security" not in response.headers
         assert "<script>" not in await response.text()
+
+
+def frame_ancestors(csp: str) -> str:
+    return next(d for d in csp.split("; ") if d.startswith("frame-ancestors ")).split(" ", 1)[1]
+
+
+async def test_only_the_embedded_player_may_be_framed_and_only_by_the_allowed_origins(
+    client: Client,
+) -> None:
+    embed = await client.get("/embed/abc")
+    assert frame_ancestors(embed.headers["Content-Security-Policy"]) == "https://shop.example"
+    assert "X-Frame-Options" not in embed.headers
+    assert await embed.text() == (STATIC / "watch.html").read_text()
+    for path in (p for p in PAGES if not p.startswith("/embed/")):
+        response = await client.get(path)
+        assert frame_ancestors(response.headers["Content-Security-Policy"]) == "'none'", path
+        assert response.headers["X-Frame-Options"] == "DENY", path
+
+
+async def test_without_allowed_origins_nobody_may_frame_the_player(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    settings.cors_origins = []
+    client = await aiohttp_client(build_app(settings))
+    embed = await client.get("/embed/abc")
+    assert frame_ancestors(embed.headers["Content-Security-Policy"]) == "'none'"
+    assert embed.headers["X-Frame-Options"] == "DENY"
+    several = Settings(
+        _env_file=None,
+        cors_origins="https://a.example, http://127.0.0.2:8001",  # type: ignore[arg-type]
+    )
+    assert frame_ancestors(page_csp([], several.cors_origins)) == (
+        "https://a.example http://127.0.0.2:8001"
+    )
 
 
 async def test_every_asset_a_page_loads_is_served(client: Client) -> None:

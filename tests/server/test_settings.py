@@ -50,6 +50,9 @@ def test_bad_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings(_env_file=None, jwt_secret="short")
     with pytest.raises(ValidationError):
         Settings(_env_file=None, ice_host_addresses=["127.0.0.300"])
+    for origin in ("https://shop.example/", "https://a.example; script-src *", "shop.example"):
+        with pytest.raises(ValidationError, match="is not an origin"):
+            Settings(_env_file=None, cors_origins=[origin])
     monkeypatch.setenv("SHOPCAST_PORT", "eighty")
     with pytest.raises(ValidationError):
         Settings(_env_file=None)
