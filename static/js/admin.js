@@ -1,6 +1,6 @@
 // Admin dashboard: shows with their media health, a show's charts, funnel and moderation, users.
 import uPlot from "/static/node_modules/uplot/dist/uPlot.esm.js";
-import { $, api, authForm, el, money, say, session } from "./common.js";
+import { $, api, authForm, confirmAction, el, money, say, session } from "./common.js";
 
 const status = $("#status");
 const STAFF = new Set(["admin", "moderator"]);
@@ -10,6 +10,7 @@ const showMatch = location.pathname.match(/^\/admin\/shows\/([^/]+)$/);
 const showId = showMatch ? decodeURIComponent(showMatch[1]) : null;
 const view = showId ? "show" : new URLSearchParams(location.search).has("users") ? "users" : "shows";
 let timer = null;
+let shown = null; // the show on the page, as last loaded
 
 function every(fn) {
   clearInterval(timer);
@@ -80,9 +81,16 @@ function chart(key, target, labels, colors, data) {
     width: Math.max(280, target.clientWidth), height: 200,
     series: [{}, ...labels.map((label, i) => ({ label, stroke: colors[i], width: 2 }))],
     axes: [{ stroke: "#9ca3af" }, { stroke: "#9ca3af" }],
-    // One minute alone would stretch the axis over years: show at least a few minutes.
-    scales: { x: { time: true, range: (_u, min, max) => (max - min < 300 ? [min - 60, Math.max(max, min + 240) + 60] : [min, max]) } },
+    // Ranged from the data: for a single point uPlot's own guess spans 1000 days (86400 / ms),
+    // and a minute or two would fill the axis; show at least a few minutes.
+    scales: { x: { time: true, range: minutesShown } },
   }, data, target);
+}
+
+function minutesShown(u) {
+  const xs = u.data[0];
+  const [min, max] = [xs[0], xs[xs.length - 1]];
+  return max - min < 300 ? [min - 60, Math.max(max, min + 240) + 60] : [min, max];
 }
 
 async function refreshShow() {
@@ -93,17 +101,19 @@ async function refreshShow() {
     api("GET", `/streams/${showId}/chat?limit=100`),
     api("GET", `/streams/${showId}/sanctions`),
   ]);
+  shown = stream;
   $("#show-title").textContent = stream.title;
   $("#show-status").textContent = stream.status;
   document.body.dataset.status = stream.status;
   $("#show-watch").href = `/watch/${encodeURIComponent(stream.id)}`;
-  $("#end-show").hidden = !["live", "reconnecting"].includes(stream.status);
+  const running = ["live", "reconnecting"].includes(stream.status);
+  $("#end-show").hidden = !running;
   const media = ingest(health);
   const split = analytics.viewers_by_playback;
   const { series } = analytics;
   const figures = [
     ["Seller", stream.owner.display_name],
-    ["Viewers this minute", series.length ? series[series.length - 1].viewers : "—"],
+    ["Viewers this minute", running && series.length ? series[series.length - 1].viewers : "—"],
     ["WebRTC sessions", health?.media ? health.media.viewers : "—"],
     ["Peak viewers", analytics.peak_viewers], ["Unique viewers", analytics.unique_viewers],
     ["WebRTC / HLS", `${split.webrtc} / ${split.hls}`],
@@ -120,27 +130,63 @@ async function refreshShow() {
   chart("engagement", $("#chart-engagement"), ["Reactions", "Chat", "Clicks", "Orders"],
     ["#db2777", "#7c3aed", "#0891b2", "#ea580c"], [xs, col("likes"), col("chat_messages"), col("clicks"), col("orders")]);
 
+  const cell = (label, value) => el("td", { dataset: { label } }, value);
   $("#funnel tbody").replaceChildren(...analytics.products.map((p) => el("tr", { dataset: { productId: p.product_id } },
     el("th", { scope: "row" }, p.title),
-    el("td", {}, String(p.impressions)), el("td", {}, String(p.clicks)),
-    el("td", {}, String(p.inquiries)), el("td", {}, String(p.orders)),
-    el("td", {}, String(p.paid)), el("td", {}, money(p.revenue_cents)))));
+    cell("Impressions", String(p.impressions)), cell("Clicks", String(p.clicks)),
+    cell("Questions", String(p.inquiries)), cell("Orders", String(p.orders)),
+    cell("Paid", String(p.paid)), cell("Revenue", money(p.revenue_cents)))));
+  if (!analytics.products.length) $("#funnel tbody").append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No products in this show.")));
 
   renderChat(chat);
-  $("#sanctions").replaceChildren(...sanctions.map((s) => el("li", {},
-    el("span", { class: "grow" }, `${s.kind}: ${s.user_id}`),
-    el("button", { type: "button", class: "small", onclick: () => act(`Lift ${s.kind}`, "DELETE", `/streams/${showId}/sanctions/${s.user_id}/${s.kind}`) }, `Lift ${s.kind}`))));
+  renderSanctions(sanctions);
+}
+
+const SANCTIONED = { mute: "muted", ban: "banned" };
+
+function renderSanctions(sanctions) {
+  // Lifting gives back what was taken: no confirmation.
+  $("#sanctions").replaceChildren(...sanctions.map((s) => el("li", { dataset: { userId: s.user_id, kind: s.kind } },
+    el("span", { class: "grow" }, el("strong", {}, s.user.display_name), " ", el("span", { class: "pill" }, SANCTIONED[s.kind])),
+    el("button", {
+      type: "button", class: "small secondary", "aria-label": `Lift ${s.kind} for ${s.user.display_name}`,
+      onclick: () => act(`Lift ${s.kind} for ${s.user.display_name}`, "DELETE", `/streams/${showId}/sanctions/${s.user_id}/${s.kind}`),
+    }, `Lift ${s.kind}`))));
   if (!sanctions.length) $("#sanctions").append(el("li", { class: "muted" }, "Nobody is muted or banned."));
 }
 
+/** A chat line quoted in a question, cut short so the dialog stays one thought. */
+function quote(text) {
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
 function renderChat(messages) {
-  $("#admin-chat").replaceChildren(...messages.map((m) => el("li", { id: `m-${m.id}` },
-    el("strong", {}, m.user.display_name), " ", el("span", { class: "text" }, m.text),
-    el("span", { class: "actions" },
-      el("button", { type: "button", class: "small", onclick: () => act("Delete", "DELETE", `/streams/${showId}/chat/${m.id}`) }, "Delete"),
-      el("button", { type: "button", class: "small", onclick: () => act("Mute", "PUT", `/streams/${showId}/sanctions/${m.user.id}/mute`) }, "Mute"),
-      el("button", { type: "button", class: "small", onclick: () => act("Ban", "PUT", `/streams/${showId}/sanctions/${m.user.id}/ban`) }, "Ban")))));
+  $("#admin-chat").replaceChildren(...messages.map((m) => {
+    const name = m.user.display_name;
+    const button = (label, attrs) => el("button", { type: "button", class: "small", "aria-label": `${label} ${name}`, ...attrs }, label);
+    return el("li", { id: `m-${m.id}` },
+      el("strong", {}, name), " ", el("span", { class: "text" }, m.text),
+      el("span", { class: "actions" },
+        button("Delete", {
+          class: "small secondary", "aria-label": `Delete ${name}'s message`,
+          onclick: () => confirmed(`Delete ${name}'s message “${quote(m.text)}” for everyone?`, "Delete",
+            () => act(`Delete ${name}'s message`, "DELETE", `/streams/${showId}/chat/${m.id}`)),
+        }),
+        // Muting is undone with Lift and takes nothing away: no confirmation.
+        button("Mute", { class: "small secondary", onclick: () => act(`Mute ${name}`, "PUT", `/streams/${showId}/sanctions/${m.user.id}/mute`) }),
+        button("Ban", {
+          class: "small danger",
+          onclick: () => confirmed(`Ban ${name} from this show? They stop watching and their messages disappear.`, "Ban",
+            () => act(`Ban ${name}`, "PUT", `/streams/${showId}/sanctions/${m.user.id}/ban`)),
+        })));
+  }));
   if (!messages.length) $("#admin-chat").append(el("li", { class: "muted" }, "No chat yet."));
+}
+
+/** A destructive action runs only once the moderator confirms it in the dialog. */
+async function confirmed(question, verb, action) {
+  if (await confirmAction(question, verb)) await action();
+  else say(status, `${verb}: cancelled, nothing changed.`);
 }
 
 async function act(label, method, path, body) {
@@ -157,7 +203,8 @@ $("#slow-form").addEventListener("submit", (event) => {
   event.preventDefault();
   act("Slow mode", "PUT", `/streams/${showId}/slow-mode`, { seconds: Number(event.target.seconds.value) });
 });
-$("#end-show").addEventListener("click", () => act("End show", "POST", `/streams/${showId}/end`));
+$("#end-show").addEventListener("click", () => confirmed(`End “${shown?.title ?? "this show"}” for all viewers?`, "End show",
+  () => act("End show", "POST", `/streams/${showId}/end`)));
 
 // Users and roles.
 let offset = 0;
@@ -180,7 +227,9 @@ async function loadUsers() {
         }
       },
     }, ...ROLES.map((role) => el("option", { value: role, selected: role === user.role }, role)));
-    return el("tr", { dataset: { userId: user.id } }, el("th", { scope: "row" }, user.display_name), el("td", {}, user.email), el("td", {}, select));
+    // data-label names each cell where a phone shows the row as a card (no header row there).
+    return el("tr", { dataset: { userId: user.id } }, el("th", { scope: "row" }, user.display_name),
+      el("td", { dataset: { label: "Email" } }, user.email), el("td", { class: "role", dataset: { label: "Role" } }, select));
   }));
 }
 $("#more-users").addEventListener("click", () => loadUsers().catch((e) => say(status, e.message, "error")));
@@ -193,6 +242,7 @@ function signedIn(user) {
   }
   $("#auth").hidden = true;
   $("#nav").hidden = false;
+  $(`#nav a[href="${view === "users" ? "/admin?users" : "/admin"}"]`).setAttribute("aria-current", "page");
   $(`#${view}`).hidden = false;
   if (view === "shows") every(refreshShows);
   else if (view === "show") every(refreshShow);
