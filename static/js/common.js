@@ -6,21 +6,45 @@ const TOKEN_KEY = "shopcast.token";
 const USER_KEY = "shopcast.user";
 const VIEWER_KEY = "shopcast.viewer";
 
+function memoryStorage() {
+  const items = new Map();
+  return {
+    getItem: (key) => items.get(key) ?? null,
+    setItem: (key, value) => { items.set(key, String(value)); },
+    removeItem: (key) => { items.delete(key); },
+  };
+}
+
+// localStorage, unless the browser refuses it (a third-party frame with storage blocked).
+const stored = (() => {
+  try {
+    return window.localStorage;
+  } catch {
+    return memoryStorage();
+  }
+})();
+let signIn = stored;
+
 export const session = {
-  get token() { return localStorage.getItem(TOKEN_KEY); },
-  get user() { return JSON.parse(localStorage.getItem(USER_KEY) || "null"); },
+  get token() { return signIn.getItem(TOKEN_KEY); },
+  get user() { return JSON.parse(signIn.getItem(USER_KEY) || "null"); },
   save(auth) {
-    localStorage.setItem(TOKEN_KEY, auth.access_token);
-    localStorage.setItem(USER_KEY, JSON.stringify(auth.user));
+    signIn.setItem(TOKEN_KEY, auth.access_token);
+    signIn.setItem(USER_KEY, JSON.stringify(auth.user));
   },
   clear() {
-    localStorage.removeItem(TOKEN_KEY);
-    localStorage.removeItem(USER_KEY);
+    signIn.removeItem(TOKEN_KEY);
+    signIn.removeItem(USER_KEY);
   },
+  /**
+   * The embedded player keeps its sign-in for the page's life only: the shop's page signs its
+   * visitor in, and the next visitor of that shop on this browser never finds the last account.
+   */
+  inMemory() { signIn = memoryStorage(); },
   /** The key the server signed for this anonymous visitor (a reload is not a new viewer). */
-  get viewerId() { return localStorage.getItem(VIEWER_KEY); },
+  get viewerId() { return stored.getItem(VIEWER_KEY); },
   keepViewerId(id) {
-    if (id) localStorage.setItem(VIEWER_KEY, id);
+    if (id) stored.setItem(VIEWER_KEY, id);
   },
 };
 

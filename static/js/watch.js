@@ -2,6 +2,7 @@
 // for a rewind, the replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
+import { embed } from "./embedding.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
 import { watchReception } from "./reception.js";
@@ -16,6 +17,7 @@ const FINISHED = new Set(["ended", "interrupted"]);
 const REPLAY_POLLS = 200;
 const REWIND_SECONDS = 30;
 const MOMENT_MS = 4000;
+const BUY = embed.hostCart ? "Add to cart" : "Buy now"; // the shop's own cart takes the order
 
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
@@ -32,6 +34,7 @@ function setStatus(now) {
   document.body.dataset.status = now;
   const labels = { created: "Soon", live: "LIVE", reconnecting: "Reconnecting", ended: "Ended", interrupted: "Ended" };
   $("#state").textContent = labels[now] || now;
+  embed.status(now);
 }
 
 // Time to first frame: from navigation (performance.now() is 0 there) to the first decoded frame.
@@ -248,7 +251,7 @@ function placeTags() {
 
 function card(pin) {
   const { product, sale } = pin;
-  const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, pin.replay ? "Show ended" : "Buy now");
+  const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, pin.replay ? "Show ended" : BUY);
   if (pin.replay) buy.disabled = true;
   return el("li", {
     id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
@@ -281,7 +284,7 @@ function updateCard(pin) {
   if (node.dataset.order === "reserved" || buy.dataset.key) return;
   const closed = soldOut ? "Sold out" : ended ? "Sale ended" : null;
   buy.disabled = Boolean(closed);
-  buy.textContent = closed || "Buy now";
+  buy.textContent = closed || BUY;
   node.classList.toggle("expired", Boolean(closed));
 }
 
@@ -308,7 +311,10 @@ function notify(event, payload) {
   // Funnel counters (product:click, product:ask, stream:playback): nothing waits for the answer.
   state.socket?.timeout(5000).emit(event, { stream_id: streamId, ...payload }, () => {});
 }
-const clicked = (productId) => notify("product:click", { product_id: productId });
+function clicked(productId) {
+  notify("product:click", { product_id: productId });
+  embed.productClicked(state.pins.get(productId) ?? state.products.get(productId));
+}
 function ask(product) {
   notify("product:ask", { product_id: product.id });
   const input = $("#chat-form").text;
@@ -320,7 +326,11 @@ function ask(product) {
 async function buyNow(pin, button) {
   const card = button.closest(".card");
   const result = card.querySelector(".result");
-  clicked(pin.product.id);
+  notify("product:click", { product_id: pin.product.id });
+  if (embed.hostCart) {
+    embed.addToCart(pin, 1);
+    return say(result, "Added to your cart.", "ok");
+  }
   if (!session.token) {
     say(result, "Sign in to buy.");
     state.afterSignIn = () => button.click();
@@ -493,6 +503,7 @@ async function join() {
     state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
     renderPins();
   }
+  embed.ready(state.stream);
 }
 
 function countdown(seconds) {
@@ -550,11 +561,14 @@ function signedIn() {
 $("#account-button").addEventListener("click", openAccount);
 $("#chat-sign-in").addEventListener("click", openAccount);
 $("#account-close").addEventListener("click", () => $("#account").close());
-$("#sign-out").addEventListener("click", () => {
-  session.clear();
+function signedOut() {
   $("#account").close();
   accountButton();
   openSocket();
+}
+$("#sign-out").addEventListener("click", () => {
+  session.clear();
+  signedOut();
 });
 
 // Sound: autoplay is muted (browsers allow nothing else); one tap turns it on.
@@ -600,6 +614,7 @@ async function start() {
     else if (error.status === 404) missing();
     else show(`Could not load the show (${error.message}).`, null, "error");
     if (error.status === 401) openAccount();
+    embed.emit("error", { error: error.code, status: error.status });
     return;
   }
   $("#title").textContent = state.stream.title;
@@ -618,6 +633,22 @@ function missing() {
   document.title = "No such show · Shopcast";
 }
 
+// The shop's page opens a product (the embedded player): its card comes first, highlighted,
+// pinned or not (any product of the show while it is live).
+function openProduct(productId) {
+  const item = state.pins.get(productId) ?? state.products.get(productId);
+  if (!item || (state.replay && !state.pins.has(productId))) return false;
+  if (!state.replay) {
+    const pin = state.pins.get(productId) ?? { product: item.product, sale: null, x: null, y: null };
+    state.pins.delete(productId);
+    state.pins.set(productId, pin);
+    renderPins();
+  }
+  for (const node of $("#pinned").children) node.classList.toggle("opened", node.dataset.productId === productId);
+  return true;
+}
+
+embed.serve({ openProduct, signedIn, signedOut });
 authForm($("#auth-form"), $("#auth-status"), signedIn);
 accountButton();
 start();
