@@ -1,5 +1,8 @@
-"""Where things are on a video's picture, read in the page: the picture's rectangle inside its
-element is worked out here independently of the pages' own static/js/picture.js."""
+"""Layout facts read in the page: where things are on a video's picture (the picture's
+rectangle inside its element is worked out here independently of the pages' own
+static/js/picture.js), and touch targets too small for a thumb."""
+
+from playwright.async_api import Page
 
 # Where the picture is drawn on the screen (object-fit aware), in CSS pixels.
 PICTURE = """const video = document.querySelector(selector);
@@ -26,3 +29,13 @@ PICTURE_SHARE = f"""(selector) => {{
   {PICTURE}
   return (Math.min(width, innerWidth) * Math.min(height, innerHeight)) / (innerWidth * innerHeight);
 }}"""
+# Visible controls smaller than 44x44 CSS px (WCAG 2.5.5, and what a thumb can hit).
+SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, input, select, summary")]
+  .filter((node) => node.checkVisibility() && node.getClientRects().length)
+  .map((node) => [node.id || node.className || node.textContent, node.getBoundingClientRect()])
+  .filter(([, box]) => box.width < 44 || box.height < 44)
+  .map(([name, box]) => `${name} ${Math.round(box.width)}x${Math.round(box.height)}`)"""
+
+
+async def targets_are_thumb_sized(page: Page, name: str) -> None:
+    assert not await page.evaluate(SMALL_TARGETS), name

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
-from tests.browser.picture import POINT_ON_PICTURE, TAG_ON_PICTURE
+from tests.browser.layout import POINT_ON_PICTURE, TAG_ON_PICTURE, targets_are_thumb_sized
 from tests.conftest import Account, Shop, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -260,6 +260,7 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
     await studio.click("#sales [data-close]")
     await shoot(viewer_a, "watch-live")
+    await targets_are_thumb_sized(studio, "studio live, phone")
     await shoot(studio, "studio-5-live")
 
     # The network drops the publisher's session: the studio reconnects by itself.
@@ -323,10 +324,8 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await desk.wait_for_selector("#status:has-text('Slow mode: done')", timeout=WAIT)
     await desk.click("#admin-chat li:has-text('100% silk') button:has-text('Delete')")
     await desk.click("dialog.confirm button:text-is('Delete')")
-    await desk.click("dialog.confirm button:text-is('Delete')")  # asked first
     await viewer_b.wait_for_selector("#chat li:has-text('100% silk')", state="detached")
     await desk.click("#end-show")
-    await desk.click("dialog.confirm button:text-is('End show')")
     await desk.click("dialog.confirm button:text-is('End show')")
     await desk.wait_for_selector("body[data-status=ended]", timeout=WAIT)
     await studio.wait_for_selector("#summary:not([hidden]) #summary-products tr", timeout=WAIT)
@@ -369,7 +368,6 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
 
     # After the show the admin bans Ann: her lines vanish for everyone and her page stops.
     await desk.click("#admin-chat li:has-text('pure silk') button:has-text('Ban')")
-    await desk.click("dialog.confirm button:text-is('Ban')")
     await desk.click("dialog.confirm button:text-is('Ban')")
     await viewer_a.wait_for_selector(
         "body[data-mode=banned] #status:has-text('removed from this show')", timeout=WAIT

@@ -14,18 +14,13 @@ from playwright.async_api import Browser, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
-from tests.browser.picture import PICTURE_SHARE, TAG_ON_PICTURE
+from tests.browser.layout import PICTURE_SHARE, TAG_ON_PICTURE, targets_are_thumb_sized
 from tests.browser.test_rewind import DESKTOP, PHONE, publish, watch
 from tests.browser.test_story import SHOTS, audit, register
 from tests.conftest import Account, Shop
 from tests.socket_client import Viewer
 
 KEYBOARD = {"width": 390, "height": 520}  # a phone with its on-screen keyboard open
-SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, input, select, summary")]
-  .filter((node) => node.checkVisibility() && node.getClientRects().length)
-  .map((node) => [node.id || node.className || node.textContent, node.getBoundingClientRect()])
-  .filter(([, box]) => box.width < 44 || box.height < 44)
-  .map(([name, box]) => `${name} ${Math.round(box.width)}x${Math.round(box.height)}`)"""
 
 
 async def in_view(page: Page, selector: str) -> None:
@@ -35,10 +30,6 @@ async def in_view(page: Page, selector: str) -> None:
     assert box is not None and size is not None, selector
     assert box["y"] >= 0 and box["y"] + box["height"] <= size["height"], (selector, box, size)
     assert box["x"] >= 0 and box["x"] + box["width"] <= size["width"], (selector, box, size)
-
-
-async def targets_are_thumb_sized(page: Page, name: str) -> None:
-    assert not await page.evaluate(SMALL_TARGETS), name
 
 
 async def shoot(page: Page, name: str) -> None:
