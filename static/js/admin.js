@@ -144,15 +144,25 @@ async function refreshShow() {
 
 const SANCTIONED = { mute: "muted", ban: "banned" };
 
+/**
+ * Lists redrawn every 3 s are replaced only when what they show changed: a button swapped for
+ * its copy between press and release never gets the click.
+ */
+function redraw(list, key, nodes) {
+  if (list.dataset.shown === key) return;
+  list.dataset.shown = key;
+  list.replaceChildren(...nodes());
+}
+
 function renderSanctions(sanctions) {
   // Lifting gives back what was taken: no confirmation.
-  $("#sanctions").replaceChildren(...sanctions.map((s) => el("li", { dataset: { userId: s.user_id, kind: s.kind } },
+  const key = sanctions.map((s) => `${s.user_id}:${s.kind}`).join(",") || "none";
+  redraw($("#sanctions"), key, () => sanctions.map((s) => el("li", { dataset: { userId: s.user_id, kind: s.kind } },
     el("span", { class: "grow" }, el("strong", {}, s.user.display_name), " ", el("span", { class: "pill" }, SANCTIONED[s.kind])),
     el("button", {
       type: "button", class: "small secondary", "aria-label": `Lift ${s.kind} for ${s.user.display_name}`,
       onclick: () => act(`Lift ${s.kind} for ${s.user.display_name}`, "DELETE", `/streams/${showId}/sanctions/${s.user_id}/${s.kind}`),
-    }, `Lift ${s.kind}`))));
-  if (!sanctions.length) $("#sanctions").append(el("li", { class: "muted" }, "Nobody is muted or banned."));
+    }, `Lift ${s.kind}`))).concat(sanctions.length ? [] : [el("li", { class: "muted" }, "Nobody is muted or banned.")]));
 }
 
 /** A chat line quoted in a question, cut short so the dialog stays one thought. */
@@ -161,7 +171,7 @@ function quote(text) {
 }
 
 function renderChat(messages) {
-  $("#admin-chat").replaceChildren(...messages.map((m) => {
+  redraw($("#admin-chat"), messages.map((m) => m.id).join(",") || "none", () => messages.map((m) => {
     const name = m.user.display_name;
     const button = (label, attrs) => el("button", { type: "button", class: "small", "aria-label": `${label} ${name}`, ...attrs }, label);
     return el("li", { id: `m-${m.id}` },
@@ -179,8 +189,7 @@ function renderChat(messages) {
           onclick: () => confirmed(`Ban ${name} from this show? They stop watching and their messages disappear.`, "Ban",
             () => act(`Ban ${name}`, "PUT", `/streams/${showId}/sanctions/${m.user.id}/ban`)),
         })));
-  }));
-  if (!messages.length) $("#admin-chat").append(el("li", { class: "muted" }, "No chat yet."));
+  }).concat(messages.length ? [] : [el("li", { class: "muted" }, "No chat yet.")]));
 }
 
 /** A destructive action runs only once the moderator confirms it in the dialog. */

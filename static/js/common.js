@@ -171,3 +171,9 @@ export function confirmAction(question, action) {
     cancel.focus();
   });
 }
+
+/** The product's first photo: an uploaded one once checked, else a picture URL it was given. */
+export function productPhoto(product) {
+  const photo = product.media?.find((m) => m.kind === "image" && m.state === "ready" && m.url);
+  return photo?.url || product.image_urls?.[0] || null;
+}

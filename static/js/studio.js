@@ -1,6 +1,6 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
 import { encode } from "/static/node_modules/uqr/dist/index.mjs";
-import { $, api, authForm, confirmAction, connect, el, emit, money, say, session } from "./common.js";
+import { $, api, authForm, confirmAction, connect, el, emit, money, productPhoto, say, session } from "./common.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 
@@ -83,12 +83,6 @@ async function loadCatalogue() {
   } catch (error) {
     say(status, `Could not load your products: ${error.message}`, "error");
   }
-}
-
-/** The product's first photo: an uploaded one once checked, else a picture URL it was given. */
-function productPhoto(product) {
-  const photo = product.media?.find((m) => m.kind === "image" && m.state === "ready" && m.url);
-  return photo?.url || product.image_urls?.[0] || null;
 }
 
 function renderCatalogue() {

@@ -1,7 +1,7 @@
 // Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0) and
 // for a rewind, the replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
-import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session } from "./common.js";
+import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, productPhoto, say, session } from "./common.js";
 import { embed } from "./embedding.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
@@ -17,12 +17,13 @@ const FINISHED = new Set(["ended", "interrupted"]);
 const REPLAY_POLLS = 200;
 const REWIND_SECONDS = 30;
 const MOMENT_MS = 4000;
+const WARM_RETRY_MS = 300;
 const BUY = embed.hostCart ? "Add to cart" : "Buy now"; // the shop's own cart takes the order
 
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
   timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
-  cards: new Map(), chatRefusal: null,
+  cards: new Map(), chatRefusal: null, warmingUntil: 0,
 };
 
 function show(text, mode, kind) {
@@ -96,6 +97,7 @@ async function startWhep() {
 
 async function playWebRtc(early) {
   const before = state.playback;
+  state.connecting = true;
   try {
     const whep = await (early || startWhep());
     window.shopcastPlayer = { mode: "webrtc", ...whep };
@@ -112,10 +114,15 @@ async function playWebRtc(early) {
     if (error.status === 409 && error.retryAfter) {
       show("The show has not started yet…", "waiting");
       state.waitingForLive = true;
-      setTimeout(() => { if (state.waitingForLive) startPlayback(); }, error.retryAfter * 1000);
+      // During the countdown the seller's session is coming up: ask again soon, so the first
+      // frame is decoded behind the countdown and shows at zero.
+      const wait = Date.now() < state.warmingUntil ? WARM_RETRY_MS : error.retryAfter * 1000;
+      state.retry = setTimeout(() => { if (state.waitingForLive) startPlayback(); }, wait);
     } else {
       playHls(state.stream.hls_url, { live: true });
     }
+  } finally {
+    state.connecting = false;
   }
 }
 
@@ -125,6 +132,7 @@ const webRtcPlaying = () => window.shopcastPlayer?.mode === "webrtc"
 
 function startPlayback(early) {
   state.waitingForLive = false;
+  clearTimeout(state.retry); // one attempt at a time: a countdown or "live" may come first
   if (FINISHED.has(state.stream.status)) {
     early?.then((done) => done.stop()).catch(() => {});
     return startReplay();
@@ -257,7 +265,7 @@ function card(pin) {
     id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
     dataset: { productId: product.id }, onclick: (event) => { if (event.target === event.currentTarget) clicked(product.id); },
   },
-  product.image_urls?.[0] ? el("img", { src: product.image_urls[0], alt: "", class: "thumb" }) : null,
+  productPhoto(product) ? el("img", { src: productPhoto(product), alt: "", class: "thumb" }) : null,
   el("div", { class: "card-body" },
     el("strong", { class: "product-title" }, product.title),
     el("p", { class: "prices" },
@@ -425,11 +433,11 @@ function openSocket() {
     }
   });
   socket.on("stream:status", (change) => {
-    if (change.preparing) return countdown(change.countdown);
+    if (change.preparing) return prepare(change.countdown);
     state.stream.status = change.status;
     setStatus(change.status);
     if (change.status === "live" && state.waitingForLive) startPlayback();
-    else if (change.status === "live" && canWebRtc && !webRtcPlaying() && !document.body.dataset.behind) {
+    else if (change.status === "live" && canWebRtc && !webRtcPlaying() && !state.connecting && !document.body.dataset.behind) {
       // The seller is back after a drop that cost us the WebRTC session (HLS took over): retry it.
       window.shopcastPlayer?.hls?.destroy();
       playWebRtc();
@@ -506,13 +514,23 @@ async function join() {
   embed.ready(state.stream);
 }
 
+// The seller pressed Go live: the countdown runs while WebRTC already connects behind it.
+function prepare(seconds) {
+  state.warmingUntil = Date.now() + (seconds + 10) * 1000;
+  countdown(seconds);
+  if (state.waitingForLive && canWebRtc && !state.connecting) startPlayback();
+}
+
 function countdown(seconds) {
   const box = $("#countdown");
   box.hidden = false;
   let left = seconds;
   const step = () => {
     box.textContent = left > 0 ? `Starting in ${left}` : "";
-    if (left <= 0) box.hidden = true;
+    if (left <= 0) {
+      box.hidden = true;
+      window.shopcastCountdownEnd = performance.now(); // what the warm-up is measured from
+    }
     else setTimeout(step, 1000);
     left -= 1;
   };

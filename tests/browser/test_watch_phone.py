@@ -125,7 +125,8 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         await page.tap("#chat-form [name=text]")
         await page.set_viewport_size(KEYBOARD)  # type: ignore[arg-type]
         await page.wait_for_timeout(200)
-        for selector in (card, f"{card} .buy", "#chat-form [name=text]", "#chat-form button"):
+        front = "#pinned .card >> nth=0"  # the newest pin, the mug
+        for selector in (front, f"{front} >> .buy", "#chat-form [name=text]", "#chat-form button"):
             await in_view(page, selector)
         await page.screenshot(path=str(SHOTS / "watch-phone-keyboard.png"))
         await page.set_viewport_size(PHONE)  # type: ignore[arg-type]
