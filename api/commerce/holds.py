@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.commerce import stock
 from api.commerce.models import Order, OrderStatus
 from api.commerce.orders import order_data
+from api.commerce.schemas import OrderOut
 from api.db import utcnow
 from api.web.context import Rooms
 from api.webhooks import webhooks
@@ -46,6 +47,7 @@ class HoldExpiry:
         """Expire due holds; return how many orders expired."""
         now = now or utcnow()
         events: list[tuple[str, dict[str, object]]] = []
+        buyers: list[tuple[str, dict[str, object]]] = []
         async with self._sessions.begin() as session:
             due = list(
                 await session.scalars(
@@ -65,6 +67,9 @@ class HoldExpiry:
                 )
             )
             for order in expired:
+                buyers.append(
+                    (order.buyer_id, OrderOut.model_validate(order).model_dump(mode="json"))
+                )
                 data = {**order_data(order), "reason": "hold_expired"}
                 await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
                 units, row = await stock.give_back(session, order)
@@ -72,4 +77,6 @@ class HoldExpiry:
                     events.append((order.stream_id, stock.event(row, units)))
         for stream_id, data in events:
             await self._rooms.to_stream(stream_id, "product:stock", data)
+        for buyer_id, order_out in buyers:
+            await self._rooms.to_user(buyer_id, "order:status", order_out)
         return len(expired)

@@ -140,6 +140,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     # The buyer's public name rides along: the watch page shows "Ann bought the scarf".
     sold = {**stock.event(row, left), "buyer": buyer.display_name}
     cues.announce(ctx, stream.id, "product:stock", sold)
+    tell_buyer(ctx, order)
     return OrderOut.model_validate(order)
 
 
@@ -194,6 +195,17 @@ async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
     return [OrderOut.model_validate(o) for o in orders]
 
 
+def tell_buyer(ctx: Context, order: Order) -> None:
+    """The buyer's pages hear the order's status (``order:status``) once it has committed."""
+    rooms = ctx.services.rooms
+    data = OrderOut.model_validate(order).model_dump(mode="json")
+
+    async def send() -> None:
+        await rooms.to_user(order.buyer_id, "order:status", data)
+
+    ctx.after_commit(send)
+
+
 async def mark_paid(ctx: Context, order: Order) -> None:
     if order.status != OrderStatus.RESERVED:
         raise ApiError(
@@ -203,6 +215,7 @@ async def mark_paid(ctx: Context, order: Order) -> None:
     await _count_purchase(ctx.session, order, sign=1)
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", order_data(order))
+    tell_buyer(ctx, order)
 
 
 async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
@@ -217,6 +230,7 @@ async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
     units, row = await stock.give_back(ctx.session, order)
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.cancelled", order_data(order))
+    tell_buyer(ctx, order)
     if row is not None:
         cues.announce(ctx, order.stream_id, "product:stock", stock.event(row, units))
 

@@ -30,6 +30,11 @@ def room_name(stream_id: str) -> str:
     return f"stream:{stream_id}"
 
 
+def user_room(user_id: str) -> str:
+    """The Socket.IO room of one account's sockets (their orders' news), on every node."""
+    return f"user:{user_id}"
+
+
 def minute_now() -> int:
     """The current UTC minute, as minutes since the epoch: cheap enough for every event."""
     return int(time.time() // 60)

@@ -46,6 +46,7 @@ from api.realtime.rooms import (
     load_policy,
     load_products,
     room_name,
+    user_room,
     write_stats,
 )
 from api.realtime.viewers import VIEWER_TICK, ViewerCount, audience_keys, audience_of
@@ -130,6 +131,9 @@ class Realtime:
     async def to_stream(self, stream_id: str, event: str, data: dict[str, Any]) -> None:
         await self.sio.emit(event, data, room=room_name(stream_id))
 
+    async def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        await self.sio.emit(event, data, room=user_room(user_id))
+
     async def audience(self, stream_id: str) -> Audience:
         """Who watches the show now, on every node (as of their last 1 s reports)."""
         totals = await self._counters.viewers(audience_keys(stream_id))
@@ -197,6 +201,8 @@ class Realtime:
         else:
             viewer_key = self._tokens.viewer_key()
         self.members[sid] = Member(sid, user, viewer_key, expires_at=expires_at)
+        if user is not None:
+            await self.sio.enter_room(sid, user_room(user.id))
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         member = self.members.pop(sid, None)

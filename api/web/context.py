@@ -40,6 +40,10 @@ class Rooms(Protocol):
         """Send an event to everyone in a stream's room, on every node."""
         ...
 
+    async def to_user(self, user_id: str, event: str, data: dict[str, Any]) -> None:
+        """Send an event to every socket of one account, on every node."""
+        ...
+
     async def flush(self, stream_id: str, session: AsyncSession) -> None:
         """The show ended: close watch sessions and write this node's pending analytics in
         ``session``'s transaction."""

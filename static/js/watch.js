@@ -289,7 +289,7 @@ function updateCard(pin) {
   const ended = Boolean(pin.sale?.ends_at) && Date.parse(pin.sale.ends_at) <= Date.now();
   node.querySelector(".stock").textContent = soldOut || ended ? "" : stockText(pin);
   const buy = node.querySelector(".buy");
-  if (node.dataset.order === "reserved" || buy.dataset.key) return;
+  if (["reserved", "paid"].includes(node.dataset.order) || buy.dataset.key) return; // the order speaks
   const closed = soldOut ? "Sold out" : ended ? "Sale ended" : null;
   buy.disabled = Boolean(closed);
   buy.textContent = closed || BUY;
@@ -476,6 +476,7 @@ function openSocket() {
     Object.assign(pin, { x: tag.x, y: tag.y });
     renderPins();
   });
+  socket.on("order:status", orderChanged);
   socket.on("product:stock", (change) => {
     const pin = state.pins.get(change.product_id);
     if (!pin || state.replay) return;
@@ -484,6 +485,32 @@ function openSocket() {
     updateCard(pin);
     if (change.buyer) moment(`${change.buyer} bought ${pin.product.title}`);
   });
+}
+
+// The viewer's own order, as it changes (the seller marks it paid, cancels it, the hold runs out).
+const ORDER_NEWS = {
+  paid: ["Paid", "Paid. Thank you!"],
+  cancelled: [null, "The seller cancelled this order."],
+  expired: [null, "Your hold ran out: the units went back."],
+};
+
+function orderChanged(order) {
+  const node = $(`#card-${order.product_id}`);
+  const news = ORDER_NEWS[order.status];
+  if (order.stream_id !== streamId || !node || !news) return;
+  const [label, line] = news;
+  const buy = node.querySelector(".buy");
+  say(node.querySelector(".result"), line, order.status === "paid" ? "ok" : null);
+  if (label) {
+    node.dataset.order = order.status;
+    buy.textContent = label;
+    buy.disabled = true;
+    return;
+  }
+  delete node.dataset.order; // the units are back on sale: this viewer may buy again
+  delete buy.dataset.key;
+  const pin = state.pins.get(order.product_id);
+  if (pin) updateCard(pin);
 }
 
 // "Ann bought the mug": a short line over the video when someone buys.

@@ -15,7 +15,7 @@ from api.identity.models import User
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
 from server.database import create_engine
-from tests.conftest import Account, Shop, expect_error
+from tests.conftest import Account, Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
 
@@ -283,9 +283,11 @@ async def test_flash_sale_limits_and_end(client: Client, shop: Shop) -> None:
     assert product["stock"] == 17
 
 
-async def test_pay_cancel_and_expiry_return_stock(client: Client, shop: Shop) -> None:
+async def test_pay_cancel_and_expiry_return_stock(client: Client, shop: Shop, viewers: Any) -> None:
     seller, sid, (pid,) = await live_show(client, shop, stock=5)
     buyer, stranger = await shop.account(), await shop.account()
+    # The buyer's pages hear each order's status as it changes; nobody else's do.
+    buyer_page, stranger_page = await viewers(buyer), await viewers(stranger)
     a = await (await buy(client, sid, buyer, pid, 1)).json()
     b = await (await buy(client, sid, buyer, pid, 2)).json()
     c = await (await buy(client, sid, buyer, pid, 1)).json()
@@ -321,6 +323,14 @@ async def test_pay_cancel_and_expiry_return_stock(client: Client, shop: Shop) ->
         "status"
     ] == "expired"
     assert (await (await client.get(f"/api/v1/products/{pid}")).json())["stock"] == 4
+    expected = {(a["id"], "paid"), (b["id"], "cancelled"), (c["id"], "expired")}
+    expected |= {(o["id"], "reserved") for o in (a, b, c)}
+
+    def heard() -> set[tuple[str, str]]:
+        return {(o["id"], o["status"]) for o in buyer_page.received("order:status")}
+
+    await eventually(lambda: heard() == expected, 5, "the buyer's page missed a status")
+    assert not stranger_page.received("order:status")
     summary = await (
         await client.get(f"/api/v1/streams/{sid}/analytics", headers=seller.auth)
     ).json()
