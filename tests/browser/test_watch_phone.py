@@ -105,6 +105,14 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         mug_card = f"#pinned .card[data-product-id='{mug['id']}']"
         await page.wait_for_selector(f"{mug_card} .buy:disabled:text-is('Sold out')")
         assert await page.locator(f"{card} .buy").inner_text() == "Reserved"
+        # The seller marks it paid: the buyer's card says so at once.
+        orders = await (
+            await client.get(f"/api/v1/streams/{sid}/orders", headers=seller.auth)
+        ).json()
+        ben = next(o for o in orders if o["product_id"] == scarf["id"])
+        paid = await client.post(f"/api/v1/orders/{ben['id']}/pay", headers=seller.auth)
+        assert paid.status == 200, await paid.text()
+        await page.wait_for_selector(f"{card}[data-order=paid] .buy:disabled:text-is('Paid')")
         assert await page.locator("text=Sold out").count() == 1, "sold out said once"
 
         # Someone buying shows as a moment over the video.
