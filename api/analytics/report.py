@@ -22,8 +22,10 @@ from api.shows.models import PinAction, PinEvent, Stream, StreamProduct
 from api.shows.schemas import (
     AnalyticsOut,
     MinuteOut,
+    OrdersBySourceOut,
     PinIntervalOut,
     ProductAnalyticsOut,
+    SourceTotalsOut,
     ViewersByPlaybackOut,
 )
 from api.web.context import Audience, Context
@@ -58,6 +60,7 @@ async def show_analytics(session: AsyncSession, stream: Stream) -> AnalyticsOut:
         viewers_by_playback=ViewersByPlaybackOut(
             webrtc=stream.unique_webrtc_viewers, hls=stream.unique_hls_viewers
         ),
+        orders_by_source=await _orders_by_source(session, stream.id),
         pin_intervals=await pin_intervals(session, stream.id),
         series=await _series(session, stream),
     )
@@ -102,6 +105,28 @@ async def _products(session: AsyncSession, stream_id: str) -> list[ProductAnalyt
             )
         )
     return out
+
+
+async def _orders_by_source(session: AsyncSession, stream_id: str) -> OrdersBySourceOut:
+    """Orders placed during the show and from its replay, with what each brought in."""
+    paid = Order.status == OrderStatus.PAID
+    totals = {
+        bool(from_replay): SourceTotalsOut(
+            orders=int(placed), paid=int(settled or 0), revenue_cents=int(revenue or 0)
+        )
+        for from_replay, placed, settled, revenue in await session.execute(
+            select(
+                Order.from_replay,
+                func.count(),
+                func.sum(case((paid, 1), else_=0)),
+                func.sum(case((paid, Order.quantity * Order.unit_price_cents), else_=0)),
+            )
+            .where(Order.stream_id == stream_id)
+            .group_by(Order.from_replay)
+        )
+    }
+    none = SourceTotalsOut(orders=0, paid=0, revenue_cents=0)
+    return OrdersBySourceOut(live=totals.get(False, none), replay=totals.get(True, none))
 
 
 async def pin_intervals(session: AsyncSession, stream_id: str) -> list[PinIntervalOut]:

@@ -49,6 +49,7 @@ class Order(Base):
     unit_price_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     in_sale: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_replay: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RESERVED)
     idempotency_key: Mapped[str] = mapped_column(String(128))
     hold_expires_at: Mapped[datetime] = mapped_column()

@@ -31,7 +31,7 @@ from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api, Auth
 from api.webhooks import webhooks
 from api.webhooks.models import WebhookEndpoint
-from live.states import StreamStatus
+from live.states import FINISHED, StreamStatus
 from twins.ratelimit import Limit
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ def order_data(order: Order) -> dict[str, Any]:
     errors=(400, 401, 403, 404, 409, 413, 415, 422, 429),
     description="Needs an Idempotency-Key header; a replay returns the same order. "
     "403 codes: audience_restricted (not in the show's audience), banned. "
-    "409 codes: out_of_stock, limit_reached, sale_ended, not_live.",
+    "409 codes: out_of_stock, limit_reached, sale_ended, not_live (the show has not started, "
+    "or it is over and its replay does not sell). Once the show is over its replay sells at the "
+    "regular price, stock-checked, while the stream's `shoppable_replay` is on.",
 )
 async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     buyer = require_user(ctx)
@@ -96,7 +98,8 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     if stream is None:
         raise not_found("Stream")
     await admit(ctx.session, buyer, stream)
-    if stream.status not in SELLABLE:
+    from_replay = stream.status in FINISHED and stream.shoppable_replay
+    if stream.status not in SELLABLE and not from_replay:
         raise ApiError(409, "not_live", f"The stream is {stream.status}", {"status": stream.status})
     row = await ctx.session.scalar(
         select(StreamProduct)
@@ -106,7 +109,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     if row is None:
         raise not_found("Product in this stream")
     now = utcnow()
-    in_sale = row.sale_price_cents is not None
+    in_sale = row.sale_price_cents is not None and not from_replay  # a replay sells at list
     if in_sale:
         await flash_sales.take(ctx.session, row, buyer.id, body.quantity, now)
     if row.product.stock < body.quantity and not in_sale:
@@ -123,6 +126,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
         unit_price_cents=row.sale_price_cents if in_sale else row.product.price_cents,
         currency=row.product.currency,
         in_sale=in_sale,
+        from_replay=from_replay,
         idempotency_key=key,
         hold_expires_at=now + HOLD,
     )

@@ -69,6 +69,7 @@ class OrderOut(Output):
     unit_price_cents: int
     currency: str
     in_sale: bool
+    from_replay: bool = Field(description="Placed from the show's replay, at the regular price")
     status: Literal["reserved", "paid", "cancelled", "expired"]
     hold_expires_at: datetime
     created_at: datetime

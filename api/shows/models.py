@@ -50,6 +50,8 @@ class Stream(Base):
     enable_chat: Mapped[bool] = mapped_column(Boolean, default=True)
     enable_comments: Mapped[bool] = mapped_column(Boolean, default=True)
     record_stream: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Viewers of the replay may buy the show's products at their regular price.
+    shoppable_replay: Mapped[bool] = mapped_column(Boolean, default=True)
     vod_url: Mapped[str | None] = mapped_column(String(1024))
     thumbnail_url: Mapped[str | None] = mapped_column(String(1024))
     # The recording stopped early (the node's disk filled up): the replay ends before the show.

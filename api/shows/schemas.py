@@ -31,6 +31,7 @@ class StreamSettings(Patch):
     enable_chat: bool | None = None
     enable_comments: bool | None = None
     record_stream: bool | None = None
+    shoppable_replay: bool | None = None
     scheduled_at: datetime | None = None
 
 
@@ -44,6 +45,9 @@ class StreamIn(Input):
     enable_chat: bool = True
     enable_comments: bool = True
     record_stream: bool = True
+    shoppable_replay: bool = Field(
+        True, description="Viewers of the replay may buy the products at their regular price"
+    )
     scheduled_at: datetime | None = None
     product_ids: ProductIds = []
 
@@ -78,6 +82,7 @@ class StreamOut(Output):
     enable_chat: bool
     enable_comments: bool
     record_stream: bool
+    shoppable_replay: bool
     scheduled_at: datetime | None
     started_at: datetime | None
     ended_at: datetime | None
@@ -145,6 +150,17 @@ class ViewersByPlaybackOut(BaseModel):
     hls: int
 
 
+class SourceTotalsOut(BaseModel):
+    orders: int = Field(description="Orders placed (any status)")
+    paid: int
+    revenue_cents: int = Field(description="Paid revenue, in minor units")
+
+
+class OrdersBySourceOut(BaseModel):
+    live: SourceTotalsOut = Field(description="Orders placed while the show was on")
+    replay: SourceTotalsOut = Field(description="Orders placed from the replay")
+
+
 class PinIntervalOut(BaseModel):
     product_id: str
     pinned_at: datetime
@@ -173,6 +189,7 @@ class AnalyticsOut(BaseModel):
     average_watch_time: float
     products: list[ProductAnalyticsOut]
     viewers_by_playback: ViewersByPlaybackOut
+    orders_by_source: OrdersBySourceOut
     pin_intervals: list[PinIntervalOut]
     series: list[MinuteOut]
 

@@ -144,6 +144,10 @@ async def ice_servers(ctx: Context, stream_id: str) -> IceServersOut:
     )
 
 
+# What a seller may still change once the show is over: whether its replay sells.
+AFTER_THE_SHOW = frozenset({"shoppable_replay"})
+
+
 @api.route(
     "PATCH",
     "/api/v1/streams/{stream_id}/settings",
@@ -155,8 +159,9 @@ async def ice_servers(ctx: Context, stream_id: str) -> IceServersOut:
 )
 async def update_settings(ctx: Context, stream_id: str, body: StreamSettings) -> StreamOut:
     stream = await owned_stream(ctx, stream_id)
-    ensure_not_finished(stream)
     changes = body.changes()
+    if changes.keys() - AFTER_THE_SHOW:
+        ensure_not_finished(stream)
     for name, value in changes.items():
         setattr(stream, name, value)
     await ctx.session.flush()

@@ -209,7 +209,8 @@ function replayCues() {
     if (cue.action === "pin") {
       active.set(cue.product_id, {
         product: item.product, x: cue.x, y: cue.y, replay: true,
-        sale: cue.sale_price_cents ? { price_cents: cue.sale_price_cents } : null,
+        // A replay that sells does so at the list price; one that does not shows what it cost.
+        sale: cue.sale_price_cents && !state.stream.shoppable_replay ? { price_cents: cue.sale_price_cents } : null,
       });
     } else if (cue.action === "unpin") {
       active.delete(cue.product_id);
@@ -259,8 +260,9 @@ function placeTags() {
 
 function card(pin) {
   const { product, sale } = pin;
-  const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, pin.replay ? "Show ended" : BUY);
-  if (pin.replay) buy.disabled = true;
+  const closed = pin.replay && !state.stream.shoppable_replay;
+  const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, closed ? "Show ended" : BUY);
+  if (closed) buy.disabled = true;
   return el("li", {
     id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
     dataset: { productId: product.id }, onclick: (event) => { if (event.target === event.currentTarget) clicked(product.id); },

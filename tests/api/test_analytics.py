@@ -523,6 +523,10 @@ def test_a_running_show_counts_who_watches_now() -> None:
             "average_watch_time": 0.0,
             "products": [],
             "viewers_by_playback": {"webrtc": 1, "hls": 0},
+            "orders_by_source": {
+                source: {"orders": 0, "paid": 0, "revenue_cents": 0}
+                for source in ("live", "replay")
+            },
             "pin_intervals": [],
             "series": [
                 {

@@ -376,3 +376,58 @@ async def test_a_thousand_buyers_for_ten_units(
 async def _status(request: Any) -> int:
     async with request as response:
         return int(response.status)
+
+
+async def test_the_replay_sells_at_the_regular_price_while_the_seller_allows_it(
+    client: Client, shop: Shop
+) -> None:
+    seller, sid, (pid,) = await live_show(client, shop, stock=3)
+    sale = {"price_cents": 900, "quantity": 2, "duration_seconds": 60}
+    pinned = await client.post(
+        f"/api/v1/streams/{sid}/pins", json={"product_id": pid, "sale": sale}, headers=seller.auth
+    )
+    assert pinned.status == 201, await pinned.text()
+    live_buyer, replay_buyer = await shop.account(), await shop.account()
+    during = await (await buy(client, sid, live_buyer, pid)).json()
+    assert (during["unit_price_cents"], during["in_sale"], during["from_replay"]) == (
+        900,
+        True,
+        False,
+    )
+    assert (await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)).status == 200
+
+    # After the show the flash sale is gone: the replay sells at the list price, from stock.
+    after = await buy(client, sid, replay_buyer, pid)
+    assert after.status == 201, await after.text()
+    order = await after.json()
+    assert (order["unit_price_cents"], order["in_sale"], order["from_replay"]) == (
+        2500,
+        False,
+        True,
+    )
+    assert (await (await client.get(f"/api/v1/products/{pid}")).json())["stock"] == 1
+    paid = await client.post(f"/api/v1/orders/{order['id']}/pay", headers=seller.auth)
+    assert paid.status == 200
+    split = (
+        await (await client.get(f"/api/v1/streams/{sid}/analytics", headers=seller.auth)).json()
+    )["orders_by_source"]
+    assert split == {
+        "live": {"orders": 1, "paid": 0, "revenue_cents": 0},
+        "replay": {"orders": 1, "paid": 1, "revenue_cents": 2500},
+    }
+
+    # The seller stops selling from the replay (the one setting a finished show still takes).
+    async with shop.unchanged():
+        await expect_error(
+            await client.patch(
+                f"/api/v1/streams/{sid}/settings", json={"title": "New"}, headers=seller.auth
+            ),
+            409,
+            "stream_finished",
+        )
+    closed = await client.patch(
+        f"/api/v1/streams/{sid}/settings", json={"shoppable_replay": False}, headers=seller.auth
+    )
+    assert closed.status == 200 and (await closed.json())["shoppable_replay"] is False
+    async with shop.unchanged():
+        await expect_error(await buy(client, sid, replay_buyer, pid), 409, "not_live")

@@ -362,6 +362,12 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
         await page.evaluate(SEEK, cue["offset_seconds"] + 0.5)
         await page.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']", timeout=WAIT)
         await page.wait_for_selector(f"#pinned .card[data-product-id='{scarf}']")
+    # The replay sells: Ben buys the scarf from its cue, at its regular price.
+    replay_card = f"#pinned .card[data-product-id='{scarf}']"
+    await viewer_b.click(f"{replay_card} button.buy:text-is('Buy now')")
+    await viewer_b.wait_for_selector(
+        f"{replay_card}[data-order=reserved]:has-text('Reserved: $25.00')", timeout=WAIT
+    )
     await shoot(viewer_b, "watch-replay")
     await viewer_b.evaluate(SEEK, 0)
     await viewer_b.wait_for_selector("#pinned .card", state="detached", timeout=WAIT)
