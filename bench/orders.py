@@ -3,8 +3,10 @@
     python -m bench.orders --buyers 1000 --units 10 --engine sqlite
     python -m bench.orders --buyers 1000 --units 10 --engine postgresql
 
-Prints orders accepted, refusals, requests per second and p50/p99 latency. Loopback only; the
-PostgreSQL run uses (and drops) its own database next to SHOPCAST_TEST_POSTGRES_URL's.
+Prints orders accepted, refusals, requests per second and p50/p99 latency, without the sales
+gate (SHOPCAST_SALES_GATE_SECONDS=0: every buyer asks the database) and with it (the default),
+each on a fresh database. Loopback only; the PostgreSQL run uses (and drops) its own database
+next to SHOPCAST_TEST_POSTGRES_URL's.
 """
 
 from __future__ import annotations
@@ -55,10 +57,17 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
-async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> None:
+GATES = (0.0, Settings.model_fields["sales_gate_seconds"].default)
+
+
+async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: float) -> None:
     await asyncio.to_thread(migrate.upgrade, database_url)
     settings = Settings(
-        _env_file=None, data_dir=data_dir, database_url=database_url, auth_burst=100
+        _env_file=None,
+        data_dir=data_dir,
+        database_url=database_url,
+        auth_burst=100,
+        sales_gate_seconds=gate,
     )
     app = build_app(settings)
     runner = web.AppRunner(app)
@@ -121,7 +130,7 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> Non
         ) as r:
             assert r.status == 201
 
-        async def buy(user_id: str) -> tuple[int, float]:
+        async def buy(user_id: str, body: dict[str, object]) -> tuple[int, float]:
             headers = {
                 "Authorization": f"Bearer {tokens.issue(user_id)}",
                 "Idempotency-Key": secrets.token_hex(8),
@@ -130,25 +139,34 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> Non
             async with http.post(
                 f"{base}/api/v1/streams/{stream}/orders",
                 headers=headers,
-                json={"product_id": product},
+                json=body,
             ) as response:
                 await response.read()
                 return response.status, time.perf_counter() - started
 
         began = time.perf_counter()
-        results = await asyncio.gather(*(buy(u["id"]) for u in users[1:]))
+        results = await asyncio.gather(*(buy(u["id"], {"product_id": product}) for u in users[1:]))
         wall = time.perf_counter() - began
+        # The same-run floor: as many requests refused by validation, before any database work.
+        floor = await asyncio.gather(*(buy(u["id"], {"product_id": ""}) for u in users[1:]))
     await runner.cleanup()
     statuses = Counter(status for status, _ in results)
     latencies = sorted(latency for _, latency in results)
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    bare = sorted(latency for _, latency in floor)
+    f = lambda q: bare[min(len(bare) - 1, int(q * len(bare)))] * 1000  # noqa: E731
     print(
-        f"{make_url(database_url).get_backend_name()}: {buyers} buyers for {units} units: "
+        f"{make_url(database_url).get_backend_name()}, sales gate "
+        f"{f'{gate:g} s' if gate else 'off'}: {buyers} buyers for {units} units: "
         f"{statuses[201]} orders, refusals {dict((k, v) for k, v in statuses.items() if k != 201)}"
     )
     print(
         f"  {buyers / wall:,.0f} requests/s over {wall:.2f} s; latency p50 {p(0.5):.0f} ms, "
         f"p99 {p(0.99):.0f} ms"
+    )
+    print(
+        f"  floor, {buyers} requests refused by validation (no database): "
+        f"p50 {f(0.5):.0f} ms, p99 {f(0.99):.0f} ms"
     )
     check = create_engine(database_url)
     async with check.connect() as conn:
@@ -157,26 +175,29 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path) -> Non
     print(f"  stock left {stock} (started {units * 5}); never negative by the CHECK constraint")
     emit(
         engine=make_url(database_url).get_backend_name(),
+        gate_seconds=gate,
         buyers=buyers,
         units=units,
         orders=statuses[201],
         requests_per_s=round(buyers / wall),
         p99_ms=round(p(0.99)),
+        floor_p99_ms=round(f(0.99)),
     )
 
 
 async def main(buyers: int, units: int, engine: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        if engine == "sqlite":
-            await run(buyers, units, f"sqlite+aiosqlite:///{tmp}/bench.db", Path(tmp))
-            return
-        name = f"shopcast_bench_{secrets.token_hex(4)}"
-        await _admin(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
-            await run(buyers, units, url, Path(tmp))
-        finally:
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for gate in GATES:
+        with tempfile.TemporaryDirectory() as tmp:
+            if engine == "sqlite":
+                await run(buyers, units, f"sqlite+aiosqlite:///{tmp}/bench.db", Path(tmp), gate)
+                continue
+            name = f"shopcast_bench_{secrets.token_hex(4)}"
+            await _admin(f'CREATE DATABASE "{name}"')
+            try:
+                url = make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+                await run(buyers, units, url, Path(tmp), gate)
+            finally:
+                await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from api.analytics.report import show_analytics
 from api.catalog import product_media
 from api.catalog.product_media import MEDIA_UPLOADS, MediaLimits, MediaUploads
 from api.catalog.video_jobs import VideoWorker, WorkerConfig
+from api.commerce.gate import GATE, SalesGate
 from api.commerce.holds import HoldExpiry
 from api.identity.auth import TokenIssuer
 from api.identity.ice import IceConfig
@@ -148,6 +149,7 @@ def _services(
         rooms=realtime,
     )
     app[SUMMARY] = show_analytics
+    app[GATE] = SalesGate(settings.sales_gate_seconds)
 
 
 def _live(

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         20, gt=0, description="Sign-up and sign-in attempts per client address per minute."
     )
     auth_burst: int = Field(20, gt=0, description="Attempts allowed at once before the limit.")
+    sales_gate_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How long a node repeats the database's 'sold out' or 'sale ended' to new "
+        "buyers of that offer without asking it again (0: ask every time).",
+    )
     signaling_attempts_per_second: float = Field(
         5, gt=0, description="WHIP and WHEP offers per client address per second."
     )

@@ -10,9 +10,11 @@ hold gives the units back.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +22,7 @@ from sqlalchemy.orm import selectinload
 
 from api.accounts.users import STAFF, require_user
 from api.commerce import flash_sales, stock
+from api.commerce.gate import GATE
 from api.commerce.models import Order, OrderStatus
 from api.commerce.schemas import OrderIn, OrderOut, SettleIn
 from api.db import utcnow
@@ -70,6 +73,27 @@ def order_data(order: Order) -> dict[str, Any]:
     return OrderOut.model_validate(order).model_dump(mode="json")
 
 
+def _gate(
+    request: web.Request, buyer_id: str | None, params: dict[str, Any]
+) -> AbstractAsyncContextManager[None]:
+    """Before any database work: this node's sales gate holds the purchase back while as many
+    buyers as there are units are at the database, or refuses it (api.commerce.gate)."""
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if buyer_id is None or not key:
+        return nullcontext()
+    return request.app[GATE].admit(params["stream_id"], params["body"].product_id, buyer_id, key)
+
+
+def _learn(ctx: Context, row: StreamProduct, refused: ApiError) -> None:
+    """Tell the gate what the database's refusal says is left of the offer."""
+    left = refused.details.get("remaining", refused.details.get("stock"))
+    gate = ctx.request.app[GATE]
+    if refused.code == "sale_ended":
+        gate.learn(row.stream_id, row.product_id, 0, refused)
+    elif refused.code == "out_of_stock" and isinstance(left, int):
+        gate.learn(row.stream_id, row.product_id, left, refused if left == 0 else None)
+
+
 @api.route(
     "POST",
     "/api/v1/streams/{stream_id}/orders",
@@ -83,7 +107,10 @@ def order_data(order: Order) -> dict[str, Any]:
     "403 codes: audience_restricted (not in the show's audience), banned. "
     "409 codes: out_of_stock, limit_reached, sale_ended, not_live (the show has not started, "
     "or it is over and its replay does not sell). Once the show is over its replay sells at the "
-    "regular price, stock-checked, while the stream's `shoppable_replay` is on.",
+    "regular price, stock-checked, while the stream's `shoppable_replay` is on. For a second "
+    "after the database refused an offer as sold out or ended, new purchases of it are refused "
+    "by the node without asking it again (`details.gate`: true).",
+    precheck=_gate,
 )
 async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     buyer = require_user(ctx)
@@ -108,15 +135,13 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     )
     if row is None:
         raise not_found("Product in this stream")
-    now = utcnow()
     in_sale = row.sale_price_cents is not None and not from_replay  # a replay sells at list
-    if in_sale:
-        await flash_sales.take(ctx.session, row, buyer.id, body.quantity, now)
-    if row.product.stock < body.quantity and not in_sale:
-        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
-    left = await stock.take(ctx.session, row.product_id, body.quantity)
-    if left is None:
-        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
+    try:
+        left = await _take(ctx.session, row, buyer.id, body.quantity, in_sale)
+    except ApiError as refused:
+        _learn(ctx, row, refused)
+        raise
+    now = utcnow()
     order = Order(
         stream_id=stream.id,
         product_id=row.product_id,
@@ -140,6 +165,9 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
             409, "duplicate_request", "This order is being placed already; retry"
         ) from None
     await ctx.session.refresh(row)
+    ctx.request.app[GATE].learn(
+        stream.id, row.product_id, (row.sale_remaining or 0) if in_sale else left
+    )
     await webhooks.enqueue(ctx.session, stream.owner_id, "order.reserved", order_data(order))
     # The buyer's public name rides along: the watch page shows "Ann bought the scarf".
     sold = {**stock.event(row, left), "buyer": buyer.display_name}
@@ -199,6 +227,20 @@ async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
     return [OrderOut.model_validate(o) for o in orders]
 
 
+async def _take(
+    session: AsyncSession, row: StreamProduct, buyer_id: str, quantity: int, in_sale: bool
+) -> int:
+    """Take the units (from the sale, then the stock): the stock left, or a 409."""
+    if in_sale:
+        await flash_sales.take(session, row, buyer_id, quantity, utcnow())
+    if row.product.stock < quantity and not in_sale:
+        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
+    left = await stock.take(session, row.product_id, quantity)
+    if left is None:
+        raise ApiError(409, "out_of_stock", "Sold out", {"stock": row.product.stock})
+    return left
+
+
 def tell_buyer(ctx: Context, order: Order) -> None:
     """The buyer's pages hear the order's status (``order:status``) once it has committed."""
     rooms = ctx.services.rooms
@@ -235,6 +277,7 @@ async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.cancelled", order_data(order))
     tell_buyer(ctx, order)
+    ctx.request.app[GATE].forget(order.stream_id, order.product_id)
     if row is not None:
         cues.announce(ctx, order.stream_id, "product:stock", stock.event(row, units))
 

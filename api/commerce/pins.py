@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from api.commerce import flash_sales
+from api.commerce.gate import GATE
 from api.commerce.schemas import PinEventOut, PinIn, PinsOut
 from api.db import utcnow
 from api.shows import cues
@@ -69,6 +70,9 @@ async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
         row.x, row.y = body.x, body.y
     cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.PIN, now))
     out = cues.pin_out(row)
+    # A new offer: what it has is what the sale offers, or the product's stock.
+    left = out.sale.remaining if out.sale else out.product.stock
+    ctx.request.app[GATE].learn(stream.id, row.product_id, left)
     cues.announce(ctx, stream.id, "product:pinned", out.model_dump(mode="json"))
     return out
 
@@ -88,6 +92,7 @@ async def unpin(ctx: Context, stream_id: str, product_id: str) -> None:
         raise ApiError(409, "not_pinned", "The product is not pinned")
     row.pinned_at = None
     row.sale_price_cents = row.sale_remaining = row.sale_limit = row.sale_ends_at = None
+    ctx.request.app[GATE].forget(stream.id, product_id)  # the sale is gone: back to the stock
     cues.to_recording(ctx, await cues.record(ctx.session, stream, row, PinAction.UNPIN))
     cues.announce(
         ctx, stream.id, "product:unpinned", {"stream_id": stream.id, "product_id": product_id}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -19,6 +20,9 @@ from api.web.context import SERVICES, Context
 from api.web.errors import ApiError, validation_error
 
 JSON = "application/json"
+# Around the transaction, before any database work: given the request, the token's subject and
+# the handler's arguments, it may hold the request back or refuse it with an ApiError.
+Precheck = Callable[[web.Request, str | None, dict[str, Any]], AbstractAsyncContextManager[None]]
 
 
 class Auth(StrEnum):
@@ -43,6 +47,7 @@ class Endpoint:
     response: Any = None
     errors: tuple[int, ...] = ()
     description: str = ""
+    precheck: Precheck | None = None
 
     @property
     def path_params(self) -> list[str]:
@@ -69,6 +74,7 @@ class Api:
         response: Any = None,
         errors: Iterable[int] = (),
         description: str = "",
+        precheck: Precheck | None = None,
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             self.endpoints.append(
@@ -85,6 +91,7 @@ class Api:
                     response,
                     tuple(errors),
                     description,
+                    precheck,
                 )
             )
             return handler
@@ -110,7 +117,8 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
         if endpoint.body is not None:
             kwargs["body"] = _validated(endpoint.body, await _json_body(request))
         sessions = services.reads if endpoint.method == "GET" else services.sessions
-        async with sessions.begin() as session:
+        guard = endpoint.precheck or _unguarded
+        async with guard(request, user_id, kwargs), sessions.begin() as session:
             user = None
             if user_id is not None:
                 user = await session.scalar(select(User).where(User.id == user_id))
@@ -127,6 +135,12 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
         )
 
     return handle
+
+
+def _unguarded(
+    _request: web.Request, _user_id: str | None, _kwargs: dict[str, Any]
+) -> AbstractAsyncContextManager[None]:
+    return nullcontext()
 
 
 def _validated(model: type[BaseModel], data: Any) -> BaseModel:
