@@ -11,6 +11,13 @@ Shopcast node (its own process, a new SQLite database) on 127.0.0.1:
   (empty cache) and then reloaded, ``--runs`` times at phone size (390x844, 3x, touch) and at
   desktop size (1440x900). The figure is the page's own ``window.shopcastFirstFrame``: from
   navigation to the first frame ``requestVideoFrameCallback`` presents.
+- **Warm-up**: a viewer (phone size) opens the watch page of a show that has not started and
+  waits; the seller's Socket.IO client sends ``stream:prepare`` (a 3 s countdown), and the
+  publisher page goes live and publishes its camera at once, as the studio's Go live does (with
+  warm-up), or only once the countdown is over, as it did before (without). The figure is the
+  viewer's ``shopcastFirstFrame - shopcastCountdownEnd``, both on its own clock: negative when
+  the first frame was decoded behind the countdown, so that it shows at zero. A new show per
+  run (an ended show cannot go live again); the two kinds of run alternate.
 - **Glass to glass**: a page paints the wall clock (``performance.timeOrigin + now()``, in ms,
   as 32 black and white blocks and their complement) into a 1280x720 canvas on every animation
   frame, ``captureStream(30)``, H.264. A viewer in another browser context plays it over WHEP
@@ -21,8 +28,9 @@ Shopcast node (its own process, a new SQLite database) on 127.0.0.1:
   the callback moves in steps of the compositor's 60 Hz frames (16.7 ms); the age when the
   frame's last packet arrived (``receiveTime``) does not, and shows the SFU's share more finely.
 
-Printed, never asserted: median and p90 of the first frame per size and visit; median, p90 and
-p99 of glass to glass over ``--seconds`` of frames, against the goal.
+Printed, never asserted: median and p90 of the first frame per size and visit and against the
+countdown's zero with and without the warm-up; median, p90 and p99 of glass to glass over
+``--seconds`` of frames, against the goal.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import socketio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench import emit, spawn
@@ -59,6 +68,15 @@ WAIT_MS = 30_000
 FIRST_FRAME = "() => window.shopcastFirstFrame ?? null"
 STOP_PLAYER = "() => window.shopcastPlayer?.stop?.()"
 CLOCK = "() => performance.timeOrigin + performance.now()"
+COUNTDOWN = 3  # seconds, as the studio's Go live counts (static/js/studio.js)
+# The viewer's first frame and its countdown's zero, once it has both (either may come first).
+AGAINST_ZERO = (
+    "() => window.shopcastFirstFrame !== undefined && window.shopcastCountdownEnd !== undefined"
+    " && [window.shopcastFirstFrame, window.shopcastCountdownEnd]"
+)
+# Waiting for the show, and in its Socket.IO room (the composer is drawn once the page joined),
+# so that stream:prepare reaches it.
+WAITING = "body[data-mode=waiting] #chat-sign-in:not([hidden])"
 
 
 @dataclass(frozen=True)
@@ -86,20 +104,38 @@ PAGE = (Path(__file__).parent / "glass.html").read_text()
 # --- the node -----------------------------------------------------------------------------
 
 
-async def new_show(
-    http: aiohttp.ClientSession, base: str, token: str, title: str
-) -> dict[str, str]:
-    """A show with one product, and a publish token for it."""
+async def create_show(http: aiohttp.ClientSession, base: str, token: str, title: str) -> str:
+    """A show with one product, not started: its id."""
     auth = {"Authorization": f"Bearer {token}"}
     product = {"title": "Silk scarf", "price_cents": 2500, "stock": 10}
     async with http.post(f"{base}/api/v1/products", json=product, headers=auth) as response:
         product_id = (await response.json())["id"]
     body = {"title": title, "product_ids": [product_id]}
     async with http.post(f"{base}/api/v1/streams", json=body, headers=auth) as response:
-        stream_id = (await response.json())["id"]
+        return str((await response.json())["id"])
+
+
+async def go_live(
+    http: aiohttp.ClientSession, base: str, token: str, stream_id: str
+) -> dict[str, str]:
+    """Go-live for the show: its id, WHIP URL and publish token."""
+    auth = {"Authorization": f"Bearer {token}"}
     async with http.post(f"{base}/api/v1/streams/{stream_id}/go-live", headers=auth) as response:
         live = await response.json()
     return {"id": stream_id, "whip": live["whip_url"], "token": live["publish_token"]}
+
+
+async def new_show(
+    http: aiohttp.ClientSession, base: str, token: str, title: str
+) -> dict[str, str]:
+    """A show with one product, and a publish token for it."""
+    return await go_live(http, base, token, await create_show(http, base, token, title))
+
+
+async def end_show(http: aiohttp.ClientSession, base: str, token: str, stream_id: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    async with http.post(f"{base}/api/v1/streams/{stream_id}/end", headers=auth) as response:
+        await response.read()
 
 
 async def wait_live(http: aiohttp.ClientSession, base: str, stream_id: str) -> None:
@@ -224,6 +260,93 @@ async def glass_sfu(
     return {**taken, "skew": skew, "uncertainty": painter_error + reader_error}
 
 
+# --- the warm-up --------------------------------------------------------------------------
+
+
+async def seller_socket(base: str, token: str) -> socketio.AsyncClient:
+    """The seller's Socket.IO connection, signed in, as the studio's."""
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+    return sio
+
+
+async def countdown_run(
+    browser: Browser,
+    http: aiohttp.ClientSession,
+    sio: socketio.AsyncClient,
+    publisher: Page,
+    base: str,
+    seller: str,
+    warm: bool,
+) -> float:
+    """A new show's Go live seen by a viewer already waiting: its first frame minus its
+    countdown's zero, ms."""
+    stream_id = await create_show(http, base, seller, "warm-up" if warm else "no warm-up")
+
+    async def publish() -> None:
+        live = await go_live(http, base, seller, stream_id)
+        await publisher.evaluate(
+            "([whip, token]) => glass.publishCamera(whip, token)", [live["whip"], live["token"]]
+        )
+
+    context = await browser.new_context(**PHONE.context)
+    try:
+        viewer = await context.new_page()
+        await viewer.goto(f"{base}/watch/{stream_id}")
+        await viewer.wait_for_selector(WAITING, timeout=WAIT_MS)
+        prepare = {"stream_id": stream_id, "countdown": COUNTDOWN}
+        reply = await sio.call("stream:prepare", prepare, timeout=10)
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            raise RuntimeError(f"stream:prepare refused: {reply}")
+        if warm:  # the studio now: the WHIP session comes up while the countdown runs
+            async with asyncio.TaskGroup() as group:
+                group.create_task(publish())
+                group.create_task(asyncio.sleep(COUNTDOWN))
+        else:  # the studio before: WHIP once the countdown is over
+            await asyncio.sleep(COUNTDOWN)
+            await publish()
+        handle = await viewer.wait_for_function(AGAINST_ZERO, timeout=WAIT_MS)
+        frame, zero = await handle.json_value()
+        await viewer.evaluate(STOP_PLAYER)
+    finally:
+        await context.close()
+        await publisher.evaluate("() => glass.stop()")
+        await end_show(http, base, seller, stream_id)
+    return float(frame) - float(zero)
+
+
+async def warm_up(browser: Browser, base: str, seller: str, runs: int) -> dict[str, float]:
+    """``runs`` Go lives with the warm-up and ``runs`` without, alternating."""
+    figures: dict[bool, list[float]] = {True: [], False: []}
+    async with aiohttp.ClientSession() as http:
+        sio = await seller_socket(base, seller)
+        context = await browser.new_context()
+        try:
+            publisher = await glass_page(context, base)
+            size = await publisher.evaluate("() => glass.openCamera()")
+            print(
+                f"the viewer's first frame against the countdown's zero: a {PHONE.name} viewer "
+                f"waits on the watch page, stream:prepare counts down {COUNTDOWN} s, fake camera "
+                f"{size} with simulcast (negative: decoded behind the countdown, shown at zero):",
+                flush=True,
+            )
+            for _ in range(runs):
+                for warm in (True, False):
+                    after_zero = await countdown_run(
+                        browser, http, sio, publisher, base, seller, warm
+                    )
+                    figures[warm].append(after_zero)
+        finally:
+            await context.close()
+            await sio.disconnect()
+    for warm, label in ((True, "with warm-up"), (False, "without (WHIP at zero)")):
+        print(f"  {label:31} {spread(figures[warm])}", flush=True)
+    return {
+        "warmup_p50_ms": round(statistics.median(figures[True])),
+        "no_warmup_p50_ms": round(statistics.median(figures[False])),
+    }
+
+
 # --- figures ------------------------------------------------------------------------------
 
 
@@ -297,11 +420,6 @@ async def first_frames(browser: Browser, base: str, seller: str, runs: int) -> d
                     medians[f"ttff_{device.name.split()[0]}_{visit}_ms"] = round(
                         statistics.median(figures[visit])
                     )
-            print(
-                "  with warm-up       n/a (warm-up not built: stream:prepare only broadcasts "
-                "a countdown)",
-                flush=True,
-            )
             await publisher.evaluate("() => glass.stop()")
         finally:
             await context.close()
@@ -362,6 +480,7 @@ async def orchestrate(runs: int, seconds: float) -> None:
                     flush=True,
                 )
                 ttff = await first_frames(browser, base, seller, runs)
+                ttff |= await warm_up(browser, base, seller, runs)
                 g2g = await glass_to_glass(browser, base, seller, seconds)
             finally:
                 await browser.close()
