@@ -1,12 +1,15 @@
 """The watch page on a phone (390x844, touch) and a desktop (1440x900) in real Chromium: the
 video fills the screen, the pinned card, Buy and the chat box stay in view with the keyboard
 open, sound is one tap away, tags sit on the picture, cards keep what happened to them, and the
-viewer can sign out; a banned viewer loses Buy and chat; an unknown show has a way home.
+viewer can sign out; a banned viewer loses Buy and chat; an unknown show has a way home; a show
+from a camera held upright (a second Chromium whose fake camera plays a portrait file) fills a
+portrait phone.
 Screenshots go to build/screenshots/watch-*.png.
 """
 
 import secrets
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +17,11 @@ from playwright.async_api import Browser, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
+from tests.browser.fake_camera import launch_with_camera, publish_camera, write_y4m
 from tests.browser.layout import PICTURE_SHARE, TAG_ON_PICTURE, targets_are_thumb_sized
 from tests.browser.test_rewind import DESKTOP, PHONE, publish, watch
 from tests.browser.test_story import SHOTS, audit, register
-from tests.conftest import Account, Shop
+from tests.conftest import Account, Shop, eventually
 from tests.socket_client import Viewer
 
 KEYBOARD = {"width": 390, "height": 520}  # a phone with its on-screen keyboard open
@@ -181,16 +185,25 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         await shoot(lost, "watch-phone-missing")
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 async def test_a_portrait_show_fills_a_portrait_phone(
-    browser: Browser, settings: Settings, aiohttp_client: Any, database_url: str
+    browser: Browser, settings: Settings, aiohttp_client: Any, database_url: str, tmp_path: Path
 ) -> None:
+    """A seller's phone held upright: a second Chromium whose camera plays a 360x640 file
+    publishes over WHIP with the studio's constraints."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     client = await serve(settings, aiohttp_client)
     base = settings.resolved_public_url
-    async with AsyncExitStack() as stack:
-        shop = Shop(client, database_url)
-        sid, _ = await publish(shop, stack, title="Held upright", size=(360, 640))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    sid = (await shop.stream(seller, title="Held upright"))["id"]
+    live = await (await client.post(f"/api/v1/streams/{sid}/go-live", headers=seller.auth)).json()
+    camera = write_y4m(tmp_path / "portrait.y4m", (360, 640))
+    held = await launch_with_camera(browser.browser_type, camera)
+    try:
+        size = await publish_camera(held, base, live["whip_url"], live["publish_token"])
+        assert size == (360, 640), f"the camera is {size}, not the file's 360x640"
+        await eventually(lambda: _is_live(client, sid), 20, "the show never turned live")
         phone = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)  # type: ignore[arg-type]
         page = await watch(phone, f"{base}/watch/{sid}")
         await page.wait_for_selector("body[data-shape=portrait]")
@@ -206,6 +219,13 @@ async def test_a_portrait_show_fills_a_portrait_phone(
             == "contain"
         ), "nothing cropped on a wide screen"
         await shoot(wide, "watch-desktop-portrait")
+    finally:
+        await held.close()
+
+
+async def _is_live(client: Any, stream_id: str) -> bool:
+    response = await client.get(f"/api/v1/streams/{stream_id}")
+    return bool((await response.json())["status"] == "live")
 
 
 async def _pin(client: Any, seller: Account, stream_id: str, product_id: str) -> None:
