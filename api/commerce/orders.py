@@ -20,12 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from api.accounts.schemas import PublicUserOut
 from api.accounts.users import STAFF, require_user
 from api.commerce import flash_sales, stock
 from api.commerce.gate import GATE
 from api.commerce.models import Order, OrderStatus
-from api.commerce.schemas import OrderIn, OrderOut, SettleIn
+from api.commerce.schemas import OrderIn, OrderOut, SellerOrderOut, SettleIn
 from api.db import utcnow
+from api.identity.models import User
 from api.shows import cues
 from api.shows.access import admit
 from api.shows.models import Stream, StreamProduct
@@ -211,20 +213,31 @@ async def get_order(ctx: Context, order_id: str) -> OrderOut:
     "/api/v1/streams/{stream_id}/orders",
     summary="A show's orders (seller)",
     tag="commerce",
-    response=list[OrderOut],
+    response=list[SellerOrderOut],
     errors=(401, 403, 404),
 )
-async def stream_orders(ctx: Context, stream_id: str) -> list[OrderOut]:
+async def stream_orders(ctx: Context, stream_id: str) -> list[SellerOrderOut]:
     user = require_user(ctx)
     stream = await ctx.session.get(Stream, stream_id)
     if stream is None:
         raise not_found("Stream")
     if stream.owner_id != user.id and user.role not in STAFF:
         raise forbidden("Only the seller sees a show's orders")
-    orders = await ctx.session.scalars(
-        select(Order).where(Order.stream_id == stream.id).order_by(Order.created_at, Order.id)
+    rows = await ctx.session.execute(
+        select(Order, User)
+        .join(User, User.id == Order.buyer_id)
+        .where(Order.stream_id == stream.id)
+        .order_by(Order.created_at, Order.id)
     )
-    return [OrderOut.model_validate(o) for o in orders]
+    return [
+        SellerOrderOut.model_validate(
+            {
+                **OrderOut.model_validate(order).model_dump(),
+                "buyer": PublicUserOut.model_validate(buyer),
+            }
+        )
+        for order, buyer in rows
+    ]
 
 
 async def _take(

@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from api.accounts.schemas import PublicUserOut
 from api.shows.schemas import PinOut
 from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit
 
@@ -73,6 +74,12 @@ class OrderOut(Output):
     status: Literal["reserved", "paid", "cancelled", "expired"]
     hold_expires_at: datetime
     created_at: datetime
+
+
+class SellerOrderOut(OrderOut):
+    """An order as its seller lists it: with who bought it."""
+
+    buyer: PublicUserOut
 
 
 class SettleIn(Input):

@@ -547,7 +547,8 @@ async function loadOrders() {
     $("#orders").replaceChildren(...orders.slice().reverse().map((order) => {
       const title = state.products.get(order.product_id)?.product.title || order.product_id;
       return el("li", { dataset: { status: order.status } },
-        el("span", { class: "grow" }, `${order.quantity} × ${title}`),
+        el("span", { class: "grow" }, el("strong", {}, order.buyer.display_name), ` · ${order.quantity} × ${title}`,
+          order.from_replay ? el("span", { class: "pill" }, "replay") : null),
         el("span", {}, money(order.unit_price_cents * order.quantity, order.currency)),
         el("span", { class: "pill" }, order.status),
         order.status === "reserved" ? el("button", {

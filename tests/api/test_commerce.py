@@ -189,7 +189,7 @@ async def test_orders_take_stock_and_replays_return_the_same_order(
         )
         await expect_error(response, 401, "unauthorized")
     listed = await (await client.get(f"/api/v1/streams/{sid}/orders", headers=seller.auth)).json()
-    assert [o["id"] for o in listed] == [order["id"]]
+    assert [(o["id"], o["buyer"]["display_name"]) for o in listed] == [(order["id"], "Ann")]
     await expect_error(
         await client.get(f"/api/v1/streams/{sid}/orders", headers=buyer.auth), 403, "forbidden"
     )

@@ -246,16 +246,20 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     buy = f"#pinned .card[data-product-id='{scarf}'] button.buy"
     await asyncio.gather(viewer_a.click(buy), viewer_b.click(buy))
     outcomes = []
-    for page in (viewer_a, viewer_b):
+    outcomes_by_name = {}
+    for page, name in ((viewer_a, "Ann"), (viewer_b, "Ben")):
         handle = await page.wait_for_selector("#pinned .card[data-order]", timeout=WAIT)
         assert handle is not None
         outcomes.append(await handle.get_attribute("data-order"))
+        outcomes_by_name[name] = outcomes[-1]
     assert sorted(outcomes) == ["reserved", "sold_out"], outcomes
     await hls_viewer.wait_for_selector(
         "#pinned .card .buy:disabled:text-is('Sold out')", timeout=WAIT
     )
     await studio.wait_for_selector("#sales-count:text-is('1')", timeout=WAIT)
     await studio.click("#sales-button")
+    winner = next(o for o in outcomes_by_name if outcomes_by_name[o] == "reserved")
+    assert winner in await studio.inner_text("#orders li[data-status=reserved]"), "by name"
     await studio.click("#orders li[data-status=reserved] button:has-text('Mark paid')")
     await studio.wait_for_selector("#orders li[data-status=paid]", timeout=WAIT)
     await studio.click("#sales [data-close]")

@@ -218,6 +218,8 @@ async def test_a_portrait_show_fills_a_portrait_phone(
             )
             == "contain"
         ), "nothing cropped on a wide screen"
+        player = await wide.locator("#player").bounding_box()
+        assert player is not None and player["y"] + player["height"] <= DESKTOP["height"], player
         await shoot(wide, "watch-desktop-portrait")
     finally:
         await held.close()
