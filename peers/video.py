@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
+
+
+def moving_pattern(width: int, height: int, seconds: float, fps: int) -> Iterator[av.VideoFrame]:
+    """FFmpeg's moving test pattern (``testsrc2``): 4:2:0 frames with their timestamps."""
+    graph = av.filter.Graph()
+    source = graph.add("testsrc2", f"size={width}x{height}:rate={fps}")
+    sink = graph.add("buffersink")
+    source.link_to(sink)
+    graph.configure()
+    for index in range(round(seconds * fps)):
+        frame = sink.pull()
+        assert isinstance(frame, av.VideoFrame)
+        frame = frame.reformat(format="yuv420p")
+        frame.pts, frame.time_base = index, Fraction(1, fps)
+        yield frame
 
 
 def write_test_video(
@@ -24,16 +40,7 @@ def write_test_video(
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.options = {"preset": "ultrafast"}
         sound = container.add_stream("aac", rate=48000) if audio else None
-        graph = av.filter.Graph()
-        source = graph.add("testsrc2", f"size={width}x{height}:rate={fps}")
-        sink = graph.add("buffersink")
-        source.link_to(sink)
-        graph.configure()
-        for index in range(round(seconds * fps)):
-            frame = sink.pull()
-            assert isinstance(frame, av.VideoFrame)
-            frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+        for frame in moving_pattern(width, height, seconds, fps):
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
         if sound is not None:

@@ -4,12 +4,12 @@ of the node's origin publishes it over WHIP with the pages' own client, as the s
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
 from playwright.async_api import Browser, BrowserType
 
+from peers.video import moving_pattern
 from tests.browser.conftest import CHROMIUM, FLAGS
 
 # A blank page of the node's origin (served by a Playwright route), so that it imports
@@ -38,16 +38,7 @@ def write_y4m(path: Path, size: tuple[int, int], seconds: float = 2.0, fps: int 
     with av.open(str(path), "w", format="yuv4mpegpipe") as container:
         video = container.add_stream("rawvideo", rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        graph = av.filter.Graph()
-        source = graph.add("testsrc2", f"size={width}x{height}:rate={fps}")
-        sink = graph.add("buffersink")
-        source.link_to(sink)
-        graph.configure()
-        for index in range(round(seconds * fps)):
-            frame = sink.pull()
-            assert isinstance(frame, av.VideoFrame)
-            frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = index, Fraction(1, fps)
+        for frame in moving_pattern(width, height, seconds, fps):
             container.mux(video.encode(frame))
         container.mux(video.encode(None))
     return path
