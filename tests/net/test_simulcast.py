@@ -163,11 +163,21 @@ async def test_each_viewer_gets_the_layer_its_link_carries(
 
             await eventually(settled, 60, f"the viewers did not settle on q, f and f: {seen}")
             gaps = await longest_gap(slow, seconds=10)
-            state = await slow.evaluate(RECEIVED)
+
+            async def lowest_decoded() -> dict[str, Any] | None:
+                state = await slow.evaluate(RECEIVED)
+                return state if (state["width"], state["height"]) == (320, 180) else None
+
+            # The decoder shows the new size once a keyframe of the layer got through the
+            # 600 kbit/s link; on a loaded machine that took longer than the 10 s above.
+            state = await eventually(
+                lowest_decoded,
+                30,
+                f"the slow viewer never decoded 320x180: {await slow.evaluate(RECEIVED)}",
+            )
             # Printed, not asserted: the slow viewer still freezes for seconds at a time
             # (issue 16 is open on it), though it decodes the lowest layer.
             print(f"slow viewer: {state}, longest gap between decoded frames {gaps:.2f} s")
-            assert (state["width"], state["height"]) == (320, 180), state
             for name, page in (("slow", slow), ("fast", fast), ("cut", cut)):
                 await page.screenshot(path=str(ARTIFACTS / f"simulcast-{name}.png"))
 
