@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,20 +74,7 @@ async def _products(session: AsyncSession, stream_id: str) -> list[ProductAnalyt
         .where(StreamProduct.stream_id == stream_id)
         .order_by(StreamProduct.sort_order, StreamProduct.id)
     )
-    paid = Order.status == OrderStatus.PAID
-    totals = {
-        product_id: (int(placed), int(settled or 0), int(revenue or 0))
-        for product_id, placed, settled, revenue in await session.execute(
-            select(
-                Order.product_id,
-                func.count(),
-                func.sum(case((paid, 1), else_=0)),
-                func.sum(case((paid, Order.quantity * Order.unit_price_cents), else_=0)),
-            )
-            .where(Order.stream_id == stream_id)
-            .group_by(Order.product_id)
-        )
-    }
+    totals = await _order_totals(session, stream_id, Order.product_id)
     out = []
     for row in rows:
         placed, settled, revenue = totals.get(row.product_id, (0, 0, 0))
@@ -107,26 +95,37 @@ async def _products(session: AsyncSession, stream_id: str) -> list[ProductAnalyt
     return out
 
 
+async def _order_totals(
+    session: AsyncSession, stream_id: str, key: Any
+) -> dict[Any, tuple[int, int, int]]:
+    """The show's orders grouped by ``key`` (a column of ``orders``): how many were placed, how
+    many are paid, and the paid revenue."""
+    paid = Order.status == OrderStatus.PAID
+    rows = await session.execute(
+        select(
+            key,
+            func.count(),
+            func.sum(case((paid, 1), else_=0)),
+            func.sum(case((paid, Order.quantity * Order.unit_price_cents), else_=0)),
+        )
+        .where(Order.stream_id == stream_id)
+        .group_by(key)
+    )
+    return {
+        group: (int(placed), int(settled or 0), int(revenue or 0))
+        for group, placed, settled, revenue in rows
+    }
+
+
 async def _orders_by_source(session: AsyncSession, stream_id: str) -> OrdersBySourceOut:
     """Orders placed during the show and from its replay, with what each brought in."""
-    paid = Order.status == OrderStatus.PAID
-    totals = {
-        bool(from_replay): SourceTotalsOut(
-            orders=int(placed), paid=int(settled or 0), revenue_cents=int(revenue or 0)
-        )
-        for from_replay, placed, settled, revenue in await session.execute(
-            select(
-                Order.from_replay,
-                func.count(),
-                func.sum(case((paid, 1), else_=0)),
-                func.sum(case((paid, Order.quantity * Order.unit_price_cents), else_=0)),
-            )
-            .where(Order.stream_id == stream_id)
-            .group_by(Order.from_replay)
-        )
-    }
-    none = SourceTotalsOut(orders=0, paid=0, revenue_cents=0)
-    return OrdersBySourceOut(live=totals.get(False, none), replay=totals.get(True, none))
+    totals = await _order_totals(session, stream_id, Order.from_replay)
+
+    def source(from_replay: bool) -> SourceTotalsOut:
+        placed, settled, revenue = totals.get(from_replay, (0, 0, 0))
+        return SourceTotalsOut(orders=placed, paid=settled, revenue_cents=revenue)
+
+    return OrdersBySourceOut(live=source(False), replay=source(True))
 
 
 async def pin_intervals(session: AsyncSession, stream_id: str) -> list[PinIntervalOut]:

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from api.commerce import stock
 from api.commerce.models import Order, OrderStatus
 from api.commerce.orders import order_data
-from api.commerce.schemas import OrderOut
 from api.db import utcnow
 from api.web.context import Rooms
 from api.webhooks import webhooks
@@ -67,10 +66,9 @@ class HoldExpiry:
                 )
             )
             for order in expired:
-                buyers.append(
-                    (order.buyer_id, OrderOut.model_validate(order).model_dump(mode="json"))
-                )
-                data = {**order_data(order), "reason": "hold_expired"}
+                as_now = order_data(order)
+                buyers.append((order.buyer_id, as_now))
+                data = {**as_now, "reason": "hold_expired"}
                 await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
                 units, row = await stock.give_back(session, order)
                 if row is not None:

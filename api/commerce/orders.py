@@ -257,7 +257,7 @@ async def _take(
 def tell_buyer(ctx: Context, order: Order) -> None:
     """The buyer's pages hear the order's status (``order:status``) once it has committed."""
     rooms = ctx.services.rooms
-    data = OrderOut.model_validate(order).model_dump(mode="json")
+    data = order_data(order)
 
     async def send() -> None:
         await rooms.to_user(order.buyer_id, "order:status", data)

@@ -173,7 +173,13 @@ export function confirmAction(question, action) {
 }
 
 /** The product's first photo: an uploaded one once checked, else a picture URL it was given. */
-export function productPhoto(product) {
+function productPhoto(product) {
   const photo = product.media?.find((m) => m.kind === "image" && m.state === "ready" && m.url);
   return photo?.url || product.image_urls?.[0] || null;
+}
+
+/** The product's photo as a thumbnail, or null when it has none. */
+export function thumbnail(product) {
+  const src = productPhoto(product);
+  return src ? el("img", { src, alt: "", class: "thumb" }) : null;
 }

@@ -1,6 +1,6 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
 import { encode } from "/static/node_modules/uqr/dist/index.mjs";
-import { $, api, authForm, confirmAction, connect, el, emit, money, productPhoto, say, session } from "./common.js";
+import { $, api, authForm, confirmAction, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 
@@ -88,9 +88,8 @@ async function loadCatalogue() {
 function renderCatalogue() {
   const list = $("#catalogue");
   list.replaceChildren(...state.catalogue.map((product) => {
-    const photo = productPhoto(product);
     return el("li", { class: "catalogue-item", dataset: { productId: product.id } },
-      photo ? el("img", { src: photo, alt: "", class: "thumb" }) : el("span", { class: "thumb placeholder", "aria-hidden": "true" }, "🛍️"),
+      thumbnail(product) || el("span", { class: "thumb placeholder", "aria-hidden": "true" }, "🛍️"),
       el("label", { class: "check grow" },
         el("input", {
           type: "checkbox", value: product.id, checked: state.chosen.has(product.id),
@@ -493,7 +492,7 @@ function productCard(item) {
   const pin = state.pins.get(product.id);
   const act = (label, fn, cls = "small") => el("button", { type: "button", class: cls, onclick: fn }, label);
   return el("li", { class: `card${pin ? " pinned" : ""}`, dataset: { productId: product.id } },
-    productPhoto(product) ? el("img", { src: productPhoto(product), alt: "", class: "thumb" }) : null,
+    thumbnail(product),
     el("div", { class: "card-body" },
       el("strong", { class: "product-title" }, product.title),
       el("p", {}, money(product.price_cents, product.currency), " · ", el("span", { class: "stock" }, `${product.stock} in stock`)),

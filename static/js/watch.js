@@ -1,7 +1,7 @@
 // Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0) and
 // for a rewind, the replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
-import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, productPhoto, say, session } from "./common.js";
+import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { embed } from "./embedding.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
@@ -267,7 +267,7 @@ function card(pin) {
     id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
     dataset: { productId: product.id }, onclick: (event) => { if (event.target === event.currentTarget) clicked(product.id); },
   },
-  productPhoto(product) ? el("img", { src: productPhoto(product), alt: "", class: "thumb" }) : null,
+  thumbnail(product),
   el("div", { class: "card-body" },
     el("strong", { class: "product-title" }, product.title),
     el("p", { class: "prices" },

@@ -39,3 +39,9 @@ SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, input, select
 
 async def targets_are_thumb_sized(page: Page, name: str) -> None:
     assert not await page.evaluate(SMALL_TARGETS), name
+
+
+async def tag_sits_at(page: Page, product_id: str, aimed: tuple[float, float]) -> None:
+    """The product's tag on the player's picture lies within 2 % of ``aimed`` (fractions)."""
+    x, y = await page.evaluate(TAG_ON_PICTURE, ["#player", product_id])
+    assert abs(x - aimed[0]) <= 0.02 and abs(y - aimed[1]) <= 0.02, (x, y, aimed)

@@ -14,7 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 
 from server.settings import Settings
 from tests.browser.conftest import serve
-from tests.browser.layout import POINT_ON_PICTURE, TAG_ON_PICTURE, targets_are_thumb_sized
+from tests.browser.layout import POINT_ON_PICTURE, tag_sits_at, targets_are_thumb_sized
 from tests.conftest import Account, Shop, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,8 +198,7 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
         await page.wait_for_selector(f"#tags .tag[data-product-id='{scarf}']")
         assert "1 left" in await page.inner_text(f"{pinned} .stock")
         # The tag lands on the spot of the picture the seller tapped, whatever the player's shape.
-        x, y = await page.evaluate(TAG_ON_PICTURE, ["#player", scarf])
-        assert abs(x - aimed[0]) <= 0.02 and abs(y - aimed[1]) <= 0.02, (x, y, aimed)
+        await tag_sits_at(page, str(scarf), aimed)
 
     # Chat (text stays text) and reactions.
     await viewer_a.fill("#chat-form [name=text]", "Is the <b>scarf</b> pure silk?")

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Page
 from server.settings import Settings
 from tests.browser.conftest import serve
 from tests.browser.fake_camera import launch_with_camera, publish_camera, write_y4m
-from tests.browser.layout import PICTURE_SHARE, TAG_ON_PICTURE, targets_are_thumb_sized
+from tests.browser.layout import PICTURE_SHARE, tag_sits_at, targets_are_thumb_sized
 from tests.browser.test_rewind import DESKTOP, PHONE, publish, watch
 from tests.browser.test_story import SHOTS, audit, register
 from tests.conftest import Account, Shop, eventually
@@ -90,8 +90,7 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         # The landscape picture fills the width; the tag sits where the seller put it.
         player = await page.locator("#player").bounding_box()
         assert player is not None and player["width"] == PHONE["width"]
-        x, y = await page.evaluate(TAG_ON_PICTURE, ["#player", scarf["id"]])
-        assert abs(x - 0.25) <= 0.02 and abs(y - 0.7) <= 0.02, (x, y)
+        await tag_sits_at(page, scarf["id"], (0.25, 0.7))
         await targets_are_thumb_sized(page, "watch phone, signed out")
 
         # Signing in from Buy buys once signed in; the card keeps "Reserved" when another
@@ -171,8 +170,7 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         panel_box = await wide.locator(".panel").bounding_box()
         assert video_box is not None and panel_box is not None
         assert panel_box["x"] >= video_box["x"] + video_box["width"] - 1, "chat beside the video"
-        x, y = await wide.evaluate(TAG_ON_PICTURE, ["#player", scarf["id"]])
-        assert abs(x - 0.25) <= 0.02 and abs(y - 0.7) <= 0.02, (x, y)
+        await tag_sits_at(wide, scarf["id"], (0.25, 0.7))
         await shoot(wide, "watch-desktop-live")
 
         # An unknown show: a page that says so, with a way home.
