@@ -21,10 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "screenshots"
 STATIC = ROOT / "static"
 PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
+DESKTOP = {"width": 1440, "height": 900}
 WAIT = 20_000
 FIRST_FRAME = "() => window.shopcastFirstFrame ?? null"
 PASSWORD = "correct horse"
+# The share of dark pixels on the studio's QR code canvas.
+QR_DARK = """() => {
+  const canvas = document.getElementById("qr");
+  const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+  let dark = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] < 128) dark += 1;
+  return dark / (data.length / 4);
+}"""
 SEEK = "(t) => { document.getElementById('player').currentTime = t; }"
 
 
@@ -120,6 +128,10 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await studio.click("#mute")
     assert await studio.get_attribute("#mute", "aria-pressed") == "true"
     await studio.click("#mute")
+    # The microphone meter moves with the fake microphone's beeps.
+    await studio.wait_for_function(
+        "() => Number(document.getElementById('mic-level').dataset.level) > 0", timeout=WAIT
+    )
     await shoot(studio, "studio-4-camera")
     sid = str(await studio.get_attribute("body", "data-stream-id"))
     stream = await (await client.get(f"/api/v1/streams/{sid}")).json()
@@ -265,6 +277,13 @@ async def story(browser: Browser, client: Any, base: str, admin: Account) -> Non
     await shoot(viewer_a, "watch-live")
     await targets_are_thumb_sized(studio, "studio live, phone")
     await shoot(studio, "studio-5-live")
+    # Share: the watch page's address to copy and as a QR code (the canvas is drawn).
+    await studio.click("#share")
+    assert await studio.input_value("#share-link") == f"{base}/watch/{sid}"
+    dark = await studio.evaluate(QR_DARK)
+    assert 0.2 < dark < 0.8, dark
+    await studio.screenshot(path=str(SHOTS / "studio-share-phone.png"))
+    await studio.click("#share-sheet [data-close]")
 
     # The network drops the publisher's session: the studio reconnects by itself.
     dropped = str(await studio.evaluate("() => window.shopcastPublisher.session"))
