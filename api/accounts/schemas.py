@@ -11,7 +11,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.identity.models import Role
+from api.identity.models import Checkout, Role
 from api.web.schemas import DisplayName, Email, Input, Neighborhood, Output, Password
 
 
@@ -28,12 +28,40 @@ class LoginIn(Input):
     password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Delivery(Input):
+    """Where a buyer's orders go and how the seller reaches them: kept on the account and
+    copied onto each order when it is placed (a later change does not move a shipped one)."""
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    phone: (
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()./-]{6,32}$")]
+        | None
+    ) = None
+    line1: Line
+    line2: Line | None = None
+    city: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    postal_code: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)
+    ]
+    region: Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None = None
+    country: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{2}$"),
+        Field(description="ISO 3166-1 alpha-2 code, e.g. DE"),
+    ]
+
+
 class UserOut(Output):
     id: str
     email: str
     display_name: str
     role: Role
     neighborhood: str | None
+    delivery: Delivery | None = Field(None, description="Contact and shipping address")
+    checkout: Checkout = Field(Checkout.PAY_LATER, description="How this seller takes payment")
     created_at: datetime
 
 

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -20,10 +21,12 @@ from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 
 
 class OrderStatus(enum.StrEnum):
-    """reserved -> paid | cancelled | expired (the hold ran out); paid -> cancelled."""
+    """reserved -> paid | cancelled | expired (the hold ran out); paid -> shipped | cancelled
+    (refunded); shipped -> cancelled (refunded)."""
 
     RESERVED = "reserved"
     PAID = "paid"
+    SHIPPED = "shipped"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
 
@@ -38,6 +41,7 @@ class Order(Base):
         CheckConstraint("unit_price_cents > 0", name="price_positive"),
         UniqueConstraint("buyer_id", "idempotency_key"),
         Index("ix_orders_status_hold", "status", "hold_expires_at"),
+        Index("ix_orders_buyer_id", "buyer_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
@@ -53,5 +57,22 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RESERVED)
     idempotency_key: Mapped[str] = mapped_column(String(128))
     hold_expires_at: Mapped[datetime] = mapped_column()
+    delivery: Mapped[dict[str, str] | None] = mapped_column(JSON)  # copied from the buyer's
+    payment_method: Mapped[str | None] = mapped_column(String(16))  # a Checkout value
+    payment_ref: Mapped[str | None] = mapped_column(String(255))  # e.g. Stripe's PaymentIntent
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    paid_at: Mapped[datetime | None] = mapped_column()
+    shipped_at: Mapped[datetime | None] = mapped_column()
+    tracking_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event already handled: Stripe delivers at least once."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,9 @@ from pydantic import (
     model_validator,
 )
 
-from api.accounts.schemas import PublicUserOut
+from api.accounts.schemas import Delivery, PublicUserOut
+from api.commerce.models import OrderStatus
+from api.identity.models import Checkout
 from api.shows.schemas import PinOut
 from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit
 
@@ -71,8 +73,13 @@ class OrderOut(Output):
     currency: str
     in_sale: bool
     from_replay: bool = Field(description="Placed from the show's replay, at the regular price")
-    status: Literal["reserved", "paid", "cancelled", "expired"]
-    hold_expires_at: datetime
+    status: OrderStatus
+    hold_expires_at: datetime = Field(description="A reserved order's units go back after this")
+    delivery: Delivery | None = Field(description="The buyer's details, copied onto the order")
+    payment_method: Checkout | None = Field(description="How it was paid (None: not yet)")
+    paid_at: datetime | None
+    shipped_at: datetime | None
+    tracking_url: str | None
     created_at: datetime
 
 

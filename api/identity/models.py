@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     ForeignKey,
     String,
@@ -22,9 +23,20 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+class Checkout(enum.StrEnum):
+    """How a seller takes payment for what buyers reserve."""
+
+    PAY_LATER = "pay_later"  # the seller invoices, then marks the order paid
+    SHOP = "shop"  # the product's checkout_url on the seller's shop, settled by signed callback
+    STRIPE = "stripe"  # Stripe Checkout on the platform's account
+
+
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(check_in("role", Role), name="role"),)
+    __table_args__ = (
+        CheckConstraint(check_in("role", Role), name="role"),
+        CheckConstraint(check_in("checkout", Checkout), name="checkout"),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
@@ -32,6 +44,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
     neighborhood: Mapped[str | None] = mapped_column(String(120))
+    delivery: Mapped[dict[str, str] | None] = mapped_column(JSON)  # contact and shipping address
+    checkout: Mapped[str] = mapped_column(String(16), default=Checkout.PAY_LATER)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
