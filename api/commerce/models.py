@@ -22,7 +22,7 @@ from api.db import ID_LENGTH, Base, check_in, new_id, utcnow
 
 class OrderStatus(enum.StrEnum):
     """reserved -> paid | cancelled | expired (the hold ran out); paid -> shipped | cancelled
-    (refunded); shipped -> cancelled (refunded)."""
+    (refunded)."""
 
     RESERVED = "reserved"
     PAID = "paid"

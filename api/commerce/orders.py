@@ -27,7 +27,7 @@ from api.commerce.gate import GATE
 from api.commerce.models import Order, OrderStatus
 from api.commerce.schemas import OrderIn, OrderOut, SellerOrderOut, SettleIn
 from api.db import utcnow
-from api.identity.models import User
+from api.identity.models import Checkout, User
 from api.shows import cues
 from api.shows.access import admit
 from api.shows.models import Stream, StreamProduct
@@ -45,6 +45,9 @@ api = Api()
 HOLD = timedelta(minutes=10)  # a reserved order keeps its units this long (api.commerce.holds)
 PURCHASE_LIMIT = Limit(rate=2, burst=5)
 SELLABLE = frozenset({StreamStatus.LIVE, StreamStatus.RECONNECTING})
+COUNTED = frozenset({OrderStatus.PAID, OrderStatus.SHIPPED})  # in the product's purchases
+# A paid order cancelled is refunded; a shipped one is past cancelling (returns are the shop's).
+SELLER_CANCELS = frozenset({OrderStatus.RESERVED, OrderStatus.PAID})
 
 
 def _idempotency_key(ctx: Context) -> str:
@@ -265,12 +268,18 @@ def tell_buyer(ctx: Context, order: Order) -> None:
     ctx.after_commit(send)
 
 
-async def mark_paid(ctx: Context, order: Order) -> None:
+async def mark_paid(
+    ctx: Context, order: Order, method: Checkout, reference: str | None = None
+) -> None:
+    """Reserved -> paid, by ``method``; ``reference`` is the payment's id where it has one."""
     if order.status != OrderStatus.RESERVED:
         raise ApiError(
             409, "invalid_status", f"The order is {order.status}", {"status": order.status}
         )
     order.status = OrderStatus.PAID
+    order.payment_method = method
+    order.payment_ref = reference
+    order.paid_at = utcnow()
     await _count_purchase(ctx.session, order, sign=1)
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", order_data(order))
@@ -278,12 +287,12 @@ async def mark_paid(ctx: Context, order: Order) -> None:
 
 
 async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
-    allowed = {OrderStatus.RESERVED} if by_buyer else {OrderStatus.RESERVED, OrderStatus.PAID}
+    allowed = {OrderStatus.RESERVED} if by_buyer else SELLER_CANCELS
     if order.status not in allowed:
         raise ApiError(
             409, "invalid_status", f"The order is {order.status}", {"status": order.status}
         )
-    if order.status == OrderStatus.PAID:
+    if order.status in COUNTED:
         await _count_purchase(ctx.session, order, sign=-1)
     order.status = OrderStatus.CANCELLED
     units, row = await stock.give_back(ctx.session, order)
@@ -320,7 +329,7 @@ async def _count_purchase(session: AsyncSession, order: Order, sign: int) -> Non
 async def pay_order(ctx: Context, order_id: str) -> OrderOut:
     order = await order_for_change(ctx, order_id)
     _merchant(ctx, order)
-    await mark_paid(ctx, order)
+    await mark_paid(ctx, order, Checkout.PAY_LATER)
     return OrderOut.model_validate(order)
 
 
@@ -331,8 +340,8 @@ async def pay_order(ctx: Context, order_id: str) -> OrderOut:
     tag="commerce",
     response=OrderOut,
     errors=(401, 403, 404, 409),
-    description="The buyer may cancel a reserved order; the seller a reserved or paid one. "
-    "The units go back to stock.",
+    description="The buyer may cancel a reserved order; the seller a reserved or paid one "
+    "(a paid one is refunded), not a shipped one. The units go back to stock.",
 )
 async def cancel_order(ctx: Context, order_id: str) -> OrderOut:
     order = await order_for_change(ctx, order_id)
@@ -378,7 +387,7 @@ async def settle_order(ctx: Context, order_id: str, body: SettleIn) -> OrderOut:
             401, "invalid_signature", "The order changed since this was signed: sign again"
         )
     if body.status == "paid":
-        await mark_paid(ctx, order)
+        await mark_paid(ctx, order, Checkout.SHOP)
     else:
         await mark_cancelled(ctx, order, by_buyer=False)
     return OrderOut.model_validate(order)
