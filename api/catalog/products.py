@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from api.accounts.users import require_role, require_user
-from api.catalog.models import Product
+from api.catalog.models import MediaKind, MediaState, Product
 from api.catalog.schemas import ProductIn, ProductOut, ProductPatch
 from api.identity.models import Role
 from api.web.context import Context
@@ -15,6 +15,17 @@ from api.web.routing import Api, Auth
 api = Api()
 
 SELLERS = frozenset({Role.SELLER, Role.ADMIN})
+
+
+def photo_url(product: Product) -> str | None:
+    """The product's picture: its first checked upload, else the first URL it was given (the
+    pages' ``thumbnail()`` in static/js/common.js picks the same)."""
+    uploaded = (
+        m.url
+        for m in product.media
+        if m.kind == MediaKind.IMAGE and m.state == MediaState.READY and m.url
+    )
+    return next(uploaded, None) or next(iter(product.image_urls), None)
 
 
 async def owned_product(ctx: Context, product_id: str) -> Product:

@@ -57,7 +57,8 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.RESERVED)
     idempotency_key: Mapped[str] = mapped_column(String(128))
     hold_expires_at: Mapped[datetime] = mapped_column()
-    delivery: Mapped[dict[str, str] | None] = mapped_column(JSON)  # copied from the buyer's
+    # Copied from the buyer's; None is SQL NULL (not JSON null), so IS NULL finds orders without.
+    delivery: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
     payment_method: Mapped[str | None] = mapped_column(String(16))  # a Checkout value
     payment_ref: Mapped[str | None] = mapped_column(String(255))  # e.g. Stripe's PaymentIntent
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), index=True)

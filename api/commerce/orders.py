@@ -159,6 +159,7 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
         from_replay=from_replay,
         idempotency_key=key,
         hold_expires_at=now + HOLD,
+        delivery=buyer.delivery,  # a copy: the account's details may change later
     )
     ctx.session.add(order)
     try:

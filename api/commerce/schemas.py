@@ -89,6 +89,37 @@ class SellerOrderOut(OrderOut):
     buyer: PublicUserOut
 
 
+class PurchasesQuery(Input):
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class PurchasedProductOut(BaseModel):
+    id: str
+    title: str
+    image_url: str | None = Field(
+        description="Its photo: the first uploaded one, else the first of its image_urls"
+    )
+    checkout_url: str | None = Field(description="The product on the seller's own shop")
+
+
+class StreamTitleOut(BaseModel):
+    id: str
+    title: str
+
+
+class PurchaseOut(OrderOut):
+    """An order as its buyer lists it: what it is, from which show and seller, how to pay."""
+
+    product: PurchasedProductOut
+    stream: StreamTitleOut
+    seller: PublicUserOut
+    checkout: Checkout = Field(description="How the seller takes payment now")
+    checkout_session_id: str | None = Field(
+        description="The Stripe Checkout session paying for it, once one was started"
+    )
+
+
 class SettleIn(Input):
     order_id: str = Field(description="The order being settled: the signature covers it")
     status: Literal["paid", "cancelled"]

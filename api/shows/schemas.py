@@ -12,6 +12,7 @@ from pydantic import (
 
 from api.accounts.schemas import PublicUserOut
 from api.catalog.schemas import ProductOut
+from api.identity.models import Checkout
 from api.shows.models import Audience
 from api.web.schemas import Description, Input, Minutes, Output, Patch, ProductIds, Title, Unit
 from live.states import StreamStatus
@@ -95,6 +96,10 @@ class StreamOut(Output):
     )
     whep_url: str
     hls_url: str
+    checkout: Checkout = Field(
+        description="How the seller takes payment: pay_later (an invoice), shop (the product's "
+        "checkout_url) or stripe (Stripe Checkout)"
+    )
 
 
 class StreamProductOut(Output):

@@ -13,6 +13,7 @@ from api.accounts.schemas import PublicUserOut
 from api.accounts.users import STAFF, require_role, require_user
 from api.catalog.products import SELLERS
 from api.identity.auth import new_publish_token
+from api.identity.models import Checkout
 from api.shows import announcements
 from api.shows.access import owned_stream, viewable_stream, visible_to
 from api.shows.announcements import RoomChange
@@ -48,7 +49,7 @@ class Summary(Protocol):
 
 SUMMARY = web.AppKey("show_summary", Summary)
 
-_DERIVED = frozenset({"owner", "whep_url", "hls_url"})
+_DERIVED = frozenset({"owner", "whep_url", "hls_url", "checkout"})
 
 
 def stream_out(ctx: Context, stream: Stream) -> StreamOut:
@@ -59,6 +60,7 @@ def stream_out(ctx: Context, stream: Stream) -> StreamOut:
         owner=PublicUserOut.model_validate(stream.owner),
         whep_url=f"{base}/whep/{stream.id}",
         hls_url=f"{base}/hls/{stream.id}/master.m3u8",
+        checkout=Checkout(stream.owner.checkout),
     )
 
 
