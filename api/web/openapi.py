@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
-from api.web.routing import Api, Auth, Endpoint
+from api.web.routing import JSON, Api, Auth, Endpoint
 from api.web.schemas import Error
 
 REF = "#/components/schemas/{model}"
@@ -21,6 +21,7 @@ _REASONS = {
     415: "Wrong content type",
     422: "Invalid field values",
     429: "Rate limited; see Retry-After",
+    502: "A service it relies on (the payment provider) failed; nothing changed",
     503: "Temporarily unavailable; see Retry-After",
 }
 
@@ -115,7 +116,9 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     elif e.auth is Auth.OPTIONAL:
         op["security"] = [{}, {"bearer": []}]
     success: dict[str, Any] = {"description": "Success"}
-    if e.response is not None:
+    if e.produces != JSON:
+        success["content"] = {e.produces: {"schema": {"type": "string"}}}
+    elif e.response is not None:
         success["content"] = {"application/json": {"schema": _schema_of(e.response)}}
     error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
     op["responses"] = {str(e.status): success} | {

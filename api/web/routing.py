@@ -48,6 +48,8 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     description: str = ""
     precheck: Precheck | None = None
+    # Anything but JSON (a CSV export): the handler builds and returns the web.Response itself.
+    produces: str = JSON
 
     @property
     def path_params(self) -> list[str]:
@@ -75,6 +77,7 @@ class Api:
         errors: Iterable[int] = (),
         description: str = "",
         precheck: Precheck | None = None,
+        produces: str = JSON,
     ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
         def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             self.endpoints.append(
@@ -92,6 +95,7 @@ class Api:
                     tuple(errors),
                     description,
                     precheck,
+                    produces,
                 )
             )
             return handler
@@ -128,6 +132,8 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
             result = await endpoint.handler(ctx, **kwargs)
         for job in ctx.committed:
             await job()
+        if isinstance(result, web.StreamResponse):
+            return result  # the handler's own body, of the media type it ``produces``
         if adapter is None:
             return web.Response(status=endpoint.status)
         return web.Response(
