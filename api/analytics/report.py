@@ -99,8 +99,8 @@ async def _order_totals(
     session: AsyncSession, stream_id: str, key: Any
 ) -> dict[Any, tuple[int, int, int]]:
     """The show's orders grouped by ``key`` (a column of ``orders``): how many were placed, how
-    many are paid, and the paid revenue."""
-    paid = Order.status == OrderStatus.PAID
+    many are paid (shipped ones too), and the paid revenue."""
+    paid = Order.status.in_((OrderStatus.PAID, OrderStatus.SHIPPED))  # shipped was paid
     rows = await session.execute(
         select(
             key,

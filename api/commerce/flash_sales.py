@@ -81,7 +81,7 @@ async def _bought(session: AsyncSession, buyer_id: str, row: StreamProduct) -> i
             Order.stream_id == row.stream_id,
             Order.product_id == row.product_id,
             Order.in_sale.is_(True),
-            Order.status.in_((OrderStatus.RESERVED, OrderStatus.PAID)),
+            Order.status.in_((OrderStatus.RESERVED, OrderStatus.PAID, OrderStatus.SHIPPED)),
         )
     )
     return int(total or 0)
