@@ -20,12 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from api.accounts.schemas import PublicUserOut
 from api.accounts.users import STAFF, require_user
 from api.commerce import flash_sales, stock
 from api.commerce.gate import GATE
 from api.commerce.models import Order, OrderStatus
-from api.commerce.schemas import OrderIn, OrderOut, SellerOrderOut, SettleIn
+from api.commerce.schemas import BuyerOut, OrderIn, OrderOut, SellerOrderOut, SettleIn
 from api.db import utcnow
 from api.identity.models import Checkout, User
 from api.shows import cues
@@ -219,6 +218,8 @@ async def get_order(ctx: Context, order_id: str) -> OrderOut:
     tag="commerce",
     response=list[SellerOrderOut],
     errors=(401, 403, 404),
+    description="Oldest first, each with its buyer (name and email) and the delivery "
+    "details copied onto it when it was placed.",
 )
 async def stream_orders(ctx: Context, stream_id: str) -> list[SellerOrderOut]:
     user = require_user(ctx)
@@ -237,7 +238,7 @@ async def stream_orders(ctx: Context, stream_id: str) -> list[SellerOrderOut]:
         SellerOrderOut.model_validate(
             {
                 **OrderOut.model_validate(order).model_dump(),
-                "buyer": PublicUserOut.model_validate(buyer),
+                "buyer": BuyerOut.model_validate(buyer),
             }
         )
         for order, buyer in rows

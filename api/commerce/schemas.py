@@ -6,9 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     Field,
     StrictInt,
+    StringConstraints,
     model_validator,
 )
 
@@ -16,7 +18,7 @@ from api.accounts.schemas import Delivery, PublicUserOut
 from api.commerce.models import OrderStatus
 from api.identity.models import Checkout
 from api.shows.schemas import PinOut
-from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit
+from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit, http_url
 
 
 class SaleIn(Input):
@@ -83,10 +85,87 @@ class OrderOut(Output):
     created_at: datetime
 
 
+class BuyerOut(PublicUserOut):
+    """The buyer as their seller sees them: the public name, and the email to write to."""
+
+    email: str
+
+
 class SellerOrderOut(OrderOut):
     """An order as its seller lists it: with who bought it."""
 
-    buyer: PublicUserOut
+    buyer: BuyerOut
+
+
+def _https(value: str) -> str:
+    if not value.startswith("https://"):
+        raise ValueError("must be an https:// URL")
+    if len(value) > 2048:  # normalised (an IDN host in punycode) it may have grown
+        raise ValueError("must be at most 2048 characters")
+    return value
+
+
+TrackingUrl = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    AfterValidator(http_url),
+    AfterValidator(_https),
+    Field(json_schema_extra={"format": "uri"}),
+]
+
+
+class ShipIn(Input):
+    tracking_url: TrackingUrl | None = Field(
+        None, description="The carrier's tracking page for the buyer (https, at most 2048)"
+    )
+
+
+class SalesFigureOut(BaseModel):
+    orders: int
+    units: int
+    amount_cents: int
+
+
+class SalesFiguresOut(BaseModel):
+    """One currency's orders by where they stand. gross = paid + pending; paid includes
+    shipped; refunded orders were paid, then cancelled; the rest of cancelled never were."""
+
+    gross: SalesFigureOut
+    paid: SalesFigureOut
+    shipped: SalesFigureOut
+    pending: SalesFigureOut = Field(description="Reserved: not paid yet")
+    cancelled: SalesFigureOut = Field(description="Cancelled before being paid")
+    refunded: SalesFigureOut = Field(description="Paid, then cancelled (refunded)")
+    expired: SalesFigureOut = Field(description="The hold ran out unpaid")
+
+
+class ProductSalesOut(BaseModel):
+    product_id: str
+    name: str
+    units: int = Field(description="Units in gross orders (paid, shipped or reserved)")
+    gross_cents: int
+    paid_cents: int
+    pending_cents: int
+
+
+class SourceSalesOut(BaseModel):
+    live: SalesFiguresOut = Field(description="Orders placed while the show was on")
+    replay: SalesFiguresOut = Field(description="Orders placed from its replay")
+
+
+class CurrencySalesOut(SalesFiguresOut):
+    currency: str
+    by_product: list[ProductSalesOut] = Field(description="Highest gross first")
+    by_source: SourceSalesOut
+
+
+class SalesOut(BaseModel):
+    """A show's sales. Amounts are never added across currencies: ``currencies`` holds one
+    summary per currency its orders were placed in (the one with the most orders first), and
+    is empty before the first order."""
+
+    stream_id: str
+    currencies: list[CurrencySalesOut]
 
 
 class PurchasesQuery(Input):

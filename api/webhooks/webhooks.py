@@ -48,6 +48,17 @@ log = logging.getLogger(__name__)
 api = Api()
 
 SIGNATURE = "Shopcast-Signature"
+EVENTS = frozenset(
+    {
+        "order.reserved",
+        "order.paid",
+        "order.shipped",
+        "order.cancelled",  # also a hold that expired, and a paid order refunded
+        "stream.live",
+        "stream.ended",
+    }
+)
+"""Every event a seller's endpoints may receive (docs/commerce.md): ``enqueue`` takes no other."""
 TOLERANCE_SECONDS = 300
 MAX_ATTEMPTS = 12
 SEND_SECONDS = 5.0
@@ -96,7 +107,10 @@ def verify(secrets_: list[str], header: str, body: bytes, now: float | None = No
 
 
 async def enqueue(session: AsyncSession, seller_id: str, event: str, data: dict[str, Any]) -> None:
-    """Queue ``event`` for every endpoint of the seller, inside the caller's transaction."""
+    """Queue ``event`` (one of ``EVENTS``) for every endpoint of the seller, inside the
+    caller's transaction."""
+    if event not in EVENTS:
+        raise ValueError(f"{event} is not a webhook event: add it to EVENTS and the docs")
     endpoints = await session.scalars(
         select(WebhookEndpoint.id).where(WebhookEndpoint.owner_id == seller_id)
     )
@@ -338,7 +352,8 @@ class Dispatcher:
     body=WebhookIn,
     response=WebhookCreatedOut,
     errors=(401, 403, 415, 422),
-    description="The secret that signs the deliveries is shown once, in this answer.",
+    description="The secret that signs the deliveries is shown once, in this answer. "
+    f"Events: {', '.join(sorted(EVENTS))}.",
 )
 async def create_webhook(ctx: Context, body: WebhookIn) -> WebhookCreatedOut:
     seller = require_role(ctx, SELLERS, "Only sellers receive webhooks")
