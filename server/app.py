@@ -15,7 +15,9 @@ import signal
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import aiohttp
 import socketio
+import stripe
 from aiohttp import web
 
 from api.analytics.report import show_analytics
@@ -35,7 +37,7 @@ from api.streaming import hls, signaling
 from api.streaming.hls import RECORDINGS, hls_cors
 from api.streaming.observability import metrics_route
 from api.streaming.signaling import MEDIA, Media, signaling_cors
-from api.web.context import SERVICES, Services
+from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
 from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
@@ -51,6 +53,8 @@ from twins.ratelimit import Limit
 from twins.socketio_redis import BreakerRedisManager
 
 SOCKET_MAX_BYTES = 64 * 1024
+STRIPE_TIMEOUT_SECONDS = 20  # one call to Stripe's API, connecting included
+STRIPE_RETRIES = 2  # of a failed connection or 5xx: safe, as creates carry idempotency keys
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -147,9 +151,33 @@ def _services(
         bus=twins.bus,
         counters=twins.counters,
         rooms=realtime,
+        stripe=_stripe(app, settings),
     )
     app[SUMMARY] = show_analytics
     app[GATE] = SalesGate(settings.sales_gate_seconds)
+
+
+def _stripe(app: web.Application, settings: Settings) -> StripeAccount | None:
+    """The platform's Stripe account, when the operator gave its key: one client, whose HTTP
+    runs on the event loop (aiohttp), closed with the app."""
+    key = settings.stripe_secret_key.get_secret_value()
+    if not key:
+        return None
+    http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=STRIPE_TIMEOUT_SECONDS))
+    base = settings.stripe_api_base.rstrip("/")
+    client = stripe.StripeClient(
+        key,
+        base_addresses={"api": base} if base else {},
+        http_client=http,
+        max_network_retries=STRIPE_RETRIES,
+    )
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await http.close_async()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+
+    app.cleanup_ctx.append(lifespan)
+    return StripeAccount(client, settings.stripe_webhook_secret)
 
 
 def _live(

@@ -167,6 +167,19 @@ class Settings(BaseSettings):
         description="Let webhooks reach loopback, private and link-local addresses (a shop on "
         "this machine or network); off, they reach public addresses only.",
     )
+    stripe_secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Secret API key (sk_...) of the platform's Stripe account; empty: Stripe "
+        "Checkout is unavailable.",
+    )
+    stripe_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signing secret (whsec_...) of the Stripe webhook endpoint that sends "
+        "/api/v1/stripe/webhook its events; required with a secret key.",
+    )
+    stripe_api_base: str = Field(
+        "", description="Base URL of Stripe's API; empty: Stripe's own (tests use a stand-in)."
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator(
@@ -214,6 +227,16 @@ class Settings(BaseSettings):
         """Each SFU process needs its own slice of the range, of at least one port."""
         if self.resolved_port_range is not None:
             self.resolved_port_range.split(self.resolved_sfu_workers)
+        return self
+
+    @model_validator(mode="after")
+    def _stripe_events_verifiable(self) -> Settings:
+        """Stripe confirms payments only by signed events: a key without their secret would
+        take payments that no order ever records."""
+        if self.stripe_secret_key.get_secret_value() and not (
+            self.stripe_webhook_secret.get_secret_value()
+        ):
+            raise ValueError("stripe_webhook_secret is required with stripe_secret_key")
         return self
 
     @field_validator("jwt_secret")

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from stripe import StripeClient
 
 from api.identity.auth import TokenIssuer
 from api.identity.ice import IceConfig
@@ -51,6 +53,15 @@ class Rooms(Protocol):
 
 
 @dataclass(frozen=True)
+class StripeAccount:
+    """The platform's Stripe account (``api.commerce.payments``): its API client, which sends
+    over this node's event loop, and the secret that signs the events Stripe posts us."""
+
+    client: StripeClient
+    webhook_secret: SecretStr
+
+
+@dataclass(frozen=True)
 class Services:
     """The node's long-lived collaborators, built once by the composition root."""
 
@@ -64,6 +75,7 @@ class Services:
     bus: Bus
     counters: Counters
     rooms: Rooms
+    stripe: StripeAccount | None  # None: Stripe Checkout is not configured
 
 
 SERVICES = web.AppKey("services", Services)
