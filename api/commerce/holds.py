@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.commerce import stock
@@ -14,6 +16,59 @@ from api.db import utcnow
 from api.web.context import Rooms
 from api.webhooks import webhooks
 from twins.periodic import Periodic
+
+# A hold in a Stripe Checkout Session ends with the session, and Stripe's expired event gives
+# its units back; the sweeper waits this much longer, in case that event never comes.
+SESSION_GRACE = timedelta(minutes=10)
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Reserved orders whose hold has run out, by ``now``, for the sweeper."""
+    return (Order.status == OrderStatus.RESERVED) & or_(
+        Order.checkout_session_id.is_(None) & (Order.hold_expires_at <= now),
+        Order.hold_expires_at <= now - SESSION_GRACE,
+    )
+
+
+@dataclass
+class Expired:
+    """Orders an expiry moved, and what to tell once its transaction has committed."""
+
+    orders: list[Order] = field(default_factory=list)
+    stock: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+    buyers: list[tuple[str, dict[str, object]]] = field(default_factory=list)
+
+    async def announce(self, rooms: Rooms) -> None:
+        for stream_id, data in self.stock:
+            await rooms.to_stream(stream_id, "product:stock", data)
+        for buyer_id, order_out in self.buyers:
+            await rooms.to_user(buyer_id, "order:status", order_out)
+
+
+async def expire(session: AsyncSession, ids: Sequence[str], now: datetime) -> Expired:
+    """Reserved -> expired for those of ``ids`` still reserved, in one conditional UPDATE, so
+    that of several nodes (or a sweep and a Stripe event) exactly one expires each; their
+    units go back and ``order.cancelled`` (reason ``hold_expired``) is queued."""
+    expired = Expired()
+    if not ids:
+        return expired
+    expired.orders = list(
+        await session.scalars(
+            update(Order)
+            .where(Order.id.in_(ids), Order.status == OrderStatus.RESERVED)
+            .values(status=OrderStatus.EXPIRED, updated_at=now)
+            .returning(Order)
+        )
+    )
+    for order in expired.orders:
+        as_now = order_data(order)
+        expired.buyers.append((order.buyer_id, as_now))
+        data = {**as_now, "reason": "hold_expired"}
+        await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
+        units, row = await stock.give_back(session, order)
+        if row is not None:
+            expired.stock.append((order.stream_id, stock.event(row, units)))
+    return expired
 
 
 class HoldExpiry:
@@ -45,36 +100,8 @@ class HoldExpiry:
     async def sweep(self, now: datetime | None = None) -> int:
         """Expire due holds; return how many orders expired."""
         now = now or utcnow()
-        events: list[tuple[str, dict[str, object]]] = []
-        buyers: list[tuple[str, dict[str, object]]] = []
         async with self._sessions.begin() as session:
-            due = list(
-                await session.scalars(
-                    select(Order.id)
-                    .where(Order.status == OrderStatus.RESERVED, Order.hold_expires_at <= now)
-                    .limit(self._batch)
-                )
-            )
-            if not due:
-                return 0
-            expired = list(
-                await session.scalars(
-                    update(Order)
-                    .where(Order.id.in_(due), Order.status == OrderStatus.RESERVED)
-                    .values(status=OrderStatus.EXPIRED, updated_at=now)
-                    .returning(Order)
-                )
-            )
-            for order in expired:
-                as_now = order_data(order)
-                buyers.append((order.buyer_id, as_now))
-                data = {**as_now, "reason": "hold_expired"}
-                await webhooks.enqueue(session, order.seller_id, "order.cancelled", data)
-                units, row = await stock.give_back(session, order)
-                if row is not None:
-                    events.append((order.stream_id, stock.event(row, units)))
-        for stream_id, data in events:
-            await self._rooms.to_stream(stream_id, "product:stock", data)
-        for buyer_id, order_out in buyers:
-            await self._rooms.to_user(buyer_id, "order:status", order_out)
-        return len(expired)
+            ids = list(await session.scalars(select(Order.id).where(due(now)).limit(self._batch)))
+            expired = await expire(session, ids, now)
+        await expired.announce(self._rooms)
+        return len(expired.orders)
