@@ -8,7 +8,7 @@ from typing import Any
 from api.accounts import users
 from api.analytics import report
 from api.catalog import product_media, products
-from api.commerce import fulfilment, orders, pins, purchases
+from api.commerce import checkout, fulfilment, orders, pins, purchases
 from api.realtime import endpoints
 from api.shows import lineup, streams
 from api.streaming import observability
@@ -32,6 +32,7 @@ def rest_api() -> Api:
         endpoints,
         pins,
         orders,
+        checkout,
         fulfilment,
         purchases,
         webhooks,

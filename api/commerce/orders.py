@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from api.accounts.users import STAFF, require_user
-from api.commerce import flash_sales, stock
+from api.commerce import flash_sales, payments, stock
 from api.commerce.gate import GATE
 from api.commerce.models import Order, OrderStatus
 from api.commerce.schemas import BuyerOut, OrderIn, OrderOut, SellerOrderOut, SettleIn
@@ -294,6 +294,9 @@ async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
         raise ApiError(
             409, "invalid_status", f"The order is {order.status}", {"status": order.status}
         )
+    if order.status == OrderStatus.PAID and order.payment_method == Checkout.STRIPE:
+        # First: a refund Stripe refuses (502) leaves the order paid.
+        await payments.refund_order(ctx.services.stripe, order)
     if order.status in COUNTED:
         await _count_purchase(ctx.session, order, sign=-1)
     order.status = OrderStatus.CANCELLED
@@ -341,9 +344,11 @@ async def pay_order(ctx: Context, order_id: str) -> OrderOut:
     summary="Cancel an order",
     tag="commerce",
     response=OrderOut,
-    errors=(401, 403, 404, 409),
+    errors=(401, 403, 404, 409, 502),
     description="The buyer may cancel a reserved order; the seller a reserved or paid one "
-    "(a paid one is refunded), not a shipped one. The units go back to stock.",
+    "(a paid one is refunded), not a shipped one. The units go back to stock. An order paid "
+    "on Stripe Checkout is refunded through Stripe first: 502 payment_provider when Stripe "
+    "refuses, and the order stays paid.",
 )
 async def cancel_order(ctx: Context, order_id: str) -> OrderOut:
     order = await order_for_change(ctx, order_id)

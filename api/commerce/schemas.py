@@ -202,3 +202,31 @@ class PurchaseOut(OrderOut):
 class SettleIn(Input):
     order_id: str = Field(description="The order being settled: the signature covers it")
     status: Literal["paid", "cancelled"]
+
+
+class CheckoutChoiceIn(Input):
+    checkout: Checkout = Field(description="How buyers pay this seller")
+
+
+class CheckoutIn(Input):
+    order_ids: Annotated[
+        list[ResourceId],
+        Field(min_length=1, max_length=20, description="Reserved orders of one seller, each once"),
+    ]
+
+    @model_validator(mode="after")
+    def _each_once(self) -> Self:
+        if len(set(self.order_ids)) != len(self.order_ids):
+            raise ValueError("name each order once")
+        return self
+
+
+class CheckoutOut(BaseModel):
+    session_id: str = Field(description="Stripe's Checkout Session")
+    url: str = Field(description="Stripe's payment page: send the buyer there")
+    expires_at: datetime = Field(description="The session ends then, and the orders' holds with it")
+
+
+class StripeReceiptOut(BaseModel):
+    received: bool = True
+    duplicate: bool = Field(False, description="This event was handled before: nothing changed")
