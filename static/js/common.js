@@ -32,6 +32,10 @@ export const session = {
     signIn.setItem(TOKEN_KEY, auth.access_token);
     signIn.setItem(USER_KEY, JSON.stringify(auth.user));
   },
+  /** The account as the server last sent it (GET /me, PUT /me/delivery), for the same sign-in. */
+  keepUser(user) {
+    if (this.token) signIn.setItem(USER_KEY, JSON.stringify(user));
+  },
   clear() {
     signIn.removeItem(TOKEN_KEY);
     signIn.removeItem(USER_KEY);

@@ -5,6 +5,7 @@ import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, s
 import { embed } from "./embedding.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
+import { askDelivery, deliveryText, holdLine, howToPay, payAction, tickHolds, trackLink } from "./purchase.js";
 import { watchReception } from "./reception.js";
 import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
 
@@ -24,6 +25,7 @@ const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
   timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
   cards: new Map(), chatRefusal: null, warmingUntil: 0,
+  orders: new Map(), // product id -> this viewer's latest order of it in this show
 };
 
 function show(text, mode, kind) {
@@ -260,10 +262,11 @@ function placeTags() {
 
 function card(pin) {
   const { product, sale } = pin;
+  const order = state.orders.get(product.id);
   const closed = pin.replay && !state.stream.shoppable_replay;
   const buy = el("button", { type: "button", class: "buy", onclick: () => buyNow(pin, buy) }, closed ? "Show ended" : BUY);
   if (closed) buy.disabled = true;
-  return el("li", {
+  const node = el("li", {
     id: `card-${product.id}`, class: `card pinned enter${sale ? " on-sale" : ""}`, tabindex: "-1",
     dataset: { productId: product.id }, onclick: (event) => { if (event.target === event.currentTarget) clicked(product.id); },
   },
@@ -275,12 +278,15 @@ function card(pin) {
       el("span", { class: "price" }, money(sale ? sale.price_cents : product.price_cents, product.currency))),
     pin.replay ? null : el("p", { class: "muted stock" }, ""),
     sale?.ends_at ? el("p", { class: "countdown-line", dataset: { endsAt: sale.ends_at } }, "") : null,
-    el("p", { class: "result", role: "status" }, "")),
+    el("p", { class: "result", role: "status" }, ""),
+    el("div", { class: "order-line" })),
   el("div", { class: "card-actions" }, buy,
     pin.replay ? null : el("button", { type: "button", class: "secondary", onclick: () => ask(product) }, "Ask"),
     product.checkout_url?.startsWith("https://")
       ? el("a", { href: product.checkout_url, class: "button secondary", rel: "noopener noreferrer", target: "_blank" }, "Seller's shop")
       : null));
+  if (order && OPEN_ORDERS.has(order.status)) showOrder(node, order); // a new offer's card keeps it
+  return node;
 }
 
 /** The card's stock line and Buy button from what the room last said; an order's outcome wins. */
@@ -291,7 +297,7 @@ function updateCard(pin) {
   const ended = Boolean(pin.sale?.ends_at) && Date.parse(pin.sale.ends_at) <= Date.now();
   node.querySelector(".stock").textContent = soldOut || ended ? "" : stockText(pin);
   const buy = node.querySelector(".buy");
-  if (["reserved", "paid"].includes(node.dataset.order) || buy.dataset.key) return; // the order speaks
+  if (OPEN_ORDERS.has(node.dataset.order) || buy.dataset.key) return; // the order speaks
   const closed = soldOut ? "Sold out" : ended ? "Sale ended" : null;
   buy.disabled = Boolean(closed);
   buy.textContent = closed || BUY;
@@ -304,6 +310,7 @@ function stockText(pin) {
 }
 
 function tick() {
+  tickHolds();
   for (const line of document.querySelectorAll(".countdown-line")) {
     const left = Math.max(0, Math.round((Date.parse(line.dataset.endsAt) - Date.now()) / 1000));
     line.textContent = left > 0 ? `Sale ends in ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}` : "";
@@ -352,9 +359,7 @@ async function buyNow(pin, button) {
   try {
     const order = await api("POST", `/streams/${encodeURIComponent(streamId)}/orders`,
       { product_id: pin.product.id, quantity: 1 }, { "Idempotency-Key": button.dataset.key });
-    card.dataset.order = order.status;
-    say(result, `Reserved: ${money(order.unit_price_cents, order.currency)}. The seller will confirm.`, "ok");
-    button.textContent = "Reserved";
+    orderChanged(order);
   } catch (error) {
     delete button.dataset.key;
     if (SOLD_OUT.has(error.code)) {
@@ -489,30 +494,98 @@ function openSocket() {
   });
 }
 
-// The viewer's own order, as it changes (the seller marks it paid, cancels it, the hold runs out).
+// The viewer's own order on its card, as it changes: reserved (the hold's countdown and how to
+// pay, by the seller's checkout), paid, shipped (with Track); after a cancellation or an expired
+// hold the units are back on sale and the viewer may buy again.
+const OPEN_ORDERS = new Set(["reserved", "paid", "shipped"]);
 const ORDER_NEWS = {
-  paid: ["Paid", "Paid. Thank you!"],
-  cancelled: [null, "The seller cancelled this order."],
-  expired: [null, "Your hold ran out: the units went back."],
+  paid: ["Paid ✓", () => "Paid. Thank you!"],
+  shipped: ["Shipped", () => "On its way to you."],
+  cancelled: [null, (order) => (order.paid_at
+    ? "The seller cancelled this order: your payment is refunded."
+    : "The seller cancelled this order.")],
+  expired: [null, () => "Your hold ran out: the units went back."],
 };
 
 function orderChanged(order) {
+  if (order.stream_id !== streamId) return;
+  const known = state.orders.get(order.product_id);
+  if (known && known.id !== order.id && Date.parse(known.created_at) > Date.parse(order.created_at)) return;
+  if (known?.id === order.id && order.status === "reserved" && known.status !== "reserved") return; // stale
+  state.orders.set(order.product_id, order);
   const node = $(`#card-${order.product_id}`);
-  const news = ORDER_NEWS[order.status];
-  if (order.stream_id !== streamId || !node || !news) return;
-  const [label, line] = news;
+  if (node) showOrder(node, order);
+}
+
+function showOrder(node, order) {
   const buy = node.querySelector(".buy");
-  say(node.querySelector(".result"), line, order.status === "paid" ? "ok" : null);
+  const result = node.querySelector(".result");
+  const line = node.querySelector(".order-line");
+  node.querySelector(".card-actions .pay")?.remove();
+  buy.hidden = false;
+  line.replaceChildren();
+  if (order.status === "reserved") return showReserved(node, order, buy, result, line);
+  const news = ORDER_NEWS[order.status];
+  if (!news) return;
+  const [label, text] = news;
+  say(result, text(order), label ? "ok" : null);
   if (label) {
     node.dataset.order = order.status;
     buy.textContent = label;
     buy.disabled = true;
+    const track = trackLink(order);
+    if (track) line.append(track);
     return;
   }
   delete node.dataset.order; // the units are back on sale: this viewer may buy again
   delete buy.dataset.key;
   const pin = state.pins.get(order.product_id);
   if (pin) updateCard(pin);
+}
+
+function showReserved(node, order, buy, result, line) {
+  const { checkout } = state.stream;
+  const product = (state.pins.get(order.product_id) ?? state.products.get(order.product_id))?.product;
+  node.dataset.order = "reserved";
+  buy.textContent = "Reserved";
+  buy.disabled = true;
+  say(result, howToPay(order, checkout, product), "ok");
+  const pay = payAction(order, checkout, product, result);
+  if (pay) {
+    buy.hidden = true; // Pay takes its place
+    buy.before(pay);
+  }
+  line.append(holdLine(order));
+  // An invoiced order ships to the account's address: asked for on the card, once.
+  if (checkout === "pay_later" && !order.delivery) {
+    line.append(el("button", { type: "button", class: "secondary address", onclick: addDelivery }, "Add delivery details"));
+  }
+}
+
+async function addDelivery() {
+  const user = await askDelivery("Where should it go? The seller ships to this address.");
+  if (user) deliveryAdded(user);
+}
+
+// The server copied the details onto the reserved orders that had none (order:status says so
+// too): the cards stop asking at once.
+function deliveryAdded(user) {
+  for (const order of [...state.orders.values()]) {
+    if (order.status === "reserved" && !order.delivery) orderChanged({ ...order, delivery: user.delivery });
+  }
+}
+
+// After a reload or a sign-in: the viewer's reserved orders of this show are back on their cards.
+async function restoreOrders() {
+  try {
+    const [user, mine] = await Promise.all([api("GET", "/me"), api("GET", "/me/orders?limit=50")]);
+    session.keepUser(user);
+    for (const order of mine.reverse()) { // oldest first: a product's latest order wins
+      if (order.stream_id === streamId && order.status === "reserved") orderChanged(order);
+    }
+  } catch {
+    // The cards work without: Buy still buys.
+  }
 }
 
 // "Ann bought the mug": a short line over the video when someone buys.
@@ -540,6 +613,7 @@ async function join() {
     state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
     renderPins();
   }
+  if (session.token) restoreOrders();
   embed.ready(state.stream);
 }
 
@@ -586,7 +660,10 @@ function openAccount() {
   $("#auth-form").hidden = signedInNow;
   $("#signed-in").hidden = !signedInNow;
   $("#account-title").textContent = signedInNow ? "Your account" : "Sign in to chat and buy";
-  if (signedInNow) $("#signed-in-name").textContent = session.user.display_name;
+  if (signedInNow) {
+    $("#signed-in-name").textContent = session.user.display_name;
+    $("#delivery-summary").textContent = deliveryText(session.user.delivery) || "No delivery details yet.";
+  }
   $("#account").showModal();
   (signedInNow ? $("#sign-out") : $("#auth-form").email).focus();
 }
@@ -610,9 +687,15 @@ $("#chat-sign-in").addEventListener("click", openAccount);
 $("#account-close").addEventListener("click", () => $("#account").close());
 function signedOut() {
   $("#account").close();
+  state.orders.clear();
   accountButton();
   openSocket();
 }
+$("#edit-delivery").addEventListener("click", async () => {
+  $("#account").close();
+  const user = await askDelivery();
+  if (user) deliveryAdded(user);
+});
 $("#sign-out").addEventListener("click", () => {
   session.clear();
   signedOut();

@@ -115,7 +115,7 @@ async def test_watch_page_on_a_phone_and_a_desktop(
         ben = next(o for o in orders if o["product_id"] == scarf["id"])
         paid = await client.post(f"/api/v1/orders/{ben['id']}/pay", headers=seller.auth)
         assert paid.status == 200, await paid.text()
-        await page.wait_for_selector(f"{card}[data-order=paid] .buy:disabled:text-is('Paid')")
+        await page.wait_for_selector(f"{card}[data-order=paid] .buy:disabled:text-is('Paid ✓')")
         assert await page.locator("text=Sold out").count() == 1, "sold out said once"
 
         # Someone buying shows as a moment over the video.
