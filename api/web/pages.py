@@ -96,6 +96,7 @@ def mount(
     app.router.add_get("/broadcast", _to_studio)
     app.router.add_get("/favicon.ico", _favicon)
     app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
+    app.router.add_get("/orders", _page("orders.html", csp))
     # The watch page again, in embed mode (static/js/embedding.js), for the allowed shops' pages.
     embed = _page("watch.html", page_csp(media_origins, cors_origins), framed=bool(cors_origins))
     app.router.add_get("/embed/{stream_id}", embed)

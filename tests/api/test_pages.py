@@ -15,7 +15,7 @@ from server.tls import ensure_certificate, server_context
 
 Client = TestClient[Any, Any]
 STATIC = Path(__file__).resolve().parents[2] / "static"
-PAGES = ("/", "/studio", "/watch/abc", "/embed/abc", "/admin", "/admin/shows/abc")
+PAGES = ("/", "/studio", "/watch/abc", "/embed/abc", "/orders", "/admin", "/admin/shows/abc")
 ASSET = re.compile(r"""(?:src|href)="(/static/[^"]+)"|from "(/static/[^"]+)"|from "\./([^"]+)\"""")
 
 
@@ -78,6 +78,7 @@ async def test_every_asset_a_page_loads_is_served(client: Client) -> None:
             if asset.startswith("/static/js/"):
                 queue.append((await response.text(), "/static/js/"))
     assert {"/static/js/studio.js", "/static/js/watch.js", "/static/js/admin.js"} <= seen
+    assert {"/static/js/orders.js", "/static/js/purchase.js"} <= seen
     assert "/static/node_modules/uplot/dist/uPlot.esm.js" in seen
 
 
