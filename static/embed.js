@@ -7,6 +7,8 @@
  * Or from the shop's script:
  *   const player = Shopcast.embed(element, { show: "SHOW_ID", cart: "host" });
  *   player.on("add-to-cart", ({ product, quantity }) => cart.add(product.id, quantity));
+ *   (product: {id, title, price_cents, sale_price_cents, currency, image_url, checkout_url}, the
+ *   last its page on the shop, so the shop's own checkout can take it.)
  *   player.openProduct(productId); player.signIn(accessToken); player.signOut();
  *
  * Commands go to the Shopcast origin this script came from, and only messages from that origin

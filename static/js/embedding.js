@@ -33,7 +33,8 @@ function failure(code, message) {
   return Object.assign(new Error(message), { code });
 }
 
-/** A product as the shop's page sees it: enough to find it in its own catalogue and cart. */
+/** A product as the shop's page sees it: enough to find it in its own catalogue and cart, and
+ * its page on the shop (`checkout_url`), so that an add-to-cart can go to the shop's checkout. */
 function describe(item) {
   const { product, sale } = item;
   return {

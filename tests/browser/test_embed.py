@@ -21,6 +21,7 @@ from tests.browser.test_story import AUDIT, AXE, SHOTS
 from tests.browser.test_watch_phone import _pin
 from tests.conftest import Account, Shop, eventually
 
+SCARF_PAGE = "https://shop.example/scarves/silk"  # the product on the shop: its checkout_url
 # A shop's product page: the loader, a cart of its own, and buttons that open products live.
 SHOP_PAGE = """<!doctype html>
 <html lang="en">
@@ -194,7 +195,9 @@ async def test_the_player_embedded_in_a_shop_page_of_another_site(
     shop = Shop(client, database_url)
     async with AsyncExitStack() as stack:
         seller = await shop.account("seller")
-        scarf = await shop.product(seller, title="Silk scarf", price_cents=2500, stock=5)
+        scarf = await shop.product(
+            seller, title="Silk scarf", price_cents=2500, stock=5, checkout_url=SCARF_PAGE
+        )
         mug = await shop.product(seller, title="Stoneware mug", price_cents=1250, stock=3)
         sid, _ = await publish(
             shop, stack, seller, title="Autumn scarves", product_ids=[scarf["id"], mug["id"]]
@@ -261,6 +264,7 @@ async def the_shops_cart_takes_buy(page: Page, frame: Frame, product_id: str) ->
     assert added["quantity"] == 1
     assert added["product"]["id"] == product_id and added["product"]["title"] == "Silk scarf"
     assert added["product"]["price_cents"] == 2500 and added["product"]["currency"] == "USD"
+    assert added["product"]["checkout_url"] == SCARF_PAGE, "the shop's own checkout takes it"
     await page.wait_for_selector("#cart:text-is('Cart: 1 × Silk scarf')")
     await frame.wait_for_selector(f"{card} .result:text-is('Added to your cart.')")
     await frame.tap(card, position={"x": 4, "y": 4})  # the card itself, not its buttons
