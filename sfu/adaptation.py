@@ -5,14 +5,18 @@ Each room tick, :meth:`Adaptation.tick` feeds the viewer's counters to its
 and asks the video consumer to switch (at the target layer's keyframe) when another layer
 fits. Going up needs evidence the link carries more than the current layer: a **probe**,
 RTX padding paced every 20 ms to bring what the viewer receives up to the next layer's rate
-for :data:`PROBE_SECONDS`; it stops at the first tick with loss. One viewer's choices touch
-only its own consumer: the publisher keeps sending every layer.
+for :data:`PROBE_SECONDS`; it stops at the first tick with loss, and at the first receiver
+report whose round trip grew by :data:`QUEUE_RISE` over the link's floor (a buffer on the
+path absorbed the padding: it queued, the link did not carry it; a cellular link's buffer holds
+seconds of a slow layer). It succeeds only on a report that came after it ran its time. One
+viewer's choices touch only its own consumer: the publisher keeps sending every layer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from .consumer import PADDING_SIZE, Consumer
@@ -23,7 +27,11 @@ PROBE_SECONDS = 2.0  # the estimator's window: what it carried is judged on the 
 PROBE_PACE = 0.02
 REPORT_LAG = 0.5  # a receiver report this soon after a probe starts is about before it
 PROBE_QUIET = 2.0  # no congestion for this long before probing
-PROBE_BACKOFF = (2.0, 4.0, 8.0)  # wait after a failed probe (the last repeats)
+PROBE_BACKOFF = (2.0, 4.0, 8.0, 16.0, 30.0)  # wait after a failed probe (the last repeats)
+# A layer reached by a probe must hold this long: leaving it sooner fails the probe after the
+# fact. A link's token bucket lets a probe through and then not the layer it asked for (tbf
+# with a 20 KB burst on 300 kbit/s: probe, up, congested, down every ~6 s, freezing each time).
+RISE_HOLDS = 10.0
 PAUSE_AFTER = 3.0  # seconds the lowest layer must not fit before the video pauses
 # What a link carries beyond the payload: RTP header and extensions, SRTP tag, UDP and IP
 # headers, per packet. An Opus packet of 80 bytes doubles on the wire; a layer's own rate
@@ -31,6 +39,8 @@ PAUSE_AFTER = 3.0  # seconds the lowest layer must not fit before the video paus
 WIRE_OVERHEAD = 60
 LAYER_OVERHEAD = 1.06
 LAYER_SILENT = 1.0  # a layer that sent nothing for this long is not chosen
+QUEUE_RISE = 0.1  # a round trip this far above the floor: the probe filled a queue
+RTT_WINDOW = 10.0  # the floor is the least round trip over this many seconds before a probe
 
 
 class Adaptation:
@@ -48,9 +58,11 @@ class Adaptation:
         self._probe_bps = 0.0  # what the viewer receives while probing
         self._remb = 0  # the viewer's last REMB
         self._credit = 0.0  # bytes of padding owed to the probe's rate
-        self._probe_reports = 0  # receiver reports on the padding during the probe
+        self._probe_reported = 0.0  # when a receiver report last told of the probe's padding
+        self._round_trips: deque[tuple[float, float]] = deque()  # (when, seconds) outside probes
         self._next_probe = 0.0
-        self._failures = 0
+        self._failures = 0  # failed probes and rises since a rise last held
+        self._raised: tuple[float, int] | None = None  # a rise that must hold: (when, to index)
         self._below_since = 0.0  # since when not even the lowest layer fits (0: it fits)
         self._pacer: asyncio.TimerHandle | None = None
 
@@ -80,15 +92,28 @@ class Adaptation:
         if self._probe_until and bitrate < previous * 0.95 and bitrate < self._probe_bps:
             self._fail_probe(now)
 
-    def on_report(self, fraction_lost: float) -> None:
-        self.estimator.on_report(time.monotonic(), fraction_lost)
+    def on_report(self, fraction_lost: float, round_trip: float | None = None) -> None:
+        """A receiver report on the video: its loss, and the round trip it measured."""
+        now = time.monotonic()
+        self.estimator.on_report(now, fraction_lost)
+        if round_trip is None:
+            return
+        trips = self._round_trips
+        if not self._probe_until:
+            trips.append((now, round_trip))
+            while trips[0][0] < now - RTT_WINDOW:
+                trips.popleft()
+        elif now >= self._probe_until - PROBE_SECONDS + REPORT_LAG and trips:
+            queued = round_trip > min(t for _, t in trips) + QUEUE_RISE
+            if queued:
+                self._fail_probe(now)
 
     def on_probe_report(self, fraction_lost: float) -> None:
         """A report on the RTX stream: during a probe, whether its padding arrived."""
         now = time.monotonic()
         if not self._probe_until or now < self._probe_until - PROBE_SECONDS + REPORT_LAG:
             return  # no probe, or a report on the time before it
-        self._probe_reports += 1
+        self._probe_reported = now
         if fraction_lost > PROBE_LOSS:
             self._fail_probe(now)
 
@@ -148,7 +173,10 @@ class Adaptation:
         else:
             self._below_since = 0.0
         target = None if choice is None else layers[choice]
+        self._judge_rise(now, choice)
         if target is not self.target:
+            if choice is not None and (current is None or choice > current):
+                self._raised = (now, choice)
             self.target = target
             consumer.switch(target)
         elif not self._probe_until and now >= self._next_probe:
@@ -166,7 +194,7 @@ class Adaptation:
         self._probe_bps = wanted
         self._padding_bps = wanted - (rates[current] if current is not None else beside)
         self._probe_until = now + PROBE_SECONDS
-        self._probe_reports = 0
+        self._probe_reported = 0.0
         self._pace()
 
     def _pace(self) -> None:
@@ -189,12 +217,23 @@ class Adaptation:
         estimator = self.estimator
         if estimator.loss > PROBE_LOSS:
             self._fail_probe(now)
-        elif now >= self._probe_until and self._probe_reports:
+        elif now >= self._probe_until and self._probe_reported >= self._probe_until:
             self.stop_probe()
             estimator.probed()
-            self._failures = 0
         elif now >= self._probe_until + PROBE_SECONDS:
             self._fail_probe(now)  # the viewer never reported on the padding: no evidence
+
+    def _judge_rise(self, now: float, choice: int | None) -> None:
+        """A rise that held :data:`RISE_HOLDS` clears the failures; one left sooner is one."""
+        if self._raised is None:
+            return
+        when, to = self._raised
+        if choice is None or choice < to:
+            self._raised = None
+            self._fail_probe(now)
+        elif now - when >= RISE_HOLDS:
+            self._raised = None
+            self._failures = 0
 
     def _fail_probe(self, now: float) -> None:
         self.stop_probe()

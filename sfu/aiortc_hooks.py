@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -170,15 +171,31 @@ def receive_layers(
     setattr(receiver, "_handle_rtp_packet", _handle_rtp_packet)  # noqa: B010
 
 
+def report_round_trip(sender: RTCRtpSender, report: RtcpReceiverInfo) -> float | None:
+    """The round trip one receiver report measures (RFC 3550, 6.4.1): from our last sender
+    report leaving to this report arriving, less the receiver's delay in between; None when
+    the report names an older sender report, or none.
+
+    Hook: ``RTCRtpSender.__lsr`` and ``__lsr_time`` (aiortc keeps only a smoothed RTT, which
+    moves by 15 % a report: too slowly to see a queue grow during a probe).
+    """
+    sent_at: float | None = getattr(sender, "_RTCRtpSender__lsr_time", None)
+    last = getattr(sender, "_RTCRtpSender__lsr", None)
+    if sent_at is None or not report.dlsr or report.lsr != last:
+        return None
+    return time.time() - sent_at - report.dlsr / 65536
+
+
 def hook_feedback(
     sender: RTCRtpSender,
     *,
     on_remb: Callable[[int], None],
-    on_report: Callable[[float], None],
+    on_report: Callable[[float, float | None], None],
     on_rtx_report: Callable[[float], None],
 ) -> None:
-    """A viewer's congestion signals: its REMB (bit/s), and the fraction lost (0-1) its
-    reports give for the media SSRC and for the RTX SSRC (which carries our probes' padding).
+    """A viewer's congestion signals: its REMB (bit/s), the fraction lost (0-1) its reports
+    give for the media SSRC (with the round trip the report measures, seconds) and for the RTX
+    SSRC (which carries our probes' padding).
 
     Hook: ``RTCRtpSender._handle_rtcp_packet(packet)``, and ``_ssrc``/``_rtx_ssrc``; aiortc
     still handles every packet (its router hands a sender the reports that name its media
@@ -193,7 +210,7 @@ def hook_feedback(
             report: RtcpReceiverInfo
             for report in packet.reports:
                 if report.ssrc == ssrc:
-                    on_report(report.fraction_lost / 256)
+                    on_report(report.fraction_lost / 256, report_round_trip(sender, report))
                 elif report.ssrc == sender._rtx_ssrc:
                     on_rtx_report(report.fraction_lost / 256)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:

@@ -41,6 +41,7 @@ class ConsumerStats:
     plis: int
     rtt_seconds: float | None
     rid: str | None = None  # the simulcast layer forwarded (None: the track has one)
+    resends_refused: int = 0  # NACKed packets not resent: over the retransmission budget
     switches: int = 0  # layer switches made
     available_bps: float | None = None  # what the viewer's link is estimated to carry
 

@@ -238,8 +238,11 @@ async def viewers(client: TestClient[Any, Any]) -> AsyncIterator[Callable[..., A
         await viewer.close()
 
 
-async def eventually(check: Callable[[], Any], within: float, what: str) -> Any:
-    """Poll ``check`` (plain or async) every 0.1 s until it returns something truthy."""
+async def eventually(
+    check: Callable[[], Any], within: float, what: str | Callable[[], str]
+) -> Any:
+    """Poll ``check`` (plain or async) every 0.1 s until it returns something truthy; else fail
+    saying ``what`` (a function: what it says when it fails, e.g. the last values seen)."""
     deadline = time.monotonic() + within
     while True:
         value = check()
@@ -247,5 +250,5 @@ async def eventually(check: Callable[[], Any], within: float, what: str) -> Any:
             value = await value
         if value:
             return value
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what() if callable(what) else what
         await asyncio.sleep(0.1)

@@ -179,7 +179,9 @@ async def test_each_viewer_gets_the_layer_its_link_carries(
                 seen.append(await layers())
                 return seen[-1] == {"slow": "q", "fast": "f", "cut": "f"}
 
-            await eventually(settled, 60, f"the viewers did not settle on q, f and f: {seen}")
+            await eventually(
+                settled, 60, lambda: f"the viewers did not settle on q, f and f: {seen[-5:]}"
+            )
             gaps = await longest_gap(slow, seconds=10)
 
             async def lowest_decoded() -> dict[str, Any] | None:

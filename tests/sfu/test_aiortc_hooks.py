@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import time
+from dataclasses import replace
 
 import aioice.ice
 import aiortc
@@ -16,6 +18,7 @@ import pytest
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
 from aiortc import codecs as aiortc_codecs
 from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtp import RtcpReceiverInfo
 
 from peers.webrtc import wait_until
 from sfu.aiortc_hooks import (
@@ -23,6 +26,7 @@ from sfu.aiortc_hooks import (
     EXTRA_H264_PROFILES,
     allow_h264_profiles,
     nominated_pairs,
+    report_round_trip,
     sender_round_trip_time,
 )
 from sfu.candidates import _ORIGINAL_GET_HOST_ADDRESSES
@@ -129,6 +133,16 @@ async def test_hooks_hold_on_live_sessions(harness: Harness) -> None:
     audio_sender = subscriber.consumers["audio"].sender
     rtts = [sender_round_trip_time(s) for s in (sender, audio_sender)]
     assert any(rtt is not None and 0 <= rtt < 0.5 for rtt in rtts)
+    # One report's own round trip: since our last sender report left, less the viewer's delay.
+    last = sender._RTCRtpSender__lsr
+    report = RtcpReceiverInfo(
+        ssrc=sender._ssrc, fraction_lost=0, packets_lost=0, highest_sequence=0, jitter=0,
+        lsr=last, dlsr=65536 // 10,
+    )  # fmt: skip
+    trip = report_round_trip(sender, report)
+    since = time.time() - sender._RTCRtpSender__lsr_time
+    assert trip is not None and abs(trip - (since - 0.1)) < 0.05
+    assert report_round_trip(sender, replace(report, lsr=last ^ 1)) is None  # an older one
     assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")]
 
 

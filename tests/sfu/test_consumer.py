@@ -6,11 +6,12 @@ import os
 import struct
 from types import SimpleNamespace
 
+import pytest
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpSendParameters
 from pylibsrtp import Policy, Session
 
-from sfu.consumer import Consumer
+from sfu.consumer import RTX_BURST, RTX_SHARE, Consumer
 from sfu.egress import Egress
 from sfu.rtp import MID_URI, find_extension, header_length
 
@@ -91,3 +92,28 @@ def test_interleaved_viewers_and_retransmissions_keep_their_own_headers() -> Non
     assert a.consumer.packets_sent == 3 and a.consumer.retransmitted == 1
     assert b.consumer.packets_sent == 3 and b.consumer.packets_dropped == 0
     assert b.consumer.bytes_sent == sum(map(len, payloads))
+
+
+def test_retransmissions_are_held_to_a_share_of_what_is_forwarded() -> None:
+    viewer = Viewer(0x0C0C0C0C, 96, "1")
+    consumer = viewer.consumer
+    sent = []
+
+    def forward(count: int) -> None:
+        for _ in range(count):
+            index = len(sent)
+            consumer.forward((2000 + index, 3000 * index, 0, bytes(1000), index == 0, -1, None))
+            sent.append(struct.unpack_from("!H", viewer.packets[-1], 2)[0])
+
+    # A link losing everything: the viewer NACKs every packet it was sent.
+    forward(100)
+    for seq in sent:
+        consumer.retransmit(seq)
+    burst = consumer.retransmitted
+    assert 0 < burst <= RTX_BURST // 1000 and consumer.resends_refused == 100 - burst
+    # Saved up: then RTX_SHARE of what was forwarded since.
+    forward(100)
+    for seq in sent[100:]:
+        consumer.retransmit(seq)
+    assert consumer.retransmitted - burst == pytest.approx(100 * RTX_SHARE, abs=2)
+    assert consumer.losses == 200  # every packet lost counts, resent or not

@@ -17,6 +17,8 @@ from sfu.adaptation import (
     PROBE_PACE,
     PROBE_QUIET,
     PROBE_SECONDS,
+    QUEUE_RISE,
+    RISE_HOLDS,
     Adaptation,
 )
 from sfu.consumer import PADDING_SIZE
@@ -297,13 +299,17 @@ class Link:
         seconds: float = 0.5,
         silent: Sequence[FakeLayer] = (),
         padding_report: float | None = None,
+        round_trip: float | None = None,
     ) -> None:
         """``seconds`` of the forwarded layer (and ``padding_bps`` of probe), then a tick.
 
         ``padding_report``: the fraction lost of a receiver report on the RTX stream (the
-        padding's) that arrives just before the tick.
+        padding's) that arrives just before the tick; ``round_trip``: the round trip of a
+        report on the video that arrives with it.
         """
         self.now += seconds
+        if round_trip is not None:
+            self.adaptation.on_report(0.0, round_trip)
         if padding_report is not None:
             self.adaptation.on_probe_report(padding_report)
         for layer in self.layers:
@@ -390,6 +396,95 @@ async def test_a_quiet_clean_link_probes_and_switches_up_after_probe_seconds(
         assert link.consumer.switches == [], "switched up before the probe ended"
     link.tick(padding_bps=probe, padding_report=0.0)
     assert link.consumer.switches == [h]
+
+
+async def test_a_probe_succeeds_only_on_a_report_from_after_it_ran_its_time(
+    link_at: LinkFactory,
+) -> None:
+    link = link_at(0)
+    _, h, _ = link.layers
+    link.tick()
+    probe = await link.probe_bps()
+    for _ in range(round(PROBE_SECONDS / 0.5) - 1):
+        link.tick(padding_bps=probe, padding_report=0.0)
+    link.tick(padding_bps=probe)  # the probe's time is up; the last report is from before
+    assert link.consumer.switches == []
+    link.tick(padding_bps=probe, padding_report=0.0)
+    assert link.consumer.switches == [h]
+
+
+async def test_a_probe_the_link_only_queued_fails_on_the_round_trip(link_at: LinkFactory) -> None:
+    link = link_at(0)
+    link.adaptation.on_report(0.0, 0.040)  # the link's floor, before any probe
+    link.tick(round_trip=0.045)
+    probe = await link.probe_bps()
+    link.tick(padding_bps=probe, padding_report=0.0, round_trip=0.040 + QUEUE_RISE * 0.8)
+    paced = len(link.consumer.paddings)
+    await asyncio.sleep(3 * PROBE_PACE)
+    assert len(link.consumer.paddings) > paced  # jitter within QUEUE_RISE: still probing
+    # A buffer on the path took the padding without loss; the delay it added shows it.
+    link.tick(padding_bps=probe, padding_report=0.0, round_trip=0.040 + QUEUE_RISE * 1.5)
+    paced = len(link.consumer.paddings)
+    await asyncio.sleep(5 * PROBE_PACE)
+    assert len(link.consumer.paddings) == paced  # stopped
+    for _ in range(round(PROBE_SECONDS / 0.5)):
+        link.tick(padding_report=0.0)
+    assert link.consumer.switches == []
+    assert link.adaptation.estimator.estimate < RATES[1] * UP_MARGIN
+
+
+async def _rise(link: Link) -> float:
+    """Tick until a probe starts, then through it, clean: the viewer switches up. Returns how
+    long it waited for the probe."""
+    started, before, switches = link.now, len(link.consumer.paddings), len(link.consumer.switches)
+    for _ in range(round(60 / 0.5)):
+        link.tick()
+        if len(link.consumer.paddings) > before:
+            break
+    waited = link.now - started
+    probe = await link.probe_bps()
+    for _ in range(round(PROBE_SECONDS / 0.5)):
+        link.tick(padding_bps=probe, padding_report=0.0)
+    assert len(link.consumer.switches) == switches + 1
+    link.consumer.keyframe()
+    return waited
+
+
+async def test_a_rise_the_link_cannot_hold_fails_its_probe_after_the_fact(
+    link_at: LinkFactory,
+) -> None:
+    link = link_at(0)
+    q, h, _ = link.layers
+    await _rise(link)
+    waits = []
+    for _ in range(3):
+        assert link.consumer.producer is h
+        link.tick(loss=0.3)  # h does not fit after all: the probe went through a burst allowance
+        assert link.consumer.switches[-1] is q
+        link.consumer.keyframe()
+        waits.append(await _rise(link))
+    # Each failed rise waits longer before the next probe, as a failed probe does.
+    assert waits == pytest.approx(list(PROBE_BACKOFF[:3]), abs=0.5)
+
+
+async def test_a_rise_that_held_clears_the_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    link = Link(monkeypatch, RATES[:2], 0)  # two layers: on the upper one nothing is probed
+
+    async def leave_and_rise() -> float:
+        link.tick(loss=0.3)
+        link.consumer.keyframe()
+        return await _rise(link)
+
+    try:
+        await _rise(link)
+        assert await leave_and_rise() == pytest.approx(PROBE_BACKOFF[0])  # one failed rise
+        for _ in range(round(RISE_HOLDS / 0.5)):
+            link.tick()  # this rise holds: the failure is forgotten
+        await leave_and_rise()  # congested after it held: the link changed, no failure
+        # A rise that fails now is the first again: without the hold it would be the second.
+        assert await leave_and_rise() == pytest.approx(PROBE_BACKOFF[0])
+    finally:
+        link.adaptation.stop_probe()
 
 
 async def test_the_probe_stops_when_the_viewer_switches_up(link_at: LinkFactory) -> None:
