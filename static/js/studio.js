@@ -1,6 +1,7 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
 import { encode } from "/static/node_modules/uqr/dist/index.mjs";
 import { $, api, authForm, confirmAction, connect, el, emit, money, say, session, thumbnail } from "./common.js";
+import { checkoutChoice, salesDesk } from "./fulfilment.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 
@@ -11,8 +12,19 @@ const COUNTDOWN = 3;
 const state = {
   details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user",
   live: null, socket: null, products: new Map(), pins: new Map(), tagging: null, startedAt: null,
-  reconnecting: false, ended: false, likes: 0,
+  reconnecting: false, ended: false, likes: 0, checkout: "pay_later",
 };
+const desk = salesDesk({
+  streamId: () => state.stream?.id,
+  productTitle: (id) => state.products.get(id)?.product.title,
+  payLater: () => state.checkout === "pay_later",
+  onCount: (count) => {
+    $("#sales-count").textContent = String(count);
+    $("#sales-button").setAttribute("aria-label", `Orders: ${count}`);
+  },
+  visible: () => $("#sales").open || !$("#summary").hidden,
+});
+const checkout = checkoutChoice($("#checkout"), state.checkout, (chosen) => { state.checkout = chosen; });
 
 function showStep(n) {
   for (const section of document.querySelectorAll(".step")) section.hidden = section.id !== `step-${n}`;
@@ -36,6 +48,8 @@ function signedIn(user) {
     return;
   }
   $("#auth").hidden = true;
+  state.checkout = user.checkout || "pay_later";
+  checkout.set(state.checkout);
   showStep(1);
   offerResume().catch(() => {});
 }
@@ -387,7 +401,7 @@ function openSocket() {
     const pin = state.pins.get(change.product_id);
     if (pin?.sale) pin.sale.remaining = change.sale_remaining ?? pin.sale.remaining;
     renderProducts();
-    loadOrders();
+    desk.soon();
   });
   return socket;
 }
@@ -405,7 +419,7 @@ async function joinRoom() {
   const fresh = await api("GET", `/streams/${state.stream.id}`);
   state.startedAt = fresh.started_at ? Date.parse(fresh.started_at) : state.startedAt || Date.now();
   renderProducts();
-  await loadOrders();
+  await desk.load();
 }
 
 function addChat(message) {
@@ -539,30 +553,6 @@ $("#stage").addEventListener("click", async (event) => {
   await call("Tag", () => api("POST", `/streams/${state.stream.id}/products/${productId}/tag`, { ...point, timestamp }));
 });
 
-async function loadOrders() {
-  if (!state.stream) return;
-  try {
-    const orders = await api("GET", `/streams/${state.stream.id}/orders`);
-    $("#orders").replaceChildren(...orders.slice().reverse().map((order) => {
-      const title = state.products.get(order.product_id)?.product.title || order.product_id;
-      return el("li", { dataset: { status: order.status } },
-        el("span", { class: "grow" }, el("strong", {}, order.buyer.display_name), ` · ${order.quantity} × ${title}`,
-          order.from_replay ? el("span", { class: "pill" }, "replay") : null),
-        el("span", {}, money(order.unit_price_cents * order.quantity, order.currency)),
-        el("span", { class: "pill" }, order.status),
-        order.status === "reserved" ? el("button", {
-          type: "button", class: "small",
-          onclick: () => api("POST", `/orders/${order.id}/pay`).then(loadOrders).catch((e) => say(status, e.message, "error")),
-        }, "Mark paid") : null);
-    }));
-    if (!orders.length) $("#orders").append(el("li", { class: "muted" }, "No orders yet."));
-    $("#sales-count").textContent = String(orders.length);
-    $("#sales-button").setAttribute("aria-label", `Orders: ${orders.length}`);
-  } catch (error) {
-    say(status, `Orders: ${error.message}`, "error");
-  }
-}
-
 // Connection quality from the publisher's own statistics.
 let lastSent = null;
 async function measure() {
@@ -617,6 +607,9 @@ function showSummary(a) {
   $("#stage").hidden = true;
   $("#steps").hidden = true;
   $("#summary").hidden = false;
+  // The orders go on after the show (from the replay, and to ship): the Orders sheet's desk moves here.
+  $("#summary-orders").append($("#sales-desk"));
+  desk.load();
   document.body.dataset.step = "summary";
   say(status, "The show has ended.");
   const minutes = a.duration_seconds ? `${Math.floor(a.duration_seconds / 60)} min ${Math.round(a.duration_seconds % 60)} s` : "—";
@@ -637,7 +630,10 @@ function showSummary(a) {
 for (const button of document.querySelectorAll("dialog [data-close]")) {
   button.addEventListener("click", () => button.closest("dialog").close());
 }
-$("#sales-button").addEventListener("click", () => $("#sales").showModal());
+$("#sales-button").addEventListener("click", () => {
+  $("#sales").showModal();
+  desk.load();
+});
 
 function watchUrl() {
   return `${location.origin}/watch/${encodeURIComponent(state.stream.id)}`;
