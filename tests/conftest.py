@@ -238,9 +238,7 @@ async def viewers(client: TestClient[Any, Any]) -> AsyncIterator[Callable[..., A
         await viewer.close()
 
 
-async def eventually(
-    check: Callable[[], Any], within: float, what: str | Callable[[], str]
-) -> Any:
+async def eventually(check: Callable[[], Any], within: float, what: str | Callable[[], str]) -> Any:
     """Poll ``check`` (plain or async) every 0.1 s until it returns something truthy; else fail
     saying ``what`` (a function: what it says when it fails, e.g. the last values seen)."""
     deadline = time.monotonic() + within

@@ -84,9 +84,7 @@ def shape(net: Internet, host: str, device: str, rate: str) -> None:
     )
 
 
-async def media_of(
-    http: aiohttp.ClientSession, sid: str, auth: dict[str, str]
-) -> dict[str, Any]:
+async def media_of(http: aiohttp.ClientSession, sid: str, auth: dict[str, str]) -> dict[str, Any]:
     """The show's media health: the publisher's tracks and every viewer's."""
     async with http.get(f"{BASE}/api/v1/streams/{sid}/health", headers=auth) as response:
         body = await response.json()
