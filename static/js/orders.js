@@ -44,7 +44,7 @@ function shipsTo(order) {
 
 function row(order) {
   const reserved = order.status === "reserved";
-  const result = el("p", { class: "result", role: "status" }, reserved ? payNote(order.checkout, order.product) : "");
+  const result = el("p", { class: "result", role: "status" }, reserved ? payNote(order.checkout, order.product, order) : "");
   const actions = [reserved ? payAction(order, order.checkout, order.product, result) : null, trackLink(order)].filter(Boolean);
   return el("li", { id: `order-${order.id}`, class: "card order", dataset: { status: order.status } },
     photo(order),

@@ -47,16 +47,21 @@ export function shopLink(checkoutUrl, orderId) {
   return url.href;
 }
 
+// Orders whose Stripe Checkout this page opened in another tab: their news (the hold now lasts
+// as long as the session) keeps saying where to pay.
+const paying = new Set();
+const IN_THE_TAB = "Pay in the new tab: this page says Paid once it is.";
+
 /** How a reserved order gets paid, by the seller's checkout. */
-export function payNote(checkout, product) {
-  if (checkout === "stripe") return "Pay to confirm it.";
+export function payNote(checkout, product, order) {
+  if (checkout === "stripe") return paying.has(order?.id) ? IN_THE_TAB : "Pay to confirm it.";
   if (checkout === "shop") return product?.checkout_url ? "Pay for it on the seller's shop." : "The seller will tell you how to pay.";
   return "The seller will send you an invoice.";
 }
 
 /** A reserved order's line on a card: what it costs and how it gets paid. */
 export function howToPay(order, checkout, product) {
-  return `Reserved: ${orderTotal(order)}. ${payNote(checkout, product)}`;
+  return `Reserved: ${orderTotal(order)}. ${payNote(checkout, product, order)}`;
 }
 
 /** The Pay control of a reserved order (a button for Stripe, a link to the shop), or null. */
@@ -86,13 +91,16 @@ export async function payWithStripe(orderIds, button, result) {
     if (tab) {
       tab.opener = null;
       tab.location.replace(checkout.url);
-      say(result, "Pay in the new tab: this page says Paid once it is.", "ok");
+      orderIds.forEach((id) => paying.add(id));
+      say(result, IN_THE_TAB, "ok");
     } else {
       location.assign(checkout.url);
     }
   } catch (error) {
     tab?.close();
     say(result, error.message, "error");
+    // The order has no details after all (this page's copy of the account was stale): ask once more.
+    if (error.code === "delivery_required" && (await askDelivery("Where should it go?"))) say(result, "");
   } finally {
     button.disabled = false;
   }

@@ -8,13 +8,13 @@ while the show plays on; a shop seller's card links to the product on the shop w
 Screenshots: build/screenshots/orders-*.png.
 """
 
-import json
 import re
 from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Browser, Page
+from pydantic import SecretStr
 
 from server.settings import Settings
 from tests.browser.conftest import serve
@@ -23,6 +23,7 @@ from tests.browser.test_rewind import DESKTOP, FRAMES, PHONE, publish, video_pla
 from tests.browser.test_story import PASSWORD, SHOTS, audit, register
 from tests.browser.test_watch_phone import _pin
 from tests.conftest import Account, Shop, eventually
+from tests.stripe_api import StripeStandIn
 
 ADDRESS = {
     "name": "Ann Lee",
@@ -214,17 +215,26 @@ async def test_a_phone_buyer_reserves_gives_the_address_once_and_follows_the_ord
 
 
 @pytest.mark.timeout(240)
-async def test_stripe_asks_for_the_address_first_and_the_shop_gets_the_order(
+async def test_stripe_asks_for_the_address_first_and_pays_in_a_new_tab(
     browser: Browser, settings: Settings, aiohttp_client: Any, database_url: str
 ) -> None:
-    """Stripe Checkout itself is stood in for: the page is given a payment URL of our own."""
+    """Stripe is the local stand-in (tests/stripe_api.py): its hosted page's Pay completes the
+    session, sends the signed event to our webhook and returns to the success URL."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    client = await serve(settings, aiohttp_client)
-    base = settings.resolved_public_url
-    shop = Shop(client, database_url)
-    async with AsyncExitStack() as stack:
+    async with StripeStandIn() as stripe_api, AsyncExitStack() as stack:
+        settings = settings.model_copy(
+            update={
+                "stripe_api_base": stripe_api.url,
+                "stripe_secret_key": SecretStr(stripe_api.api_key),
+                "stripe_webhook_secret": SecretStr(stripe_api.webhook_secret),
+            }
+        )
+        client = await serve(settings, aiohttp_client)
+        base = settings.resolved_public_url
+        stripe_api.webhook_url = f"{base}/api/v1/stripe/webhook"
+        shop = Shop(client, database_url)
         seller = await shop.account("seller", display_name="Maya")
-        await shop.execute("UPDATE users SET checkout = 'stripe' WHERE id = :id", id=seller.id)
+        await choose(client, seller, "stripe")
         scarf = await shop.product(seller, title="Silk scarf", price_cents=800, stock=5)
         sid, _ = await publish(
             shop, stack, seller, title="Autumn scarves", product_ids=[scarf["id"]]
@@ -232,18 +242,6 @@ async def test_stripe_asks_for_the_address_first_and_the_shop_gets_the_order(
         await _pin(client, seller, sid, scarf["id"])
         phone = await browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)  # type: ignore[arg-type]
         stack.push_async_callback(phone.close)
-        asked: list[Any] = []
-
-        async def checkout(route: Route) -> None:
-            asked.append(json.loads(route.request.post_data or "null"))
-            body = {
-                "session_id": "cs_test_2",
-                "url": f"{base}/static/icon.svg?paying",
-                "expires_at": "2026-12-03T10:00:00Z",
-            }
-            await route.fulfill(status=201, json=body)
-
-        await phone.route(f"{base}/api/v1/checkout", checkout)
         page = await watch(phone, f"{base}/watch/{sid}")
         card = f"#pinned .card[data-product-id='{scarf['id']}']"
         await page.tap(f"{card} .buy")
@@ -255,37 +253,48 @@ async def test_stripe_asks_for_the_address_first_and_the_shop_gets_the_order(
         await shoot(page, "orders-watch-stripe-phone")
         await page.tap(f"{card} .pay")
         await page.wait_for_selector("#delivery[open]")
-        assert not asked, "no payment before the address"
+        assert not stripe_api.calls("POST", "/v1/checkout/sessions"), (
+            "no session before the address"
+        )
         async with phone.expect_page() as opened:
             await fill_the_sheet(page)
-        stripe = await opened.value
-        await stripe.wait_for_url("**/static/icon.svg?paying")
-        orders = await (await client.get("/api/v1/me/orders", headers=await token_of(page))).json()
-        assert asked == [{"order_ids": [orders[0]["id"]]}]
-        assert await stripe.evaluate("() => window.opener") is None
+        checkout = await opened.value
+        await checkout.wait_for_url(f"{stripe_api.url}/c/pay/**")
+        assert await checkout.evaluate("() => window.opener") is None
+        await checkout.wait_for_selector("text=Pay 8.00 USD")
+        # The hold now lasts as long as the Stripe session (31-32 minutes).
         await page.wait_for_selector(
-            f"{card} .result:text-is('Pay in the new tab: this page says Paid once it is.')"
+            f"{card} .result:has-text('Pay in the new tab: this page says Paid once it is.')"
         )
+
+        async def held_for_the_session() -> bool:
+            line = await page.inner_text(f"{card} .hold-line")
+            return re.fullmatch(r"Held for 3[0-2]:\d\d", line) is not None
+
+        await eventually(held_for_the_session, 10, "the hold did not follow the session")
         await eventually(lambda: video_plays(page, FRAMES), 10, "the show stopped")
 
+        # Paying on Stripe's page returns to My orders, which confirms; the card says Paid.
+        await checkout.click("button:text-is('Pay')")
+        await checkout.wait_for_url(f"{base}/orders?checkout=cs_*")
+        await checkout.wait_for_selector(
+            "#checkout-banner[data-kind=ok]:text-is('Payment confirmed: your order is paid ✓')"
+        )
+        await page.wait_for_selector(f"{card}[data-order=paid] .buy:text-is('Paid ✓')")
+        await shoot(checkout, "orders-phone-stripe-paid")
+        paid = (await (await client.get("/api/v1/me/orders", headers=await token_of(page))).json())[
+            0
+        ]
+        assert (paid["status"], paid["payment_method"]) == ("paid", "stripe")
+
         # A seller who sells through their own shop: Pay on the shop, naming the order.
-        await shop.execute("UPDATE users SET checkout = 'shop' WHERE id = :id", id=seller.id)
+        await choose(client, seller, "shop")
         await shop.execute(
             "UPDATE products SET checkout_url = 'https://shop.example/scarf?size=m' WHERE id = :id",
             id=scarf["id"],
         )
         await page.close()
-        mine = await phone.new_page()
-        await mine.goto(f"{base}/orders")
-        row = f"#order-{orders[0]['id']}"
-        link = await mine.wait_for_selector(f"{row} a.pay:text-is('Pay on the shop')")
-        assert link is not None
-        href = await link.get_attribute("href")
-        assert href == f"https://shop.example/scarf?size=m&shopcast_order={orders[0]['id']}", href
-        assert await link.get_attribute("target") == "_blank"
-        await shoot(mine, "orders-phone-shop")
-
-        # Paid, then shipped with a tracking link; a second one paid, then cancelled: refunded.
+        mine = checkout
         auth = await token_of(mine)
         again = await client.post(
             f"/api/v1/streams/{sid}/orders",
@@ -293,23 +302,38 @@ async def test_stripe_asks_for_the_address_first_and_the_shop_gets_the_order(
             headers={**auth, "Idempotency-Key": "second-scarf-0002"},
         )
         assert again.status == 201, await again.text()
-        refunded = (await again.json())["id"]
-        await mine.wait_for_selector(f"#order-{refunded}[data-status=reserved]")  # live
-        for order_id in (orders[0]["id"], refunded):
-            await pay(client, seller, order_id)
-        cancel = await client.post(f"/api/v1/orders/{refunded}/cancel", headers=seller.auth)
+        second = (await again.json())["id"]
+        row = f"#order-{second}"
+        link = await mine.wait_for_selector(f"{row} a.pay:text-is('Pay on the shop')")  # live
+        assert link is not None
+        href = await link.get_attribute("href")
+        assert href == f"https://shop.example/scarf?size=m&shopcast_order={second}", href
+        assert await link.get_attribute("target") == "_blank"
+        await shoot(mine, "orders-phone-shop")
+
+        # The first shipped with a tracking link; the second paid, then cancelled: refunded.
+        await pay(client, seller, second)
+        cancel = await client.post(f"/api/v1/orders/{second}/cancel", headers=seller.auth)
         assert cancel.status == 200, await cancel.text()
         await mine.wait_for_selector(
-            f"#order-{refunded}[data-status=cancelled] .pill:text-is('Cancelled · refunded')"
+            f"{row}[data-status=cancelled] .pill:text-is('Cancelled · refunded')"
         )
         await shop.execute(
             "UPDATE orders SET status = 'shipped', tracking_url = :url WHERE id = :id",
             url="https://track.example/parcel/1",
-            id=orders[0]["id"],
+            id=paid["id"],
         )
-        await mine.reload()
-        track = await mine.wait_for_selector(f"{row}[data-status=shipped] a.track:text-is('Track')")
+        await mine.goto(f"{base}/orders")
+        shipped = f"#order-{paid['id']}[data-status=shipped]"
+        track = await mine.wait_for_selector(f"{shipped} a.track:text-is('Track')")
         assert track is not None
         assert await track.get_attribute("href") == "https://track.example/parcel/1"
         await targets_are_thumb_sized(mine, "my orders, shipped and refunded")
         await shoot(mine, "orders-phone-shipped")
+
+
+async def choose(client: Any, seller: Account, checkout: str) -> None:
+    chosen = await client.put(
+        "/api/v1/me/checkout", json={"checkout": checkout}, headers=seller.auth
+    )
+    assert chosen.status == 200, await chosen.text()
