@@ -84,8 +84,9 @@ async def go_live(studio: Page, seller: Account, base: str) -> str:
 # Elements that stick out of the screen on the right (a scrolled table's cells aside).
 WIDER_THAN_SCREEN = """() => [...document.querySelectorAll("body *")]
   .filter((node) => !node.closest(".scroll") && node.checkVisibility())
-  .filter((node) => node.getBoundingClientRect().right > innerWidth + 0.5)
-  .map((node) => `${node.tagName} ${node.id || node.className} ${node.getBoundingClientRect().right}`)"""
+  .map((node) => [node, node.getBoundingClientRect().right])
+  .filter(([, right]) => right > innerWidth + 0.5)
+  .map(([node, right]) => `${node.tagName} ${node.id || node.className} ${right}`)"""
 
 
 async def fits_the_screen(page: Page, name: str) -> None:
