@@ -285,7 +285,9 @@ function card(pin) {
     product.checkout_url?.startsWith("https://")
       ? el("a", { href: product.checkout_url, class: "button secondary", rel: "noopener noreferrer", target: "_blank" }, "Seller's shop")
       : null));
-  if (order && OPEN_ORDERS.has(order.status)) showOrder(node, order); // a new offer's card keeps it
+  // A new offer's card (a sale starts, the replay) keeps an order still to be paid; a paid one
+  // does not stop the viewer buying again.
+  if (order?.status === "reserved") showOrder(node, order);
   return node;
 }
 
