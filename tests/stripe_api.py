@@ -2,10 +2,11 @@
 
 Stripe cannot be reached from the test machines, so the app's real Stripe SDK is pointed here
 (``SHOPCAST_STRIPE_API_BASE``). It answers the calls Shopcast makes the way Stripe documents
-them: Checkout Session create, retrieve and expire, Refund create. It records every request as
-the SDK sent it (form-encoded), checks the Bearer key, replays an Idempotency-Key (and refuses one
-reused with other parameters), enforces that a session expires 30 minutes to 24 hours after it is
-created, and answers errors in Stripe's ``{"error": {...}}`` shape. Events are signed exactly as
+them: Checkout Session create, retrieve and expire (an open session becomes ``expired``; any
+other is refused with Stripe's 400), Refund create. It records every request as the SDK sent it
+(form-encoded), checks the Bearer key, replays an Idempotency-Key (and refuses one reused with
+other parameters), enforces that a session expires 30 minutes to 24 hours after it is created,
+and answers errors in Stripe's ``{"error": {...}}`` shape. Events are signed exactly as
 Stripe signs them (``Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">``), so the
 app verifies them with the SDK's own ``stripe.Webhook.construct_event``.
 
@@ -273,12 +274,12 @@ class StripeStandIn:
 
     def _expire(self, request: web.Request, _params: dict[str, Any]) -> dict[str, Any]:
         session = self._session(request.match_info["id"])
-        if session["status"] != "open":
+        if session["status"] != "open":  # Stripe's words; the error has no code
             raise StripeError(
                 400,
                 "invalid_request_error",
-                f"Only Checkout Sessions with a status in ['open'] can be expired; this one "
-                f"is {session['status']}.",
+                'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
+                f"Session has a status of `{session['status']}`.",
             )
         session.update(status="expired", url=None)
         return session

@@ -12,6 +12,7 @@ import logging
 
 import stripe
 from pydantic import BaseModel, ConfigDict, ValidationError
+from stripe import RequestOptions
 from stripe.checkout import Session
 from stripe.params import RefundCreateParams
 from stripe.params.checkout import SessionCreateParams
@@ -21,6 +22,7 @@ from api.web.context import StripeAccount
 from api.web.errors import ApiError
 
 log = logging.getLogger(__name__)
+_ONCE: RequestOptions = {"max_network_retries": 0}
 
 
 class SessionEvent(BaseModel):
@@ -97,6 +99,29 @@ async def expire_session(account: StripeAccount, session_id: str) -> None:
         log.info("Stripe checkout %s not expired: %s", session_id, exc.user_message)
     except stripe.StripeError as exc:
         _failed("expire a replaced checkout", exc)  # logged; it expires on its own later
+
+
+async def close_session(account: StripeAccount, session_id: str) -> str | None:
+    """Expire a session so it can no longer be paid, and say where it stands then: ``expired``
+    (now or before: either way no one can pay it), ``complete`` (paid: Stripe refuses), ``open``
+    (refused for another reason: ask again later), or None when Stripe could not be asked
+    (logged). For the hold sweeper, which asks again at its next sweep: the SDK does not retry.
+
+    Stripe refuses a session that is not open with a 400 that gives its status only in words
+    ("This Checkout Session has a status of `expired`"), so the session is read back instead."""
+    sessions = account.client.v1.checkout.sessions
+    try:
+        return (await sessions.expire_async(session_id, options=_ONCE)).status
+    except stripe.InvalidRequestError:
+        pass  # not open (or not found): read it back
+    except stripe.StripeError as exc:
+        _failed("expire the checkout", exc)  # logged
+        return None
+    try:
+        return (await sessions.retrieve_async(session_id, options=_ONCE)).status
+    except stripe.StripeError as exc:
+        _failed("find the checkout", exc)
+        return None
 
 
 async def refund(
