@@ -77,9 +77,9 @@ def build_app(settings: Settings) -> web.Application:
     tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
     realtime = _realtime(app, settings, twins, database, tokens)
     lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
-    _services(app, settings, twins, database, tokens, realtime)
+    services = _services(app, settings, twins, database, tokens, realtime)
     _live(app, settings, twins, database, lifecycle)
-    _commerce(app, settings, database, realtime)
+    _commerce(app, settings, database, services)
     _catalog(app, settings, database, twins.store)
     _pages(app, settings, realtime)
     return app
@@ -134,9 +134,9 @@ def _services(
     db: Database,
     tokens: TokenIssuer,
     realtime: Realtime,
-) -> None:
+) -> Services:
     """What every REST handler receives (``Context.services``)."""
-    app[SERVICES] = Services(
+    services = Services(
         sessions=db.sessions,
         reads=db.reads,
         tokens=tokens,
@@ -153,8 +153,10 @@ def _services(
         rooms=realtime,
         stripe=_stripe(app, settings),
     )
+    app[SERVICES] = services
     app[SUMMARY] = show_analytics
     app[GATE] = SalesGate(settings.sales_gate_seconds)
+    return services
 
 
 def _stripe(app: web.Application, settings: Settings) -> StripeAccount | None:
@@ -238,9 +240,10 @@ def _live(
     app.add_routes([*signaling.routes(), *hls.routes(twins.store)])
 
 
-def _commerce(app: web.Application, settings: Settings, db: Database, realtime: Realtime) -> None:
-    """Background work of commerce: expiring holds and delivering webhooks."""
-    holds = HoldExpiry(db.sessions, realtime)
+def _commerce(app: web.Application, settings: Settings, db: Database, services: Services) -> None:
+    """Background work of commerce: expiring holds (closing their Checkout Sessions at Stripe)
+    and delivering webhooks."""
+    holds = HoldExpiry(db.sessions, services.rooms, reads=db.reads, stripe=services.stripe)
     dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

@@ -1,10 +1,11 @@
 """Stripe Checkout: a buyer pays reserved orders of one seller on Stripe's hosted page.
 
-``POST /checkout`` opens a Checkout Session for the orders and extends their holds to its end;
-Stripe's signed events then settle them (``POST /stripe/webhook``): a paid session pays its
-orders, an expired one gives their units back. An order is paid only by the session it names
-(``checkout_session_id``): money that reaches any other session is refunded. See
-docs/commerce.md#stripe-checkout.
+``POST /checkout`` opens a Checkout Session for the orders, which keep their own holds (Stripe's
+session lasts at least 30 minutes; the hold sweeper closes it when a hold runs out, in
+``api.commerce.holds``). Stripe's signed events then settle them (``POST /stripe/webhook``): a
+paid session pays its orders, an expired one gives back the units of those whose hold ran out.
+An order is paid only by the session it names (``checkout_session_id``): money that reaches any
+other session is refunded. See docs/commerce.md#stripe-checkout.
 
 Stripe is asked before the request's write transaction begins (a precheck): on SQLite that
 transaction holds the node's one write lock, which no purchase should wait on while Stripe
@@ -50,6 +51,9 @@ log = logging.getLogger(__name__)
 api = Api()
 
 SESSION_LIFETIME = timedelta(minutes=31)  # Stripe takes 30 minutes to 24 hours: one to spare
+# An order whose hold is about to run out when its buyer opens Checkout gets this long to pay
+# (typing a card, a bank's confirmation), on its first session only, so it cannot be renewed.
+TIME_TO_PAY = timedelta(minutes=5)
 PAYING = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 EXPIRED = "checkout.session.expired"
 
@@ -124,14 +128,16 @@ async def _stripe_first(
     body=CheckoutIn,
     response=CheckoutOut,
     errors=(401, 404, 409, 415, 422, 502),
-    description="Send the buyer to `url`. The orders' holds last until `expires_at`, when the "
-    "session ends. Asked again for the same orders while their session is open, it answers "
-    "that session. 409 codes: invalid_status (an order is not reserved), hold_expired, "
-    "mixed_sellers, mixed_currencies, checkout_unavailable (the seller does not take Stripe, "
-    "or this server has no Stripe account), delivery_required (`details.order_ids`), "
-    "checkout_complete (paid; Stripe's confirmation is on its way), checkout_changed (the "
-    "orders changed meanwhile: try again). 502 payment_provider: Stripe failed; nothing "
-    "changed.",
+    description="Send the buyer to `url`, to pay before `hold_expires_at`, when the first of "
+    "the orders' holds runs out and the session is closed (the holds stay as they were; one "
+    "with less than 5 minutes left gets 5 minutes, on its first session only). `expires_at` "
+    "is the session's own end at Stripe, at least 30 minutes away. Asked again for the same "
+    "orders while their session is open, it answers that session. 409 codes: invalid_status "
+    "(an order is not reserved), hold_expired, mixed_sellers, mixed_currencies, "
+    "checkout_unavailable (the seller does not take Stripe, or this server has no Stripe "
+    "account), delivery_required (`details.order_ids`), checkout_complete (paid; Stripe's "
+    "confirmation is on its way), checkout_changed (the orders changed meanwhile: try again). "
+    "502 payment_provider: Stripe failed; nothing changed.",
     precheck=_stripe_first,
 )
 async def checkout(ctx: Context, body: CheckoutIn) -> CheckoutOut:
@@ -141,17 +147,23 @@ async def checkout(ctx: Context, body: CheckoutIn) -> CheckoutOut:
     for order in basket.orders:
         if order.checkout_session_id not in (opened.was_in[order.id], opened.session_id):
             raise ApiError(409, "checkout_changed", "These orders changed meanwhile: try again")
+    pay_by = utcnow() + TIME_TO_PAY
     for order in basket.orders:
-        if (order.checkout_session_id, order.hold_expires_at) != (
-            opened.session_id,
-            opened.expires_at,
-        ):
-            order.checkout_session_id = opened.session_id
-            order.hold_expires_at = opened.expires_at
-            tell_buyer(ctx, order)  # the page's countdown now runs to the session's end
+        if order.checkout_session_id == opened.session_id:
+            continue
+        first = order.checkout_session_id is None
+        order.checkout_session_id = opened.session_id
+        if first and order.hold_expires_at < pay_by:
+            order.hold_expires_at = pay_by
+            tell_buyer(ctx, order)  # the page's countdown shows the time to pay
     if opened.replaced and ctx.services.stripe is not None:
         ctx.after_commit(partial(_expire_all, ctx.services.stripe, opened.replaced))
-    return CheckoutOut(session_id=opened.session_id, url=opened.url, expires_at=opened.expires_at)
+    return CheckoutOut(
+        session_id=opened.session_id,
+        url=opened.url,
+        expires_at=opened.expires_at,
+        hold_expires_at=min(order.hold_expires_at for order in basket.orders),
+    )
 
 
 async def _basket(
@@ -370,13 +382,18 @@ async def _session_paid(ctx: Context, event: stripe.Event) -> None:
 
 
 async def _session_expired(ctx: Context, session_id: str) -> None:
-    """Its reserved orders expire and their units go back, as when the sweeper finds them."""
+    """Its reserved orders whose hold ran out expire and their units go back, as when the
+    sweeper finds them (most often the sweeper closed the session and took them first); the
+    others keep their hold, and their buyer may check them out again."""
+    now = utcnow()
     ids = await ctx.session.scalars(
         select(Order.id).where(
-            Order.checkout_session_id == session_id, Order.status == OrderStatus.RESERVED
+            Order.checkout_session_id == session_id,
+            Order.status == OrderStatus.RESERVED,
+            Order.hold_expires_at <= now,
         )
     )
-    expired = await holds.expire(ctx.session, list(ids), utcnow())
+    expired = await holds.expire(ctx.session, list(ids), now)
     gate = ctx.request.app[GATE]
     for order in expired.orders:
         gate.forget(order.stream_id, order.product_id)

@@ -224,7 +224,13 @@ class CheckoutIn(Input):
 class CheckoutOut(BaseModel):
     session_id: str = Field(description="Stripe's Checkout Session")
     url: str = Field(description="Stripe's payment page: send the buyer there")
-    expires_at: datetime = Field(description="The session ends then, and the orders' holds with it")
+    expires_at: datetime = Field(
+        description="The session's own end at Stripe, at least 30 minutes away (Stripe's rule)"
+    )
+    hold_expires_at: datetime = Field(
+        description="When the first of the orders' holds runs out: pay before it, as the "
+        "session is closed then"
+    )
 
 
 class StripeReceiptOut(BaseModel):

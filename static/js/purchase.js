@@ -47,8 +47,8 @@ export function shopLink(checkoutUrl, orderId) {
   return url.href;
 }
 
-// Orders whose Stripe Checkout this page opened in another tab: their news (the hold now lasts
-// as long as the session) keeps saying where to pay.
+// Orders whose Stripe Checkout this page opened in another tab: their news (a hold about to run
+// out given the time to pay) keeps saying where to pay.
 const paying = new Set();
 const IN_THE_TAB = "Pay in the new tab: this page says Paid once it is.";
 

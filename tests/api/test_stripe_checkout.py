@@ -11,26 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+import stripe
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select, update
 
+from api.commerce.checkout import TIME_TO_PAY
 from api.commerce.holds import HoldExpiry
 from api.commerce.models import Order, StripeEvent
 from api.db import utcnow
-from api.web.context import SERVICES
+from api.web.context import SERVICES, StripeAccount
 from api.webhooks.models import WebhookDelivery, WebhookEndpoint
 from server.app import build_app
 from server.settings import Settings
 from tests.api.test_commerce import buy, live_show
-from tests.conftest import Account, Shop, expect_error
+from tests.conftest import Account, Shop, eventually, expect_error
 from tests.stripe_api import StripeStandIn
 
 Client = TestClient[Any, Any]
@@ -148,6 +152,47 @@ def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+async def hold_until(client: Client, order_id: str, until: datetime) -> None:
+    """Move an order's hold, as if it had been placed earlier."""
+    async with client.app[SERVICES].sessions.begin() as session:
+        await session.execute(
+            update(Order).where(Order.id == order_id).values(hold_expires_at=until)
+        )
+
+
+def sweeper(client: Client, account: StripeAccount | None = None) -> HoldExpiry:
+    """A node's hold sweeper on the app's database and (unless told) its Stripe account, swept
+    by hand at the instants a test names."""
+    services = client.app[SERVICES]
+    return HoldExpiry(
+        services.sessions,
+        services.rooms,
+        reads=services.reads,
+        stripe=account or services.stripe,
+    )
+
+
+def closes(stripe_api: StripeStandIn, session_id: str) -> list[Any]:
+    """The expire calls Stripe got for the session."""
+    return stripe_api.calls("POST", f"{SESSIONS}/{session_id}/expire")
+
+
+@asynccontextmanager
+async def unreachable_stripe(stripe_api: StripeStandIn) -> AsyncIterator[StripeAccount]:
+    """The Stripe account as a node that cannot reach Stripe has it: nothing listens there."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    http = stripe.AIOHTTPClient()
+    client = stripe.StripeClient(
+        stripe_api.api_key, base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
+    )
+    try:
+        yield StripeAccount(client, SecretStr(stripe_api.webhook_secret))
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]  # unannotated in the SDK
+
+
 async def test_a_seller_chooses_stripe_checkout(
     client: Client, shop: Shop, without_stripe: Client
 ) -> None:
@@ -214,13 +259,15 @@ async def test_checkout_opens_one_session_for_the_reserved_orders(
     assert created.idempotency_key and created.idempotency_key.startswith("shopcast-checkout-")
     assert stripe_api.sessions[checkout["session_id"]]["amount_total"] == 7500
 
-    # Stripe's session lasts at least 30 minutes; the holds now end with it.
+    # Stripe's session lasts at least 30 minutes; the orders keep their own 10-minute holds.
     ends = instant(checkout["expires_at"])
     assert int(params["expires_at"]) == int(ends.timestamp())
     assert before + 30 * 60 < ends.timestamp() < time.time() + 32 * 60
     for placed in (first, second):
-        assert instant((await order(client, buyer, placed["id"]))["hold_expires_at"]) == ends
+        held = instant((await order(client, buyer, placed["id"]))["hold_expires_at"])
+        assert held == instant(placed["hold_expires_at"]) < ends - timedelta(minutes=20)
         assert await session_of(client, placed["id"]) == checkout["session_id"]
+    assert instant(checkout["hold_expires_at"]) == instant(first["hold_expires_at"])
 
     # Asked again while the session is open: the same session, found at Stripe.
     async with shop.unchanged():
@@ -320,50 +367,223 @@ async def test_a_bad_signature_changes_nothing(
     assert (await order(client, buyer, placed["id"]))["status"] == "paid"
 
 
-async def test_an_expired_session_gives_the_units_back(
+async def test_a_hold_about_to_run_out_gets_the_time_to_pay_once(
     client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
 ) -> None:
-    _, sid, (pid,) = await stripe_show(client, shop, stock=5)
+    _, sid, (pid,) = await stripe_show(client, shop)
     buyer = await buyer_of(client, shop)
     page = await viewers(buyer)
-    placed = await reserve(client, sid, buyer, pid, quantity=3)
-    checkout = await opened(client, buyer, placed["id"])
-    assert await stock_of(client, pid) == 2
-    event = stripe_api.expire(checkout["session_id"])
-    assert (await send(client, stripe_api, event))["duplicate"] is False
-    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
-    assert await stock_of(client, pid) == 5
-    await page.wait_for("order:status", lambda o: o["status"] == "expired")
-    async with shop.unchanged():
-        assert (await send(client, stripe_api, event))["duplicate"] is True
-        await expect_error(await pay(client, buyer, placed["id"]), 409, "invalid_status")
-    # Other events are acknowledged, and change no order.
-    other = stripe_api.event("payment_intent.created", {"id": "pi_test_1"})
-    assert (await send(client, stripe_api, other))["duplicate"] is False
-    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
-    assert await stock_of(client, pid) == 5
+    first = await reserve(client, sid, buyer, pid)
+    await hold_until(client, first["id"], utcnow() + timedelta(minutes=1))
+    before = utcnow()
+    alone = await opened(client, buyer, first["id"])
+    held = instant((await order(client, buyer, first["id"]))["hold_expires_at"])
+    assert before + TIME_TO_PAY <= held <= utcnow() + TIME_TO_PAY
+    assert instant(alone["hold_expires_at"]) == held
+    await page.wait_for(
+        "order:status", lambda o: o["id"] == first["id"] and instant(o["hold_expires_at"]) == held
+    )
+
+    # Once per order: a new session for it and one more order leaves its hold as it is.
+    second = await reserve(client, sid, buyer, pid)
+    soon = utcnow() + timedelta(minutes=1)
+    await hold_until(client, first["id"], soon)
+    together = await opened(client, buyer, first["id"], second["id"])
+    assert together["session_id"] != alone["session_id"]
+    assert instant((await order(client, buyer, first["id"]))["hold_expires_at"]) == soon
+    later = instant((await order(client, buyer, second["id"]))["hold_expires_at"])
+    assert later == instant(second["hold_expires_at"])
+    assert instant(together["hold_expires_at"]) == soon  # the first to run out
 
 
-async def test_the_sweeper_leaves_a_session_to_stripe(
+async def test_at_the_holds_end_the_sweeper_closes_the_session_then_gives_the_units_back(
+    client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
+) -> None:
+    seller, sid, (pid,) = await stripe_show(client, shop)
+    hook = {"url": "https://shop.example/hook"}
+    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    buyer = await buyer_of(client, shop)
+    page = await viewers(buyer)
+    in_checkout, plain = (
+        await reserve(client, sid, buyer, pid, 2),
+        await reserve(client, sid, buyer, pid),
+    )
+    session_id = (await opened(client, buyer, in_checkout["id"]))["session_id"]
+    held = instant(in_checkout["hold_expires_at"])
+    holds = sweeper(client)
+    assert await holds.sweep(held - timedelta(seconds=1)) == 0
+    assert closes(stripe_api, session_id) == []
+    assert await stock_of(client, pid) == 7
+
+    # Both holds ran out: the session is closed at Stripe, once, and then both orders expire.
+    assert await holds.sweep(held + timedelta(seconds=1)) == 2
+    assert len(closes(stripe_api, session_id)) == 1
+    assert stripe_api.sessions[session_id]["status"] == "expired"
+    for placed in (in_checkout, plain):
+        assert (await order(client, buyer, placed["id"]))["status"] == "expired"
+    assert await stock_of(client, pid) == 10
+    await page.wait_for(
+        "order:status", lambda o: o["id"] == in_checkout["id"] and o["status"] == "expired"
+    )
+
+    # Later sweeps, here or on another node, have nothing left to do and ask Stripe nothing.
+    assert await holds.sweep(held + timedelta(minutes=1)) == 0
+    assert await sweeper(client).sweep(held + timedelta(minutes=11)) == 0
+    assert len(closes(stripe_api, session_id)) == 1
+    assert (await webhook_events(client, seller)).count("order.cancelled") == 2
+
+
+async def test_two_nodes_sweeping_at_once_expire_each_order_once(
+    client: Client, shop: Shop, stripe_api: StripeStandIn
+) -> None:
+    seller, sid, (pid,) = await stripe_show(client, shop)
+    hook = {"url": "https://shop.example/hook"}
+    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    buyer = await buyer_of(client, shop)
+    first, second = (
+        await reserve(client, sid, buyer, pid, 2),
+        await reserve(client, sid, buyer, pid),
+    )
+    session_id = (await opened(client, buyer, first["id"], second["id"]))["session_id"]
+    at = instant(second["hold_expires_at"]) + timedelta(seconds=1)
+    counts = await asyncio.gather(sweeper(client).sweep(at), sweeper(client).sweep(at))
+    assert sum(counts) == 2
+    # Each node may have closed the session; Stripe's "already expired" is success for the last.
+    assert 1 <= len(closes(stripe_api, session_id)) <= 2
+    assert stripe_api.sessions[session_id]["status"] == "expired"
+    assert await stock_of(client, pid) == 10
+    assert (await webhook_events(client, seller)).count("order.cancelled") == 2
+
+
+async def test_a_session_paid_as_the_hold_ran_out_is_left_to_its_event(
     client: Client, shop: Shop, stripe_api: StripeStandIn
 ) -> None:
     _, sid, (pid,) = await stripe_show(client, shop)
     buyer = await buyer_of(client, shop)
-    in_checkout, plain = (
-        await reserve(client, sid, buyer, pid),
+    placed = await reserve(client, sid, buyer, pid, 2)
+    session_id = (await opened(client, buyer, placed["id"]))["session_id"]
+    held = instant(placed["hold_expires_at"])
+    event = stripe_api.complete(session_id)  # paid a moment ago; the event is on its way
+    holds = sweeper(client)
+    assert await holds.sweep(held + timedelta(seconds=1)) == 0
+    assert len(closes(stripe_api, session_id)) == 1  # refused: it is complete
+    assert stripe_api.sessions[session_id]["status"] == "complete"
+    assert (await order(client, buyer, placed["id"]))["status"] == "reserved"
+    assert await stock_of(client, pid) == 8
+    # Stripe said it is paid: this node does not ask again while it waits for the event.
+    assert await holds.sweep(held + timedelta(minutes=1)) == 0
+    assert len(closes(stripe_api, session_id)) == 1
+    assert len(stripe_api.calls("GET", f"{SESSIONS}/{session_id}")) == 1
+
+    assert (await send(client, stripe_api, event))["duplicate"] is False
+    paid = await order(client, buyer, placed["id"])
+    assert (paid["status"], paid["payment_method"]) == ("paid", "stripe")
+    assert await holds.sweep(held + timedelta(minutes=11)) == 0
+    assert await stock_of(client, pid) == 8
+    assert stripe_api.refunds == []
+
+
+async def test_while_stripe_cannot_be_reached_the_units_stay_held_until_the_grace(
+    client: Client, shop: Shop, stripe_api: StripeStandIn
+) -> None:
+    _, sid, (pid,) = await stripe_show(client, shop)
+    buyer = await buyer_of(client, shop)
+    placed = await reserve(client, sid, buyer, pid)
+    session_id = (await opened(client, buyer, placed["id"]))["session_id"]
+    held = instant(placed["hold_expires_at"])
+    async with unreachable_stripe(stripe_api) as account:
+        holds = sweeper(client, account)
+        for after in (timedelta(seconds=1), timedelta(minutes=9, seconds=59)):
+            assert await holds.sweep(held + after) == 0  # it could have been paid: ask again
+            assert (await order(client, buyer, placed["id"]))["status"] == "reserved"
+            assert await stock_of(client, pid) == 9
+        # The grace is over: the order expires, though Stripe never heard of it.
+        assert await holds.sweep(held + timedelta(minutes=10, seconds=1)) == 1
+    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
+    assert await stock_of(client, pid) == 10
+    assert closes(stripe_api, session_id) == []
+    assert stripe_api.sessions[session_id]["status"] == "open"
+
+    # Paid on the page that stayed open: the money goes back, the order stays expired.
+    await send(client, stripe_api, stripe_api.complete(session_id))
+    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
+    intent = stripe_api.sessions[session_id]["payment_intent"]
+    assert [(r["payment_intent"], r["amount"]) for r in stripe_api.refunds] == [(intent, 2500)]
+
+
+async def test_stripes_expired_event_after_the_sweeper_changes_nothing(
+    client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
+) -> None:
+    seller, sid, (pid,) = await stripe_show(client, shop)
+    hook = {"url": "https://shop.example/hook"}
+    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    buyer = await buyer_of(client, shop)
+    placed = await reserve(client, sid, buyer, pid, 3)
+    session_id = (await opened(client, buyer, placed["id"]))["session_id"]
+    sweep_at = instant(placed["hold_expires_at"]) + timedelta(seconds=1)
+    assert await sweeper(client).sweep(sweep_at) == 1
+    page = await viewers(buyer)
+    before = await shop.snapshot()
+    event = stripe_api.event("checkout.session.expired", stripe_api.sessions[session_id])
+    assert (await send(client, stripe_api, event))["duplicate"] is False
+    after = await shop.snapshot()
+    assert len(after.pop("stripe_events")) == len(before.pop("stripe_events")) + 1
+    assert after == before
+    assert (await webhook_events(client, seller)).count("order.cancelled") == 1
+    assert await stock_of(client, pid) == 10
+    await asyncio.sleep(0.3)  # what the event's commit would have announced
+    assert page.received("order:status") == []
+
+
+async def test_an_expired_session_gives_back_the_units_of_holds_that_ran_out(
+    client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
+) -> None:
+    seller, sid, (pid,) = await stripe_show(client, shop, stock=5)
+    hook = {"url": "https://shop.example/hook"}
+    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    buyer = await buyer_of(client, shop)
+    page = await viewers(buyer)
+    placed, other = (
+        await reserve(client, sid, buyer, pid, 3),
         await reserve(client, sid, buyer, pid),
     )
-    ends = instant((await opened(client, buyer, in_checkout["id"]))["expires_at"])
-    services = client.app[SERVICES]
-    holds = HoldExpiry(services.sessions, services.rooms)
-    assert await holds.sweep(ends + timedelta(minutes=1)) == 1  # the plain order's 10 minutes
-    assert (await order(client, buyer, plain["id"]))["status"] == "expired"
-    assert (await order(client, buyer, in_checkout["id"]))["status"] == "reserved"
-    assert await holds.sweep(ends + timedelta(minutes=9)) == 0
-    # Stripe's expired event never came: the sweeper takes the order after all.
-    assert await holds.sweep(ends + timedelta(minutes=11)) == 1
-    assert (await order(client, buyer, in_checkout["id"]))["status"] == "expired"
-    assert await stock_of(client, pid) == 10
+    session_id = (await opened(client, buyer, placed["id"]))["session_id"]
+    other_session = (await opened(client, buyer, other["id"]))["session_id"]
+    assert await stock_of(client, pid) == 1
+    # Expired at Stripe while the hold runs (from its dashboard, say): the units stay held,
+    # and the buyer may open another checkout for them.
+    event = stripe_api.expire(session_id)
+    assert (await send(client, stripe_api, event))["duplicate"] is False
+    assert (await order(client, buyer, placed["id"]))["status"] == "reserved"
+    assert await stock_of(client, pid) == 1
+
+    # Expired with its hold run out: Stripe's event or this node's own sweeper, whichever is
+    # first, gives the units back, once.
+    await hold_until(client, other["id"], utcnow() - timedelta(seconds=1))
+    assert (await send(client, stripe_api, stripe_api.expire(other_session)))["duplicate"] is False
+    assert (await order(client, buyer, other["id"]))["status"] == "expired"
+    assert await stock_of(client, pid) == 2
+    await page.wait_for(
+        "order:status", lambda o: o["id"] == other["id"] and o["status"] == "expired"
+    )
+
+    # The first hold runs out: the sweeper finds its session already expired at Stripe (Stripe
+    # refuses to expire it again), which is as good as closing it.
+    assert (
+        await sweeper(client).sweep(instant(placed["hold_expires_at"]) + timedelta(seconds=1)) == 1
+    )
+    assert len(closes(stripe_api, session_id)) == 1
+    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
+    assert await stock_of(client, pid) == 5
+    assert (await webhook_events(client, seller)).count("order.cancelled") == 2
+    async with shop.unchanged():
+        assert (await send(client, stripe_api, event))["duplicate"] is True
+        await expect_error(await pay(client, buyer, placed["id"]), 409, "invalid_status")
+    # Other events are acknowledged, and change no order.
+    other_event = stripe_api.event("payment_intent.created", {"id": "pi_test_1"})
+    assert (await send(client, stripe_api, other_event))["duplicate"] is False
+    assert (await order(client, buyer, placed["id"]))["status"] == "expired"
+    assert await stock_of(client, pid) == 5
 
 
 async def test_the_seller_cancelling_a_stripe_paid_order_refunds_it(
@@ -417,19 +637,8 @@ async def test_a_payment_for_orders_no_longer_reserved_is_refunded(
     assert (await order(client, buyer, kept["id"]))["status"] == "paid"
     assert (await order(client, buyer, dropped["id"]))["status"] == "cancelled"
     assert [(r["payment_intent"], r["amount"]) for r in stripe_api.refunds] == [(intent, 2500)]
-
-    # The whole payment goes back for an order whose hold the sweeper expired first.
-    late = await reserve(client, sid, buyer, pid)
-    alone = await opened(client, buyer, late["id"])
-    services = client.app[SERVICES]
-    sweep_at = instant(alone["expires_at"]) + timedelta(minutes=11)
-    assert await HoldExpiry(services.sessions, services.rooms).sweep(sweep_at) == 1
-    await send(client, stripe_api, stripe_api.complete(alone["session_id"]))
-    assert (await order(client, buyer, late["id"]))["status"] == "expired"
-    assert stripe_api.refunds[-1]["amount"] == 2500
-    assert stripe_api.refunds[-1]["payment_intent"] != intent
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len([w for w in warnings if "refunding" in w]) == 2
+    assert len([w for w in warnings if "refunding" in w]) == 1
     assert stripe_api.api_key not in caplog.text and stripe_api.webhook_secret not in caplog.text
 
 
@@ -472,15 +681,16 @@ async def test_checkout_refusals_change_nothing(
     elsewhere = await reserve(client, other_sid, buyer, other_pid)
     _, later_sid, (later_pid,) = await live_show(client, shop)
     pay_later = await reserve(client, later_sid, buyer, later_pid)
-    # A hold that ran out in a session (one without is swept at once by the app's sweeper).
+    # A hold that ran out in a session Stripe says is paid, its event not here yet: the app's
+    # sweeper asks Stripe once, then leaves it for the event (any other is swept at once).
     latecomer = await buyer_of(client, shop)  # purchases are rate-limited per buyer
     late = await reserve(client, sid, latecomer, pid)
-    await opened(client, latecomer, late["id"])
-    async with client.app[SERVICES].sessions.begin() as session:
-        past = utcnow() - timedelta(seconds=1)
-        await session.execute(
-            update(Order).where(Order.id == late["id"]).values(hold_expires_at=past)
-        )
+    late_session = (await opened(client, latecomer, late["id"]))["session_id"]
+    stripe_api.complete(late_session)
+    await hold_until(client, late["id"], utcnow() - timedelta(seconds=1))
+    await eventually(
+        lambda: stripe_api.calls("GET", f"{SESSIONS}/{late_session}"), 5, "no sweep asked Stripe"
+    )
     refusals: list[tuple[Any, int, str]] = [
         (pay(client, stranger, placed["id"]), 404, "not_found"),
         (pay(client, buyer, placed["id"], "no-such-order"), 404, "not_found"),
