@@ -314,12 +314,18 @@ async def test_stripe_asks_for_the_address_first_and_pays_in_a_new_tab(
         await mine.wait_for_selector(
             f"{row}[data-status=cancelled] .pill:text-is('Cancelled · refunded')"
         )
-        await shop.execute(
-            "UPDATE orders SET status = 'shipped', tracking_url = :url WHERE id = :id",
-            url="https://track.example/parcel/1",
-            id=paid["id"],
+        # The seller sees who paid and where it goes (the studio's sheet is the fulfilment
+        # test's), and ships it: the buyer's page turns Shipped as it happens.
+        listed = await client.get(f"/api/v1/streams/{sid}/orders", headers=seller.auth)
+        row_of_paid = next(o for o in await listed.json() if o["id"] == paid["id"])
+        assert row_of_paid["buyer"]["display_name"] == "Ben"
+        assert row_of_paid["delivery"]["city"] == paid["delivery"]["city"]
+        sent = await client.post(
+            f"/api/v1/orders/{paid['id']}/ship",
+            json={"tracking_url": "https://track.example/parcel/1"},
+            headers=seller.auth,
         )
-        await mine.goto(f"{base}/orders")
+        assert sent.status == 200, await sent.text()
         shipped = f"#order-{paid['id']}[data-status=shipped]"
         track = await mine.wait_for_selector(f"{shipped} a.track:text-is('Track')")
         assert track is not None
