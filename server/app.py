@@ -243,7 +243,9 @@ def _live(
 def _commerce(app: web.Application, settings: Settings, db: Database, services: Services) -> None:
     """Background work of commerce: expiring holds (closing their Checkout Sessions at Stripe)
     and delivering webhooks."""
-    holds = HoldExpiry(db.sessions, services.rooms, reads=db.reads, stripe=services.stripe)
+    holds = HoldExpiry(
+        db.sessions, services.rooms, reads=db.reads, stripe=services.stripe, gate=app[GATE]
+    )
     dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:

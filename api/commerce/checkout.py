@@ -394,7 +394,5 @@ async def _session_expired(ctx: Context, session_id: str) -> None:
         )
     )
     expired = await holds.expire(ctx.session, list(ids), now)
-    gate = ctx.request.app[GATE]
-    for order in expired.orders:
-        gate.forget(order.stream_id, order.product_id)
+    expired.release(ctx.request.app[GATE])
     ctx.after_commit(partial(expired.announce, ctx.services.rooms))

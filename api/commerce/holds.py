@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.commerce import payments, stock
+from api.commerce.gate import SalesGate
 from api.commerce.models import Order, OrderStatus
 from api.commerce.orders import order_data
 from api.db import utcnow
@@ -66,6 +67,11 @@ class Expired:
         for buyer_id, order_out in self.buyers:
             await rooms.to_user(buyer_id, "order:status", order_out)
 
+    def release(self, gate: SalesGate) -> None:
+        """Units came back: this node's sales gate asks the database again about their offers."""
+        for order in self.orders:
+            gate.forget(order.stream_id, order.product_id)
+
 
 async def expire(session: AsyncSession, ids: Sequence[str], now: datetime) -> Expired:
     """Reserved -> expired for those of ``ids`` still reserved, in one conditional UPDATE, so
@@ -110,6 +116,7 @@ class HoldExpiry:
         *,
         reads: async_sessionmaker[AsyncSession] | None = None,
         stripe: StripeAccount | None = None,
+        gate: SalesGate | None = None,
         every: float = 2.0,
         batch: int = 200,
     ) -> None:
@@ -117,6 +124,7 @@ class HoldExpiry:
         self._reads = reads or sessions
         self._rooms = rooms
         self._stripe = stripe  # None: sessions are never closed, their orders wait the grace
+        self._gate = gate
         self._batch = batch
         self._paid: set[str] = set()  # sessions Stripe said are complete: not asked again
         self._sweeps = (Periodic(self.expire_holds, every), Periodic(self.close_checkouts, every))
@@ -129,6 +137,11 @@ class HoldExpiry:
         for sweep in self._sweeps:
             await sweep.stop()
 
+    async def _told(self, expired: Expired) -> None:
+        await expired.announce(self._rooms)
+        if self._gate is not None:
+            expired.release(self._gate)
+
     async def sweep(self, now: datetime | None = None) -> int:
         """Both sweeps, one after the other; return how many orders expired."""
         now = now or utcnow()
@@ -140,7 +153,7 @@ class HoldExpiry:
         async with self._sessions.begin() as session:
             ids = list(await session.scalars(select(Order.id).where(due(now)).limit(self._batch)))
             expired = await expire(session, ids, now)
-        await expired.announce(self._rooms)
+        await self._told(expired)
         return len(expired.orders)
 
     async def close_checkouts(self, now: datetime | None = None) -> int:
@@ -173,7 +186,7 @@ class HoldExpiry:
             return 0
         async with self._sessions.begin() as session:
             expired = await expire(session, ids, now)
-        await expired.announce(self._rooms)
+        await self._told(expired)
         return len(expired.orders)
 
     async def _close(self, session_ids: Sequence[str]) -> dict[str, str | None]:

@@ -4,13 +4,16 @@ database work, never more than the database said, and never to a buyer's retry."
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event
 
-from api.commerce.gate import SalesGate
+from api.commerce.gate import GATE, SalesGate
+from api.commerce.holds import HoldExpiry
+from api.db import utcnow
 from api.web.context import SERVICES
 from api.web.errors import ApiError
 from tests.api.test_commerce import buy, live_show
@@ -110,3 +113,18 @@ async def test_a_sold_out_offer_is_refused_without_the_database(
     cancel = await client.post(f"/api/v1/orders/{won['id']}/cancel", headers=ann.auth)
     assert cancel.status == 200
     assert (await buy(client, sid, cleo, pid)).status == 201
+
+
+async def test_a_hold_that_runs_out_opens_the_gate_at_once(
+    client: TestClient[Any, Any], shop: Shop
+) -> None:
+    services = client.app[SERVICES]
+    holds = HoldExpiry(services.sessions, services.rooms, gate=client.app[GATE])
+    _, sid, (pid,) = await live_show(client, shop, stock=1)
+    ann, ben = await shop.account(), await shop.account()
+    assert (await buy(client, sid, ann, pid)).status == 201
+    gated = await expect_error(await buy(client, sid, ben, pid), 409, "out_of_stock")
+    assert gated["details"] == {"gate": True}
+    # Ann's hold runs out within the gate's second: Ben is not told "sold out" again.
+    assert await holds.sweep(utcnow() + timedelta(minutes=11)) == 1
+    assert (await buy(client, sid, ben, pid)).status == 201
