@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 # A keyframe larger than this is not cached (a 720p IDR is ~40-100 packets).
 MAX_KEYFRAME_PACKETS = 512
+# Sequence numbers of the last packets that arrived (~1 s of the top layer): a retransmission
+# of one of them is a duplicate. Chromium pads its bandwidth probes with RTX copies of packets
+# it already sent; forwarded, they doubled what a slow viewer's link had to carry.
+ARRIVED = 1024
 _NTP_ONE_SECOND = 1 << 32
 
 # One packet as consumers and the keyframe cache see it: (sequence number, timestamp,
@@ -116,7 +120,8 @@ class Producer:
         self._last_pli = -1e9
         # Counters.
         self.packets = self.bytes = self.frames = self.keyframes = 0
-        self.keyframe_requests = self.retransmissions = 0
+        self.keyframe_requests = self.retransmissions = self.duplicates = 0
+        self._arrived = [-1] * ARRIVED  # by seq % ARRIVED: the seq that arrived there last
         self._base_seq = self._max_seq = self._cycles = self._received = 0
         self.width: int | None = None
         self.height: int | None = None
@@ -174,6 +179,7 @@ class Producer:
         self.packets += 1
         self.bytes += size
         self._received += 1
+        self._arrived[seq & (ARRIVED - 1)] = seq
         now = time.monotonic()
         delta = (seq - self._max_seq) & 0xFFFF
         if 0 < delta < 0x8000:
@@ -205,16 +211,23 @@ class Producer:
             forward(entry)
 
     def receive_rtx(self, data: bytes) -> None:
-        """An RFC 4588 retransmission from the publisher: repair the consumers' streams."""
+        """An RFC 4588 retransmission from the publisher: repair the consumers' streams with a
+        packet that had not arrived."""
         offset = header_length(data)
         size = len(data) - (data[-1] if data[0] & 0x20 else 0)
         if offset < 0 or offset + 2 >= size:
             return  # RTX padding probe
+        seq = data[offset] << 8 | data[offset + 1]
+        slot = seq & (ARRIVED - 1)
+        if self._arrived[slot] == seq:
+            self.duplicates += 1  # the original arrived: a probe's padding, or a late resend
+            return
+        self._arrived[slot] = seq
         self.retransmissions += 1
         _, b1, _, ts, _ = HEADER.unpack_from(data)
         payload = data[offset + 2 : size]
         entry = (
-            data[offset] << 8 | data[offset + 1],
+            seq,
             ts,
             b1 & 0x80,
             payload,
@@ -230,6 +243,7 @@ class Producer:
         self.ssrc = ssrc
         self._base_seq = self._max_seq = (seq - 1) & 0xFFFF
         self._cycles = self._received = 0
+        self._arrived = [-1] * ARRIVED  # a new source numbers its packets afresh
         if first:
             self.state = ProducerState.LIVE
             self._on_first_packet(self)
@@ -356,6 +370,7 @@ class Producer:
             keyframe_requests=self.keyframe_requests,
             consumers=len(self._targets),
             rid=self.rid,
+            duplicates=self.duplicates,
         )
 
 

@@ -23,6 +23,7 @@ class ProducerStats:
     keyframe_requests: int  # PLIs actually sent upstream, after rate limiting
     consumers: int
     rid: str | None = None  # the simulcast layer (None: a track of one layer)
+    duplicates: int = 0  # retransmissions of packets that had arrived: not forwarded
 
 
 @dataclass

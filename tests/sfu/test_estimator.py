@@ -111,6 +111,17 @@ def test_a_link_cut_to_600k_leaves_the_top_layer_at_the_first_lossy_tick() -> No
     assert after == [estimates[-1]] * len(after)
 
 
+def test_a_slow_layers_few_packets_are_judged_together() -> None:
+    # The lowest layer sends ~11 packets a tick: 2 of them NACKed once is not 18 % loss.
+    clean, noisy = (0.5, 9000, 11, 0), (0.5, 9000, 11, 2)
+    estimator, estimates = replay([*[clean] * 6, noisy])
+    assert estimates[-1] == estimates[-2] == pytest.approx(144e3)
+    assert estimator.loss < HIGH_LOSS and estimator.congested_at < 0
+    # Loss that lasts is loss: over the last LOSS_PACKETS packets, more than a tenth.
+    _, lossy = replay([(0.5, 9000, 11, 3)], estimator, start=103.5)
+    assert lossy[-1] < estimates[-1] * 0.9
+
+
 def test_a_receiver_reports_loss_counts_while_it_is_fresh() -> None:
     estimator, _ = replay(sustained(2e6))
     lowered = 2e6 * 0.7 * 0.95

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiortc import RTCRtpCodecCapability, RTCRtpCodecParameters
@@ -343,16 +344,43 @@ def test_rtx_is_routed_by_the_repaired_rid() -> None:
     layers, q, h, f = three_layers()
     layers.receive(rtp(0x2222, 100, 0, delta("h", 0), extensions={RID_ID: b"h"}))
     layers.receive(rtp(0x1111, 200, 0, delta("q", 0), extensions={RID_ID: b"q"}))
-    layers.receive_rtx(rtx(0x2223, 1, 100, delta("h", 0), rrid=b"h"))
-    layers.receive_rtx(rtx(0x2223, 2, 100, delta("h", 0)))  # learnt
-    layers.receive_rtx(rtx(0x9999, 1, 200, delta("q", 0)))  # unknown RTX SSRC, no RRID
-    layers.receive_rtx(rtx(0x1111, 1, 200, delta("q", 0)))  # a media SSRC is not an RTX one
+    layers.receive_rtx(rtx(0x2223, 1, 101, delta("h", 1), rrid=b"h"))
+    layers.receive_rtx(rtx(0x2223, 2, 102, delta("h", 2)))  # learnt
+    layers.receive_rtx(rtx(0x9999, 1, 201, delta("q", 1)))  # unknown RTX SSRC, no RRID
+    layers.receive_rtx(rtx(0x1111, 1, 201, delta("q", 1)))  # a media SSRC is not an RTX one
     assert (q.retransmissions, h.retransmissions, f.retransmissions) == (0, 2, 0)
     assert (q.packets, h.packets) == (1, 1)  # RTX is not media
     assert layers.media_ssrc(0x2223) == 0x2222 and layers.media_ssrc(0x2222) == 0x2222
     assert layers.media_ssrc(0x1111) == 0x1111
     assert layers.media_ssrc(0x9999) is None
     assert layers.rtx_ssrc(h) == 0x2223 and layers.rtx_ssrc(q) is None
+
+
+class Repairs:
+    """A consumer that notes the sequence numbers of the repairs it is handed."""
+
+    def __init__(self) -> None:
+        self.repaired: list[int] = []
+
+    def forward(self, entry: tuple[Any, ...]) -> None:
+        pass
+
+    def repair(self, entry: tuple[Any, ...]) -> None:
+        self.repaired.append(entry[0])
+
+
+def test_a_retransmission_of_a_packet_that_arrived_is_not_forwarded() -> None:
+    layers, q, _, _ = three_layers()
+    viewer = Repairs()
+    q.add(viewer)  # type: ignore[arg-type]
+    layers.receive(rtp(0x1111, 300, 0, delta("q", 0), extensions={RID_ID: b"q"}))
+    layers.receive(rtp(0x1111, 302, 0, delta("q", 2)))  # 301 lost on the way to the SFU
+    # Chromium pads its bandwidth probes with RTX copies of packets it sent: 300 arrived.
+    layers.receive_rtx(rtx(0x1112, 1, 300, delta("q", 0), rrid=b"q"))
+    layers.receive_rtx(rtx(0x1112, 2, 301, delta("q", 1)))  # the lost one: a repair
+    layers.receive_rtx(rtx(0x1112, 3, 301, delta("q", 1)))  # and once is enough
+    assert viewer.repaired == [301]
+    assert (q.retransmissions, q.duplicates) == (1, 2)
 
 
 def test_seeded_ssrcs_are_routed_without_rids() -> None:
@@ -363,7 +391,7 @@ def test_seeded_ssrcs_are_routed_without_rids() -> None:
     layers.receive(rtp(0x1111, 1, 0, delta("q", 0)))
     layers.receive(rtp(0x3333, 1, 0, delta("f", 0)))
     layers.receive(rtp(0x2222, 1, 0, delta("h", 0)))  # not seeded, no RID: dropped
-    layers.receive_rtx(rtx(0x1112, 1, 1, delta("q", 0)))
+    layers.receive_rtx(rtx(0x1112, 1, 2, delta("q", 1)))
     assert (q.packets, h.packets, f.packets) == (1, 0, 1)
     assert q.retransmissions == 1
     assert layers.media_ssrc(0x1112) == 0x1111
@@ -414,7 +442,7 @@ def test_ingest_and_a_relay_rebuild_the_layers_with_their_ssrcs() -> None:
     ingest.add_layers(layers)
     for rid, ssrc in (("q", 0x1111), ("h", 0x2222), ("f", 0x3333)):
         ingest.rtp(rtp(ssrc, 1, 0, delta(rid, 0), extensions={RID_ID: rid.encode()}))
-        ingest.rtp(rtx(ssrc + 1, 1, 1, delta(rid, 0), rrid=rid.encode()))
+        ingest.rtp(rtx(ssrc + 1, 1, 2, delta(rid, 1), rrid=rid.encode()))
     assert (q.retransmissions, h.retransmissions, f.retransmissions) == (1, 1, 1)
     assert ingest.main("video") is f and ingest.find("video:h") is h
     assert ingest.every() == [q, h, f]
@@ -436,7 +464,7 @@ def test_ingest_and_a_relay_rebuild_the_layers_with_their_ssrcs() -> None:
     assert list(relayed) == ["q", "h", "f"]
     # The origin learnt the SSRCs from the first packets; the relay gets the later ones only.
     relay.ingest.rtp(rtp(0x2222, 2, TICKS, delta("h", 1)))
-    relay.ingest.rtp(rtp(0x2223, 2, 0, (2).to_bytes(2) + delta("h", 1), pt=RTX_PT))
+    relay.ingest.rtp(rtp(0x2223, 2, 0, (3).to_bytes(2) + delta("h", 2), pt=RTX_PT))
     relay.ingest.rtp(rtp(0x1111, 2, TICKS, delta("q", 1)))
     counts = {rid: (p.packets, p.retransmissions) for rid, p in relayed.items()}
     assert counts == {"q": (1, 0), "h": (1, 1), "f": (0, 0)}
