@@ -73,8 +73,9 @@ class VideoWorker:
     """Claims video jobs one at a time and runs them to an end.
 
     States: idle (polling) -> working (one job) -> idle ...; `close()` stops it, killing the
-    child process of a job in progress (the job's lease then runs out and another worker
-    resumes it).
+    child process of a job in progress and handing that job back to the queue. It cancels
+    only the job's processing, never a query: a query cut short leaves its connection to be
+    closed after the event loop is gone.
     """
 
     def __init__(
@@ -92,7 +93,7 @@ class VideoWorker:
         self.name = f"worker-{secrets.token_hex(6)}"
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._current: str | None = None
+        self._processing: asyncio.Task[dict[str, Any]] | None = None
 
     def start(self) -> None:
         self._work_dir.mkdir(parents=True, exist_ok=True)
@@ -100,14 +101,11 @@ class VideoWorker:
 
     async def close(self) -> None:
         self._stop.set()
+        if self._processing is not None:
+            self._processing.cancel()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
-        if self._current is not None:
-            await self._release(self._current)
-            self._current = None
 
     async def _release(self, job_id: str) -> None:
         """Give a job this worker stopped in the middle of back to the queue, at once."""
@@ -173,12 +171,15 @@ class VideoWorker:
         """One try at `job`: download, transcode in a child process, upload, attach."""
         log.info("media job %s: try %d by %s", job.id, job.attempts, self.name)
         directory = Path(tempfile.mkdtemp(prefix=f"{job.id}-", dir=self._work_dir))
-        progress = _Progress()
-        heartbeat = asyncio.create_task(self._heartbeat(job.id, progress))
-        self._current = job.id
+        progress, finished = _Progress(), asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(job.id, progress, finished))
+        processing = asyncio.create_task(self._process(job, directory, progress, heartbeat))
+        self._processing = processing
+        if self._stop.is_set():
+            processing.cancel()  # `close()` came while this job was being claimed
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
-                outputs = await self._process(job, directory, progress, heartbeat)
+                outputs = await processing
             await self._finish(job, outputs)
         except LeaseLost:
             log.warning("media job %s: lease lost; another worker has it", job.id)
@@ -187,11 +188,15 @@ class VideoWorker:
             await self._retry_or_fail(job, f"processing took longer than {limit:g} s", True)
         except JobFailed as failure:
             await self._retry_or_fail(job, str(failure), failure.retry)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # this task is cancelled, not only the processing that `close()` stopped
+            await self._release(job.id)
         finally:
-            heartbeat.cancel()
+            self._processing = None
+            finished.set()
             await asyncio.gather(heartbeat, return_exceptions=True)
-            if not self._stop.is_set():
-                self._current = None
             await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def _process(
@@ -221,11 +226,14 @@ class VideoWorker:
             "renditions": result["renditions"],
         }
 
-    async def _heartbeat(self, job_id: str, progress: _Progress) -> None:
-        """Renew the lease and write progress; raise LeaseLost if another worker took over."""
+    async def _heartbeat(self, job_id: str, progress: _Progress, finished: asyncio.Event) -> None:
+        """Renew the lease and write progress until ``finished``; raise LeaseLost if another
+        worker took over."""
         interval = min(2.0, self._config.lease_seconds / 3)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), interval)
+                return
             async with self._sessions.begin() as session:
                 renewed = await session.execute(
                     update(MediaJob)
