@@ -83,6 +83,12 @@ async def stripe_show(
     return seller, sid, ids
 
 
+async def hooked(client: Client, seller: Account) -> None:
+    """The seller's shop hears its webhooks (the test counts the events queued for it)."""
+    hook = {"url": "https://shop.example/hook"}
+    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+
+
 async def buyer_of(client: Client, shop: Shop) -> Account:
     """A buyer whose delivery details are on the account, and so on each of their orders."""
     account = await shop.account()
@@ -300,8 +306,7 @@ async def test_a_paid_session_pays_its_orders_once(
     client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
 ) -> None:
     seller, sid, (pid,) = await stripe_show(client, shop)
-    hook = {"url": "https://shop.example/hook"}
-    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    await hooked(client, seller)
     buyer = await buyer_of(client, shop)
     page = await viewers(buyer)
     first, second = (
@@ -400,8 +405,7 @@ async def test_at_the_holds_end_the_sweeper_closes_the_session_then_gives_the_un
     client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
 ) -> None:
     seller, sid, (pid,) = await stripe_show(client, shop)
-    hook = {"url": "https://shop.example/hook"}
-    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    await hooked(client, seller)
     buyer = await buyer_of(client, shop)
     page = await viewers(buyer)
     in_checkout, plain = (
@@ -437,8 +441,7 @@ async def test_two_nodes_sweeping_at_once_expire_each_order_once(
     client: Client, shop: Shop, stripe_api: StripeStandIn
 ) -> None:
     seller, sid, (pid,) = await stripe_show(client, shop)
-    hook = {"url": "https://shop.example/hook"}
-    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    await hooked(client, seller)
     buyer = await buyer_of(client, shop)
     first, second = (
         await reserve(client, sid, buyer, pid, 2),
@@ -515,8 +518,7 @@ async def test_stripes_expired_event_after_the_sweeper_changes_nothing(
     client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
 ) -> None:
     seller, sid, (pid,) = await stripe_show(client, shop)
-    hook = {"url": "https://shop.example/hook"}
-    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    await hooked(client, seller)
     buyer = await buyer_of(client, shop)
     placed = await reserve(client, sid, buyer, pid, 3)
     session_id = (await opened(client, buyer, placed["id"]))["session_id"]
@@ -539,8 +541,7 @@ async def test_an_expired_session_gives_back_the_units_of_holds_that_ran_out(
     client: Client, shop: Shop, stripe_api: StripeStandIn, viewers: Any
 ) -> None:
     seller, sid, (pid,) = await stripe_show(client, shop, stock=5)
-    hook = {"url": "https://shop.example/hook"}
-    assert (await client.post("/api/v1/webhooks", json=hook, headers=seller.auth)).status == 201
+    await hooked(client, seller)
     buyer = await buyer_of(client, shop)
     page = await viewers(buyer)
     placed, other = (
