@@ -20,7 +20,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from api.accounts.users import STAFF, require_user
 from api.catalog.models import Product
 from api.commerce.models import Order, OrderStatus
 from api.commerce.orders import _merchant, order_data, order_for_change, tell_buyer
@@ -36,9 +35,9 @@ from api.commerce.schemas import (
 )
 from api.db import utcnow
 from api.identity.models import User
-from api.shows.models import Stream
+from api.shows.access import sellers_view
 from api.web.context import Context
-from api.web.errors import ApiError, forbidden, not_found
+from api.web.errors import ApiError
 from api.web.routing import Api
 from api.webhooks import webhooks
 
@@ -105,16 +104,6 @@ async def ship_order(ctx: Context, order_id: str, body: ShipIn) -> OrderOut:
     _merchant(ctx, order)
     await mark_shipped(ctx, order, body.tracking_url)
     return OrderOut.model_validate(order)
-
-
-async def _sellers_stream(ctx: Context, stream_id: str) -> Stream:
-    user = require_user(ctx)
-    stream = await ctx.session.get(Stream, stream_id)
-    if stream is None:
-        raise not_found("Stream")
-    if stream.owner_id != user.id and user.role not in STAFF:
-        raise forbidden("Only the seller sees a show's sales")
-    return stream
 
 
 @dataclass
@@ -202,7 +191,7 @@ class _Currency:
     "(live or replay), one summary per currency.",
 )
 async def stream_sales(ctx: Context, stream_id: str) -> SalesOut:
-    stream = await _sellers_stream(ctx, stream_id)
+    stream = await sellers_view(ctx, stream_id, "Only the seller sees a show's sales")
     was_paid = Order.paid_at.is_not(None)  # a cancelled order that was paid was refunded
     groups = (
         Order.currency,
@@ -292,7 +281,7 @@ def _filename(title: str) -> str:
     "spreadsheet runs it as a formula.",
 )
 async def stream_orders_csv(ctx: Context, stream_id: str) -> web.Response:
-    stream = await _sellers_stream(ctx, stream_id)
+    stream = await sellers_view(ctx, stream_id, "Only the seller sees a show's sales")
     rows = await ctx.session.execute(
         select(Order, Product.title, User.display_name, User.email)
         .join(Product, Product.id == Order.product_id)

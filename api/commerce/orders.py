@@ -28,7 +28,7 @@ from api.commerce.schemas import BuyerOut, OrderIn, OrderOut, SellerOrderOut, Se
 from api.db import utcnow
 from api.identity.models import Checkout, User
 from api.shows import cues
-from api.shows.access import admit
+from api.shows.access import admit, sellers_view
 from api.shows.models import Stream, StreamProduct
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
@@ -222,12 +222,7 @@ async def get_order(ctx: Context, order_id: str) -> OrderOut:
     "details copied onto it when it was placed.",
 )
 async def stream_orders(ctx: Context, stream_id: str) -> list[SellerOrderOut]:
-    user = require_user(ctx)
-    stream = await ctx.session.get(Stream, stream_id)
-    if stream is None:
-        raise not_found("Stream")
-    if stream.owner_id != user.id and user.role not in STAFF:
-        raise forbidden("Only the seller sees a show's orders")
+    stream = await sellers_view(ctx, stream_id, "Only the seller sees a show's orders")
     rows = await ctx.session.execute(
         select(Order, User)
         .join(User, User.id == Order.buyer_id)

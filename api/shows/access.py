@@ -82,6 +82,15 @@ async def _in_audience(session: AsyncSession, user: User | None, stream: Stream)
     )
 
 
+async def sellers_view(ctx: Context, stream_id: str, refusal: str) -> Stream:
+    """The stream, to read, if the caller is its seller or staff; else 403 ``refusal``."""
+    user = require_user(ctx)
+    stream = await load_stream(ctx, stream_id)
+    if stream.owner_id != user.id and user.role not in STAFF:
+        raise forbidden(refusal)
+    return stream
+
+
 async def owned_stream(
     ctx: Context, stream_id: str, staff: frozenset[Role] = frozenset({Role.ADMIN})
 ) -> Stream:

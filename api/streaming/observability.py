@@ -17,14 +17,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
-from api.accounts.users import STAFF, require_user
 from api.realtime.sockets import Realtime
-from api.shows.access import load_stream
+from api.shows.access import sellers_view
 from api.shows.models import Audience, Stream
 from api.streaming.schemas import StreamHealthOut
 from api.streaming.signaling import MEDIA, Media
 from api.web.context import SERVICES, Context
-from api.web.errors import ApiError, database_unreachable, forbidden
+from api.web.errors import ApiError, database_unreachable
 from api.web.routing import Api, bearer_token
 from live.states import StreamStatus
 from sfu.stats import ProducerStats
@@ -43,10 +42,7 @@ api = Api()
     "per viewer the packets and bytes sent, NACKs, PLIs and round-trip time.",
 )
 async def stream_health(ctx: Context, stream_id: str) -> StreamHealthOut:
-    user = require_user(ctx)
-    stream = await load_stream(ctx, stream_id)
-    if stream.owner_id != user.id and user.role not in STAFF:
-        raise forbidden("Only the stream's seller and staff see its health")
+    stream = await sellers_view(ctx, stream_id, "Only the stream's seller and staff see its health")
     return StreamHealthOut(
         stream_id=stream.id,
         status=StreamStatus(stream.status),
