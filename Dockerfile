@@ -13,6 +13,13 @@ COPY static/package.json static/package-lock.json ./
 # --ignore-scripts: swagger-ui-dist pulls in @scarf/scarf, whose install script reports installs.
 RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
+# The wheel, with the pages and their libraries inside it (pyproject.toml says which).
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY . .
+COPY --from=pages /src/static/node_modules static/node_modules
+RUN pip wheel --no-cache-dir --no-deps -w /dist .
+
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -33,11 +40,8 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-COPY . .
-# Editable on purpose: api/web.py serves static/ from beside the packages, and a regular
-# (non-editable) install copies only the Python packages into site-packages, without static/.
-RUN pip install --no-deps -e .
-COPY --from=pages /src/static/node_modules static/node_modules
+COPY --from=wheel /dist /tmp/dist
+RUN pip install --no-deps /tmp/dist/*.whl && rm -r /tmp/dist
 
 USER 10001:10001
 VOLUME ["/var/lib/shopcast"]

@@ -35,9 +35,17 @@ def wait_until(check: object, within: float, what: str) -> None:
 
 
 class Node:
-    """``shopcast serve`` in a child process on a free loopback port."""
+    """``shopcast serve`` in a child process on a free loopback port: this checkout's, or
+    ``command`` run in ``cwd``. A node that does not start is stopped before the error."""
 
-    def __init__(self, data_dir: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
+        **settings: str,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {
@@ -49,14 +57,18 @@ class Node:
         }
         env |= {f"SHOPCAST_{k.upper()}": v for k, v in settings.items()}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve"],
-            cwd=ROOT,
+            command or [sys.executable, "-m", "server", "serve"],
+            cwd=cwd,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        wait_until(self._healthy, 30, f"node on {self.port} did not start")
+        try:
+            wait_until(self._healthy, 30, f"node on {self.port} did not start")
+        except BaseException:
+            self.stop()
+            raise
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:

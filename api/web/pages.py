@@ -12,7 +12,16 @@ from aiohttp import web
 from api.web.errors import Handler
 from api.web.routing import Api
 
-STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+
+def _static_dir() -> Path:
+    """The pages and their libraries: beside this module when installed from a wheel
+    (pyproject.toml puts static/ there), else at the top of the checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "static"
+    return packaged if packaged.is_dir() else here.parents[1] / "static"
+
+
+STATIC_DIR = _static_dir()
 
 
 def page_csp(media_origins: list[str], frame_ancestors: list[str] | None = None) -> str:
