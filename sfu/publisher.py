@@ -24,6 +24,7 @@ from .aiortc_hooks import (
     raw_socket,
     receive_layers,
     send_pli,
+    stamp_arrivals,
     tap_rtp,
     tap_sender_reports,
 )
@@ -122,6 +123,7 @@ class Publisher(Session):
         for dtls in dtls_transports(pc):
             guard_against_junk(dtls)
             tap_rtp(dtls, self.ingest.rtp)
+            stamp_arrivals(dtls)
         take_answering_role(pc, offer.sdp)
         with gathering_on(options.ice.host_addresses):
             await pc.setLocalDescription(await pc.createAnswer())

@@ -20,6 +20,7 @@ from .aiortc_hooks import (
     dtls_transports,
     guard_against_junk,
     send_pli,
+    stamp_arrivals,
     tap_rtp,
     tap_sender_reports,
 )
@@ -96,6 +97,7 @@ class Upstream(Session):
         for dtls in dtls_transports(self.pc):
             guard_against_junk(dtls)
             tap_rtp(dtls, self._on_rtp)
+            stamp_arrivals(dtls)
         return tracks
 
     def feed(self, source: RelaySource) -> None:

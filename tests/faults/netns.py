@@ -108,19 +108,21 @@ class LossyLink:
 
 
 class LoopThread:
-    """An event loop on its own thread, inside a network namespace."""
+    """An event loop on its own thread, inside a network namespace (or this process's)."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
 
         def run() -> None:
-            _setns(f"/var/run/netns/{namespace}")
+            if namespace is not None:
+                _setns(f"/var/run/netns/{namespace}")
             asyncio.set_event_loop(self.loop)
             ready.set()
             self.loop.run_forever()
 
-        self._thread = threading.Thread(target=run, name=f"netns {namespace}", daemon=True)
+        name = f"netns {namespace or 'self'}"
+        self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
         ready.wait(5)
 

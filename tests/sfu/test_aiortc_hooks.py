@@ -15,12 +15,13 @@ from dataclasses import replace
 import aioice.ice
 import aiortc
 import pytest
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, clock
 from aiortc import codecs as aiortc_codecs
 from aiortc.rtcpeerconnection import is_codec_compatible
-from aiortc.rtp import RtcpReceiverInfo
+from aiortc.rtp import RtcpReceiverInfo, RtpPacket
 
-from peers.webrtc import wait_until
+from peers.webrtc import PublisherPeer, wait_until
+from sfu import PortSettings
 from sfu.aiortc_hooks import (
     AIORTC_VERSION,
     EXTRA_H264_PROFILES,
@@ -30,8 +31,9 @@ from sfu.aiortc_hooks import (
     sender_round_trip_time,
 )
 from sfu.candidates import _ORIGINAL_GET_HOST_ADDRESSES
+from tests.faults.netns import LoopThread
 
-from .conftest import Harness
+from .conftest import Harness, HarnessFactory
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -107,6 +109,13 @@ def test_aioice_hooks() -> None:
         aioice.ice.Connection.__init__
     )
     assert "def remote_addr" in source(aioice.ice.CandidatePair)
+    # stamp_arrivals: data reaches the connection inside the socket's datagram_received.
+    assert "self.receiver.data_received(data, self.local_candidate.component)" in source(
+        aioice.ice.StunProtocol.datagram_received
+    )
+    assert parameters(aioice.ice.Connection.data_received) == ["self", "data", "component"]
+    assert "self._recv = self._connection.recv" in source(aiortc.RTCIceTransport.__init__)
+    assert "data = await self.transport._recv()" in source(RTCDtlsTransport._recv_next)
     assert parameters(is_codec_compatible) == ["a", "b"]
 
 
@@ -209,3 +218,42 @@ def test_extra_h264_profiles_join_aiortcs_codec_list() -> None:
     for codec in video:
         if codec.mimeType == "video/rtx":
             assert any(c.payloadType == codec.parameters["apt"] for c in video)
+
+
+@pytest.mark.parametrize("mux", [False, True], ids=["own-socket", "shared-socket"])
+async def test_packets_carry_the_time_the_kernel_received_them(
+    make_harness: HarnessFactory, mux: bool
+) -> None:
+    """A packet the loop reads late (it was busy) reaches aiortc's estimator with the time it
+    arrived, not the time it was read: the publisher's REMB does not see the loop's work."""
+    harness = await make_harness(ports=PortSettings(udp_mux=mux))
+    sending = LoopThread()  # the publisher keeps sending while the SFU's loop is blocked
+    peer: PublisherPeer = await sending.run(_publisher())
+    try:
+        session, answer = await harness.sfu.publish("room", await sending.run(peer.offer()))
+        await sending.run(peer.accept(answer))
+        await wait_until(lambda: session.live)
+        receiver = session.pc.getTransceivers()[0].receiver
+        original = receiver._handle_rtp_packet
+        seen: list[tuple[int, int]] = []  # (arrival_time_ms given, clock when handled)
+
+        async def observed(packet: RtpPacket, arrival_time_ms: int) -> None:
+            seen.append((arrival_time_ms, clock.current_ms()))
+            await original(packet, arrival_time_ms=arrival_time_ms)
+
+        setattr(receiver, "_handle_rtp_packet", observed)  # noqa: B010
+        await wait_until(lambda: len(seen) > 10)
+        assert all(abs(now - at) < 50 for at, now in seen)  # on time: read as they came
+        backlog = len(seen)
+        # The loop is busy for 0.3 s (the next callback blocks it); the packets wait in the socket.
+        asyncio.get_running_loop().call_soon(time.sleep, 0.3)
+        await wait_until(lambda: len(seen) > backlog + 5)
+        lags = [now - at for at, now in seen[backlog:]]
+        assert max(lags) >= 250, lags
+    finally:
+        await sending.run(peer.close())
+        sending.close()
+
+
+async def _publisher() -> PublisherPeer:
+    return PublisherPeer(audio=False)
