@@ -10,11 +10,13 @@ from api.analytics import report
 from api.catalog import product_media, products
 from api.commerce import checkout, fulfilment, orders, pins, purchases
 from api.realtime import endpoints
+from api.realtime.endpoints import SOCKET_PATHS
 from api.shows import lineup, streams
 from api.streaming import observability
-from api.streaming.spec import SIGNALING_PATHS
+from api.streaming.spec import STREAMING_PATHS
 from api.web import health
 from api.web.openapi import build_spec
+from api.web.pages import PAGE_PATHS
 from api.web.routing import Api
 from api.webhooks import webhooks
 
@@ -43,5 +45,7 @@ def rest_api() -> Api:
 
 
 def openapi_spec(api: Api) -> dict[str, Any]:
-    """The OpenAPI document of ``api``, with WHIP and WHEP (SDP, not JSON) described by hand."""
-    return build_spec(api, version=version("shopcast"), extra_paths=SIGNALING_PATHS)
+    """The OpenAPI document of ``api``, with the routes that are not JSON endpoints described
+    by hand: WHIP and WHEP, HLS, files, metrics, the local upload target, Socket.IO, pages."""
+    hand = {**STREAMING_PATHS, **product_media.UPLOAD_PATHS, **SOCKET_PATHS, **PAGE_PATHS}
+    return build_spec(api, version=version("shopcast"), extra_paths=hand)

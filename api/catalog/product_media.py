@@ -34,6 +34,7 @@ from api.catalog.schemas import MediaOut
 from api.identity.models import Role
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
+from api.web.openapi import operation
 from api.web.routing import Api
 from api.web.schemas import Input, Output
 from twins.objectstore import LocalStorage, ObjectStore, UploadRefused
@@ -388,3 +389,26 @@ async def _spool(part: BodyPartReader, spool: Any, max_bytes: int) -> int:
 
 def routes() -> list[web.RouteDef]:
     return [web.post(UPLOAD_PATH, local_upload)]
+
+
+UPLOAD_PATHS: dict[str, dict[str, Any]] = {
+    UPLOAD_PATH: {
+        "post": operation(
+            "local_upload",
+            "The local store's upload target: the form an upload-url answer gave, file last",
+            tag="media",
+            status=204,
+            success="Stored",
+            consumes="multipart/form-data",
+            errors={
+                400: "Not an upload form, or an empty file",
+                403: "The form's policy is expired, forged or does not match",
+                404: "The store is S3: upload to the bucket instead",
+                409: "This form was used already",
+                413: "Over the form's size limit",
+                415: "Not multipart/form-data",
+                507: "The media store is full; see Retry-After",
+            },
+        )
+    }
+}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from api.accounts.users import require_user
 from api.realtime import chat, moderation
 from api.realtime.schemas import ChatMessageOut, ChatQuery, SanctionOut, SlowModeIn, SlowModeOut
@@ -11,6 +13,7 @@ from api.shows.announcements import RoomChange
 from api.shows.models import SanctionKind
 from api.web.context import Context
 from api.web.errors import ApiError
+from api.web.openapi import operation
 from api.web.routing import Api, Auth
 
 api = Api()
@@ -119,3 +122,20 @@ def _kind(kind: str) -> SanctionKind:
         return SanctionKind(kind)
     except ValueError:
         raise ApiError(422, "invalid", "kind must be mute or ban") from None
+
+
+def _transport(method: str) -> dict[str, Any]:
+    return operation(
+        f"socketio_{method}",
+        "The Socket.IO connection (Engine.IO: long-polling, then an upgrade to WebSocket)",
+        tag="realtime",
+        produces="text/plain",
+        description="The events, their payloads and acks are in docs/realtime.md. A token in the "
+        "connection's auth signs the socket in; sockets from other origins are refused unless "
+        "SHOPCAST_CORS_ORIGINS lists them.",
+    )
+
+
+SOCKET_PATHS: dict[str, dict[str, Any]] = {
+    "/socket.io/": {method: _transport(method) for method in ("get", "post", "options")}
+}

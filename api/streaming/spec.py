@@ -1,86 +1,178 @@
-"""WHIP and WHEP in the OpenAPI document: they speak SDP, so they are described by hand."""
+"""The routes of api/streaming/ in the OpenAPI document, described by hand because they speak
+SDP, HLS and files, not JSON: WHIP and WHEP with their sessions, live HLS, the local store's
+files (replays, product media), and ``/metrics``."""
 
 from __future__ import annotations
 
-from api.streaming.signaling import TRICKLE
+from typing import Any
+
+from api.streaming.hls import MEDIA_TYPES, PLAYLIST_TYPE
+from api.streaming.signaling import SDP, TRICKLE
+from api.web.openapi import files, operation
+from api.web.routing import Auth
+
+_OFFER_ERRORS = {
+    400: "Malformed SDP",
+    401: "Missing or invalid bearer token",
+    404: "No such stream",
+    413: "Offer over 64 KiB",
+    415: "Not application/sdp",
+    422: "Nothing in the offer that Shopcast can receive or send",
+    429: "Too many offers from this address; see Retry-After",
+    503: "Node at capacity; see Retry-After",
+}
+_ANSWER = "SDP answer; Location, ETag and Link (ice-server) headers"
+_PREFLIGHT = "CORS preflight (WHEP: any origin; WHIP: the configured ones)"
 
 
-def _sdp_operation(summary: str, who: str, errors: dict[str, str]) -> dict[str, object]:
-    sdp = {"application/sdp": {"schema": {"type": "string"}}}
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+def _offer(operation_id: str, summary: str, auth: Auth, errors: dict[int, str]) -> dict[str, Any]:
+    """POST of an SDP offer (WHIP or WHEP) and its CORS preflight, which names Accept-Post."""
+    kind = operation_id.split("_")[0]
     return {
-        "summary": summary,
-        "tags": ["media"],
-        "security": [{"bearer": []}] if who == "publisher" else [{}, {"bearer": []}],
-        "parameters": [
-            {"name": "stream_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ],
-        "requestBody": {"required": True, "content": sdp},
-        "responses": {
-            "201": {
-                "description": "SDP answer; Location, ETag and Link (ice-server) headers",
-                "content": sdp,
-            },
-            **{code: {"description": text, "content": error} for code, text in errors.items()},
-        },
+        "post": operation(
+            operation_id,
+            summary,
+            tag="media",
+            status=201,
+            success=_ANSWER,
+            produces=SDP,
+            consumes=SDP,
+            auth=auth,
+            errors={**_OFFER_ERRORS, **errors},
+        ),
+        "options": operation(
+            f"{kind}_options", _PREFLIGHT + "; Accept-Post", tag="media", status=204
+        ),
     }
 
 
-_COMMON = {
-    "400": "Malformed SDP",
-    "401": "Missing or invalid bearer token",
-    "404": "No such stream",
-    "413": "Offer over 64 KiB",
-    "415": "Not application/sdp",
-    "429": "Too many offers from this address; see Retry-After",
-    "422": "Nothing in the offer that Shopcast can receive or send",
-    "503": "Node at capacity; see Retry-After",
-}
-_SESSION: dict[str, object] = {
-    "patch": {
-        "summary": "Trickle ICE candidates (If-Match: the session's ETag)",
-        "tags": ["media"],
-        "requestBody": {"content": {TRICKLE: {"schema": {"type": "string"}}}},
-        "responses": {
-            "204": {"description": "Applied"},
-            "404": {"description": "No session"},
-            "412": {"description": "ETag mismatch"},
-            "415": {"description": "Not a trickle-ice-sdpfrag"},
-            "422": {"description": "ICE restart is not supported: POST again"},
-            "428": {"description": "If-Match missing"},
-        },
-    },
-    "delete": {
-        "summary": "End the session",
-        "tags": ["media"],
-        "responses": {"200": {"description": "Ended"}, "404": {"description": "No session"}},
-    },
-}
+def _session(kind: str) -> dict[str, Any]:
+    """PATCH and DELETE of one WHIP or WHEP session, at the URL its POST answered."""
+    auth = Auth.REQUIRED if kind == "whip" else Auth.NONE
+    return {
+        "patch": operation(
+            f"{kind}_patch_session",
+            "Trickle ICE candidates (If-Match: the session's ETag)",
+            tag="media",
+            status=204,
+            success="Applied",
+            consumes=TRICKLE,
+            auth=auth,
+            errors={
+                400: "Malformed ICE fragment",
+                404: "No session",
+                412: "ETag mismatch",
+                413: "Fragment over 64 KiB",
+                415: "Not a trickle-ice-sdpfrag",
+                422: "ICE restart is not supported: POST again",
+                428: "If-Match missing",
+            },
+        ),
+        "delete": operation(
+            f"{kind}_delete_session",
+            "End the session",
+            tag="media",
+            success="Ended",
+            auth=auth,
+            errors={404: "No session"},
+        ),
+        "options": operation(
+            f"{kind}_session_options", _PREFLIGHT, tag="media", status=204, success="Allowed"
+        ),
+    }
 
-SIGNALING_PATHS: dict[str, dict[str, object]] = {
-    "/whip/{stream_id}": {
-        "post": _sdp_operation(
-            "Publish (WHIP, RFC 9725) with the stream's publish token",
-            "publisher",
-            {
-                **_COMMON,
-                "403": "The token belongs to another stream",
-                "409": "The stream has ended",
+
+def _hls(
+    operation_id: str, summary: str, produces: str, errors: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """A live HLS file: the show's audience decides; another node's show redirects there."""
+    return {
+        "get": operation(
+            operation_id,
+            summary,
+            tag="hls",
+            produces=produces,
+            auth=Auth.OPTIONAL,
+            errors={
+                403: "Not in the stream's audience",
+                404: "No such stream, rendition or file",
+                **(errors or {}),
             },
+            description="307 to the node that carries the show when it is not this one; "
+            "307 to the replay (vod_url) once the show has ended.",
+        )
+    }
+
+
+_PLAYLIST_ERRORS = {
+    400: "_HLS_part without _HLS_msn, or a part too far ahead",
+    503: "The part asked for is late; see Retry-After",
+}
+_SEGMENT = ", ".join(sorted(set(MEDIA_TYPES.values())))
+
+STREAMING_PATHS: dict[str, dict[str, Any]] = {
+    "/whip/{stream_id}": _offer(
+        "whip_publish",
+        "Publish (WHIP, RFC 9725) with the stream's publish token",
+        Auth.REQUIRED,
+        {403: "The token belongs to another stream", 409: "The stream has ended"},
+    ),
+    "/whep/{stream_id}": _offer(
+        "whep_play",
+        "Watch (WHEP); a bearer access token where the audience needs one",
+        Auth.OPTIONAL,
+        {
+            403: "Not in the stream's audience",
+            409: "Not live yet (see Retry-After) or ended",
+            503: "Node at capacity, or (edge node) the show's node unreachable",
+        },
+    ),
+    "/whip/{stream_id}/{session_id}": _session("whip"),
+    "/whep/{stream_id}/{session_id}": _session("whep"),
+    "/hls/{stream_id}/master.m3u8": _hls(
+        "hls_master", "The live show's master playlist (its renditions)", PLAYLIST_TYPE
+    ),
+    "/hls/{stream_id}/index.m3u8": _hls(
+        "hls_playlist",
+        "The live LL-HLS playlist; _HLS_msn and _HLS_part block until that part exists, "
+        "_HLS_skip=YES|v2 asks for a delta update",
+        PLAYLIST_TYPE,
+        _PLAYLIST_ERRORS,
+    ),
+    "/hls/{stream_id}/{name}": _hls(
+        "hls_media", "The live recording's init segment, a segment, a part or the poster", _SEGMENT
+    ),
+    "/hls/{stream_id}/{rid}/index.m3u8": _hls(
+        "hls_rendition_playlist",
+        "A simulcast layer's LL-HLS playlist (SHOPCAST_HLS_LADDER)",
+        PLAYLIST_TYPE,
+        _PLAYLIST_ERRORS,
+    ),
+    "/hls/{stream_id}/{rid}/{name}": _hls(
+        "hls_rendition_media", "A simulcast layer's init segment, segment or part", _SEGMENT
+    ),
+    "/media/vod/{stream_id}/{name}": {
+        "get": operation(
+            "replay_file",
+            "A replay's playlist or media, from the local store (without SHOPCAST_S3_BUCKET)",
+            tag="hls",
+            produces=PLAYLIST_TYPE,
+            auth=Auth.OPTIONAL,
+            errors={403: "Not in the stream's audience", 404: "No such stream or file"},
         )
     },
-    "/whep/{stream_id}": {
-        "post": _sdp_operation(
-            "Watch (WHEP); a bearer access token where the audience needs one",
-            "viewer",
-            {
-                **_COMMON,
-                "403": "Not in the stream's audience",
-                "409": "Not live yet (see Retry-After) or ended",
-                "503": "Node at capacity, or (edge node) the show's node unreachable",
-            },
+    "/media/{path}": files(
+        "store_file", "A file of the local store: product photos, videos and their renditions"
+    ),
+    "/metrics": {
+        "get": operation(
+            "metrics",
+            "Prometheus metrics of this node",
+            tag="operations",
+            produces="text/plain",
+            errors={401: "SHOPCAST_METRICS_TOKEN is set and was not sent as the bearer token"},
+            description="Without SHOPCAST_METRICS_TOKEN the per-show series name public shows "
+            "only; with it, every show, for a bearer of that token.",
         )
     },
-    "/whip/{stream_id}/{session_id}": _SESSION,
-    "/whep/{stream_id}/{session_id}": _SESSION,
 }

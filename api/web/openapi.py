@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -33,13 +34,19 @@ def build_spec(
     server_url: str = "/",
     extra_paths: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The document for ``api``, plus hand-described paths (WHIP/WHEP speak SDP, not JSON)."""
+    """The document for ``api``, plus hand-described paths (``operation``: the routes that are
+    not JSON endpoints), whose path parameters are read from their paths."""
     models = _models(api.endpoints)
     _, schemas = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in api.endpoints:
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
-    paths.update(extra_paths or {})
+    for path, operations in (extra_paths or {}).items():
+        parameters = _path_parameters(path)
+        paths[path] = {
+            method: {**op, "parameters": [*parameters, *op.get("parameters", ())]}
+            for method, op in operations.items()
+        }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -57,6 +64,72 @@ def build_spec(
             },
         },
     }
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    *,
+    tag: str,
+    status: int = 200,
+    success: str = "Success",
+    produces: str | None = None,
+    consumes: str | None = None,
+    auth: Auth = Auth.NONE,
+    errors: dict[int, str] | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    """A route that is not a JSON endpoint (SDP, HLS, files, pages), described by hand in the
+    generated operations' shape: its body ``consumes``, its answer ``produces`` (a media type),
+    ``errors`` in the JSON error contract, each with its reason."""
+    answer: dict[str, Any] = {"description": success}
+    if produces is not None:
+        answer["content"] = {produces: {"schema": {"type": "string"}}}
+    op: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": {str(status): answer} | _errors(errors or {}),
+    }
+    if auth is not Auth.NONE:
+        op["security"] = _security(auth)
+    if consumes is not None:
+        body = {"schema": {"type": "string"}}
+        op["requestBody"] = {"required": True, "content": {consumes: body}}
+    if description:
+        op["description"] = description
+    return op
+
+
+def files(operation_id: str, summary: str) -> dict[str, Any]:
+    """A folder served as it is (a static route): any file below it, or 404."""
+    return {
+        "get": operation(
+            operation_id,
+            summary,
+            tag="files",
+            produces="application/octet-stream",
+            errors={404: "No such file"},
+        )
+    }
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", path)
+    ]
+
+
+def _security(auth: Auth) -> list[dict[str, list[str]]]:
+    """For a route that takes a token: required, or optional (anonymous allowed)."""
+    bearer: dict[str, list[str]] = {"bearer": []}
+    return [bearer] if auth is Auth.REQUIRED else [{}, bearer]
+
+
+def _errors(reasons: dict[int, str]) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
+    return {str(code): {"description": reason, **error} for code, reason in reasons.items()}
 
 
 def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
@@ -88,10 +161,7 @@ def _operation(e: Endpoint) -> dict[str, Any]:
         "summary": e.summary,
         "tags": [e.tag],
         "operationId": e.handler.__name__,
-        "parameters": [
-            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-            for p in e.path_params
-        ],
+        "parameters": _path_parameters(e.path),
     }
     if e.description:
         op["description"] = e.description
@@ -111,17 +181,12 @@ def _operation(e: Endpoint) -> dict[str, Any]:
             "required": True,
             "content": {"application/json": {"schema": _schema_of(e.body)}},
         }
-    if e.auth is Auth.REQUIRED:
-        op["security"] = [{"bearer": []}]
-    elif e.auth is Auth.OPTIONAL:
-        op["security"] = [{}, {"bearer": []}]
+    if e.auth is not Auth.NONE:
+        op["security"] = _security(e.auth)
     success: dict[str, Any] = {"description": "Success"}
     if e.produces != JSON:
         success["content"] = {e.produces: {"schema": {"type": "string"}}}
     elif e.response is not None:
         success["content"] = {"application/json": {"schema": _schema_of(e.response)}}
-    error = {"content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}}}
-    op["responses"] = {str(e.status): success} | {
-        str(code): {"description": _REASONS[code], **error} for code in e.errors
-    }
+    op["responses"] = {str(e.status): success} | _errors({c: _REASONS[c] for c in e.errors})
     return op

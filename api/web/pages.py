@@ -10,6 +10,7 @@ import aiohttp_cors
 from aiohttp import web
 
 from api.web.errors import Handler
+from api.web.openapi import files, operation
 from api.web.routing import Api
 
 
@@ -75,6 +76,40 @@ async def _favicon(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "icon.svg", headers=headers)
 
 
+# Each page: its path, its name, its file in static/ and what it is (also in the OpenAPI document).
+PAGES = {
+    "/": ("home", "index.html", "Home page: the live shows"),
+    "/studio": ("studio", "studio.html", "The seller's studio: prepare a show and go live"),
+    "/watch/{stream_id}": ("watch", "watch.html", "The viewer's page of one show"),
+    "/orders": ("orders", "orders.html", "The buyer's orders"),
+    "/admin": ("admin", "admin.html", "The admin dashboard"),
+    "/admin/shows/{stream_id}": ("admin_show", "admin.html", "The admin dashboard, on one show"),
+    "/api/docs": ("api_docs", "api-docs.html", "This document in Swagger UI"),
+}
+
+
+def _page_operation(name: str, summary: str, **extra: Any) -> dict[str, Any]:
+    return {"get": operation(f"page_{name}", summary, tag="pages", produces="text/html", **extra)}
+
+
+PAGE_PATHS: dict[str, dict[str, Any]] = {
+    **{path: _page_operation(name, summary) for path, (name, _, summary) in PAGES.items()},
+    "/embed/{stream_id}": _page_operation(
+        "embed", "The viewer's page in embed mode, for the sites of SHOPCAST_CORS_ORIGINS"
+    ),
+    "/broadcast": _page_operation(
+        "broadcast", "The studio's first address", status=301, success="To /studio"
+    ),
+    "/favicon.ico": {
+        "get": operation("favicon", "The icon", tag="pages", produces="image/svg+xml")
+    },
+    "/static/{path}": files("static_file", "The pages' scripts, styles and browser libraries"),
+    "/api/openapi.json": {
+        "get": operation("openapi", "This document", tag="operations", produces="application/json")
+    },
+}
+
+
 async def _to_studio(request: web.Request) -> web.StreamResponse:
     """The first broadcaster page's address: the studio replaced it."""
     raise web.HTTPMovedPermanently("/studio")
@@ -99,18 +134,13 @@ def mount(
 
     app.router.add_get("/api/openapi.json", openapi)
     csp = page_csp(media_origins)
-    app.router.add_get("/api/docs", _page("api-docs.html", csp))
-    app.router.add_get("/", _page("index.html", csp))
-    app.router.add_get("/studio", _page("studio.html", csp))
+    for path, (_, file, _) in PAGES.items():
+        app.router.add_get(path, _page(file, csp))
     app.router.add_get("/broadcast", _to_studio)
     app.router.add_get("/favicon.ico", _favicon)
-    app.router.add_get("/watch/{stream_id}", _page("watch.html", csp))
-    app.router.add_get("/orders", _page("orders.html", csp))
     # The watch page again, in embed mode (static/js/embedding.js), for the allowed shops' pages.
     embed = _page("watch.html", page_csp(media_origins, cors_origins), framed=bool(cors_origins))
     app.router.add_get("/embed/{stream_id}", embed)
-    app.router.add_get("/admin", _page("admin.html", csp))
-    app.router.add_get("/admin/shows/{stream_id}", _page("admin.html", csp))
     app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False,
