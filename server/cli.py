@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (SHOPCAST_HOST)")
     serve.add_argument("--port", type=int, help="HTTP port (SHOPCAST_PORT)")
     serve.add_argument(
-        "--workers", type=int, help="media processes, default one per core (SHOPCAST_SFU_WORKERS)"
+        "--workers",
+        type=int,
+        help="media processes, default one per usable CPU (SHOPCAST_SFU_WORKERS)",
     )
     serve.add_argument(
         "--tls",

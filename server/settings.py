@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import secrets
 from pathlib import Path
@@ -13,6 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from recorder import DVR_CAP_SECONDS, RecorderConfig
+from server.cpus import usable_cpus
 from sfu.ports import PortRange
 
 JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
@@ -90,7 +90,10 @@ class Settings(BaseSettings):
         "viewers here, instead of redirecting those viewers (307).",
     )
     sfu_workers: int = Field(
-        0, ge=0, description="Processes forwarding media to viewers; 0 means one per core."
+        0,
+        ge=0,
+        description="Processes forwarding media to viewers; 0 means one per CPU this process "
+        "may use (its affinity, capped by the container's CPU quota).",
     )
     hls_dvr_seconds: float = Field(
         DVR_CAP_SECONDS,
@@ -100,7 +103,7 @@ class Settings(BaseSettings):
         "the replay keeps the whole show. Default and maximum: 4 hours.",
     )
     hls_ladder: bool = Field(
-        False,
+        True,
         description="Record each simulcast H.264 layer as an HLS rendition of its own, listed "
         "by /hls/<id>/master.m3u8 (no transcoding). Off: the largest layer only.",
     )
@@ -256,7 +259,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_sfu_workers(self) -> int:
-        return self.sfu_workers or os.cpu_count() or 1
+        return self.sfu_workers or usable_cpus()
 
     @property
     def resolved_port_range(self) -> PortRange | None:
