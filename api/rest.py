@@ -8,11 +8,11 @@ from typing import Any
 from api.accounts import users
 from api.analytics import report
 from api.catalog import product_media, products
-from api.commerce import checkout, fulfilment, orders, pins, purchases
+from api.commerce import auctions, checkout, fulfilment, orders, pins, purchases
 from api.realtime import endpoints
 from api.realtime.endpoints import SOCKET_PATHS
 from api.shows import lineup, streams
-from api.streaming import observability
+from api.streaming import observability, viewer_delay
 from api.streaming.spec import STREAMING_PATHS
 from api.web import health
 from api.web.openapi import build_spec
@@ -34,11 +34,13 @@ def rest_api() -> Api:
         endpoints,
         pins,
         orders,
+        auctions,
         checkout,
         fulfilment,
         purchases,
         webhooks,
         observability,
+        viewer_delay,
     ):
         root.include(module.api)
     return root

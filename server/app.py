@@ -24,7 +24,10 @@ from api.analytics.report import show_analytics
 from api.catalog import product_media
 from api.catalog.product_media import MEDIA_UPLOADS, MediaLimits, MediaUploads
 from api.catalog.video_jobs import VideoWorker, WorkerConfig
+from api.commerce.auctions import AUCTIONS, Auctions
+from api.commerce.delays import ViewerDelays
 from api.commerce.gate import GATE, SalesGate
+from api.commerce.hammer import Hammer
 from api.commerce.holds import HoldExpiry
 from api.identity.auth import TokenIssuer
 from api.identity.ice import IceConfig
@@ -75,6 +78,7 @@ def build_app(settings: Settings) -> web.Application:
     twins = twins_for(settings, node=secrets.token_hex(6))
     app.cleanup_ctx.append(twins.lifespan)
     tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
+    app[AUCTIONS] = Auctions(twins.limiter, ViewerDelays())
     realtime = _realtime(app, settings, twins, database, tokens)
     lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
     services = _services(app, settings, twins, database, tokens, realtime)
@@ -115,6 +119,7 @@ def _realtime(
         limiter=twins.limiter,
         counters=twins.counters,
         bus=twins.bus,
+        auctions=app[AUCTIONS],
     )
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
@@ -140,6 +145,8 @@ def _services(
         sessions=db.sessions,
         reads=db.reads,
         tokens=tokens,
+        # Half the CPUs at most hash passwords; the others keep forwarding media.
+        passwords=Passwords(max(1, usable_cpus() // 2)),
         limiter=twins.limiter,
         auth_limit=Limit(rate=settings.auth_attempts_per_minute / 60, burst=settings.auth_burst),
         ice=IceConfig(
@@ -241,18 +248,21 @@ def _live(
 
 
 def _commerce(app: web.Application, settings: Settings, db: Database, services: Services) -> None:
-    """Background work of commerce: expiring holds (closing their Checkout Sessions at Stripe)
-    and delivering webhooks."""
+    """Background work of commerce: expiring holds (closing their Checkout Sessions at Stripe),
+    closing auctions and delivering webhooks."""
     holds = HoldExpiry(
         db.sessions, services.rooms, reads=db.reads, stripe=services.stripe, gate=app[GATE]
     )
+    auctions = Hammer(db.sessions, services.rooms, app[AUCTIONS])
     dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await holds.start()
+        await auctions.start()
         await dispatcher.start()
         yield
         await holds.close()
+        await auctions.close()
         await dispatcher.close()
 
     app.cleanup_ctx.append(lifespan)

@@ -77,3 +77,65 @@ class StripeEvent(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuctionState(enum.StrEnum):
+    """open -> sold (the high bid met the reserve: its bidder has an order) | unsold."""
+
+    OPEN = "open"
+    SOLD = "sold"
+    UNSOLD = "unsold"
+
+
+class Auction(Base):
+    """One unit of a pinned product sold to the highest bidder (``api.commerce.auctions``).
+
+    ``high_*`` is the current high bid: each accepted bid moves it with one conditional UPDATE,
+    so the bids accepted form one strictly increasing sequence whatever the number of nodes.
+    """
+
+    __tablename__ = "auctions"
+    __table_args__ = (
+        CheckConstraint(check_in("state", AuctionState), name="state"),
+        CheckConstraint("start_price_cents > 0", name="start_positive"),
+        CheckConstraint("increment_cents > 0", name="increment_positive"),
+        CheckConstraint("high_cents IS NULL OR high_cents >= start_price_cents", name="high"),
+        Index("ix_auctions_state_ends_at", "state", "ends_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    seller_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    currency: Mapped[str] = mapped_column(String(3))
+    start_price_cents: Mapped[int] = mapped_column(Integer)
+    increment_cents: Mapped[int] = mapped_column(Integer)
+    reserve_cents: Mapped[int | None] = mapped_column(Integer)
+    soft_close_seconds: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(8), default=AuctionState.OPEN)
+    started_at: Mapped[datetime] = mapped_column()
+    ends_at: Mapped[datetime] = mapped_column()  # moved later by bids in the soft close
+    high_cents: Mapped[int | None] = mapped_column(Integer)
+    high_bidder_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    high_bidder_name: Mapped[str | None] = mapped_column(String(80))  # as shown: name or "a bidder"
+    high_at: Mapped[datetime | None] = mapped_column()
+    bids: Mapped[int] = mapped_column(Integer, default=0)
+    extensions: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[datetime | None] = mapped_column()
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+
+
+class Bid(Base):
+    """An accepted bid. Amounts are unique per auction and only ever rise with the id."""
+
+    __tablename__ = "bids"
+    __table_args__ = (UniqueConstraint("auction_id", "amount_cents"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    auction_id: Mapped[str] = mapped_column(ForeignKey("auctions.id", ondelete="CASCADE"))
+    bidder_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    amount_cents: Mapped[int] = mapped_column(Integer)
+    placed_at: Mapped[datetime] = mapped_column()  # when it reached the server
+    delay_ms: Mapped[int] = mapped_column(Integer, default=0)  # the bidder's delay, as granted
+    late: Mapped[bool] = mapped_column(Boolean, default=False)  # after the close, fair by delay
+    extended: Mapped[bool] = mapped_column(Boolean, default=False)  # it moved the close

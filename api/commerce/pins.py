@@ -22,7 +22,8 @@ api = Api()
 MAX_PINS = 3
 
 
-async def _row(ctx: Context, stream_id: str, product_id: str) -> StreamProduct:
+async def product_row(ctx: Context, stream_id: str, product_id: str) -> StreamProduct:
+    """A product of the show, with its catalogue row, locked for change."""
     row = await ctx.session.scalar(
         select(StreamProduct)
         .options(selectinload(StreamProduct.product))
@@ -49,7 +50,7 @@ async def _row(ctx: Context, stream_id: str, product_id: str) -> StreamProduct:
 async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
     stream = await owned_stream(ctx, stream_id)
     ensure_not_finished(stream)
-    row = await _row(ctx, stream.id, body.product_id)
+    row = await product_row(ctx, stream.id, body.product_id)
     if row.pinned_at is None:
         pinned = await ctx.session.scalar(
             select(func.count()).where(
@@ -87,7 +88,7 @@ async def pin(ctx: Context, stream_id: str, body: PinIn) -> PinOut:
 )
 async def unpin(ctx: Context, stream_id: str, product_id: str) -> None:
     stream = await owned_stream(ctx, stream_id)
-    row = await _row(ctx, stream.id, product_id)
+    row = await product_row(ctx, stream.id, product_id)
     if row.pinned_at is None:
         raise ApiError(409, "not_pinned", "The product is not pinned")
     row.pinned_at = None

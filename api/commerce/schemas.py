@@ -15,7 +15,7 @@ from pydantic import (
 )
 
 from api.accounts.schemas import Delivery, PublicUserOut
-from api.commerce.models import OrderStatus
+from api.commerce.models import AuctionState, OrderStatus
 from api.identity.models import Checkout
 from api.shows.schemas import PinOut
 from api.web.schemas import Input, Output, PriceCents, ResourceId, Unit, http_url
@@ -236,3 +236,60 @@ class CheckoutOut(BaseModel):
 class StripeReceiptOut(BaseModel):
     received: bool = True
     duplicate: bool = Field(False, description="This event was handled before: nothing changed")
+
+
+class AuctionIn(Input):
+    product_id: ResourceId = Field(description="A product pinned on the video")
+    start_price_cents: PriceCents
+    increment_cents: Annotated[
+        StrictInt, Field(gt=0, le=10_000_000, description="The least a bid must add")
+    ] = 100
+    duration_seconds: Annotated[StrictInt, Field(ge=10, le=300, description="Countdown")]
+    reserve_cents: PriceCents | None = Field(
+        None, description="No sale below this (kept from viewers; they see whether it is met)"
+    )
+    soft_close_seconds: Annotated[
+        StrictInt,
+        Field(ge=0, le=60, description="A bid this close to the end moves the end this far on"),
+    ] = 10
+
+
+class BidIn(Input):
+    amount_cents: PriceCents
+    seen_cents: PriceCents | None = Field(
+        None, description="The high bid the page showed when the bidder tapped"
+    )
+    anonymous: bool = Field(False, description='Shown to others as "a bidder", not by name')
+    playback: Literal["webrtc", "hls"] = Field(
+        "webrtc", description="What the bidder watches: whose delay evidence applies"
+    )
+
+
+class AuctionOut(BaseModel):
+    id: str
+    stream_id: str
+    product_id: str
+    currency: str
+    state: AuctionState
+    start_price_cents: int
+    increment_cents: int
+    soft_close_seconds: int
+    reserve_met: bool = Field(description="The high bid is at or above the reserve (or none)")
+    started_at: datetime
+    ends_at: datetime = Field(description="Moves later with bids in the soft close")
+    high_cents: int | None
+    high_bidder: str | None = Field(description='The high bidder\'s display name, or "a bidder"')
+    next_min_cents: int = Field(description="The least the next bid may be")
+    bids: int
+    extensions: int
+    closed_at: datetime | None
+    order_id: str | None = Field(description="The winner's order, once sold")
+    now: datetime = Field(description="The server's clock, for the countdown")
+
+
+class BidOut(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    amount_cents: int
+    late: bool = Field(description="After the close, accepted on the bidder's own delay")
+    delay_ms: int = Field(description="The bidder's delay behind live, as the server grants it")
+    auction: AuctionOut

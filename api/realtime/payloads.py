@@ -74,3 +74,13 @@ class SlowIn(StreamIn):
 
 class PrepareIn(StreamIn):
     countdown: int = 3
+
+
+class BidEventIn(StreamIn):
+    """``auction:bid``: the same fields as the REST bid (``api.commerce.schemas.BidIn``); the
+    delay evidence is that of the playback the socket joined with."""
+
+    auction_id: str
+    amount_cents: int
+    seen_cents: int | None = None
+    anonymous: bool = False

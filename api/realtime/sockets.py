@@ -20,12 +20,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from api.commerce.auctions import Auctions, announce
+from api.commerce.schemas import BidIn
 from api.identity.auth import InvalidToken, TokenIssuer
 from api.identity.models import User
 from api.realtime import chat, moderation
 from api.realtime.chat import CHAT_TICK, ChatLines
 from api.realtime.payloads import (
     Ack,
+    BidEventIn,
     ChatIn,
     JoinIn,
     MessageIn,
@@ -85,6 +88,7 @@ class Realtime:
         limiter: RateLimiter,
         counters: Counters,
         bus: Bus,
+        auctions: Auctions,
     ) -> None:
         self.sio = sio
         self.node = node
@@ -94,6 +98,7 @@ class Realtime:
         self._limiter = limiter
         self._counters = counters
         self._bus = bus
+        self._auctions = auctions
         self.members: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self._tickers: list[Periodic] = []
@@ -116,6 +121,7 @@ class Realtime:
             "stream:chat": (ChatIn, self._chat),
             "stream:reaction": (ReactionIn, self._reaction),
             "stream:prepare": (PrepareIn, self._prepare),
+            "auction:bid": (BidEventIn, self._bid),
             "chat:delete": (MessageIn, self._delete_message),
             "moderation:mute": (UserIn, self._moderate(moderation.sanction, SanctionKind.MUTE)),
             "moderation:unmute": (UserIn, self._moderate(moderation.lift, SanctionKind.MUTE)),
@@ -395,6 +401,30 @@ class Realtime:
             },
         )
         return {"ok": True}
+
+    async def _bid(self, sid: str, body: BidEventIn) -> Ack:
+        """A bid, acked as the REST one answers: ``status`` accepted, or the refusal's code
+        with its details (the high bid, the next minimum, the end)."""
+        member, _ = self._joined(sid, body.stream_id)
+        if member.user is None:
+            raise Refusal("sign_in_required", "sign in to bid")
+        fields = body.model_dump(exclude={"stream_id", "auction_id"})
+        bid = BidIn.model_validate({**fields, "playback": member.playback[body.stream_id]})
+        try:
+            async with self._sessions.begin() as session:
+                placed = await self._auctions.bid(
+                    session, member.user, body.auction_id, bid, body.stream_id
+                )
+        except ApiError as refused:
+            return {
+                "ok": False,
+                "status": refused.code,
+                "error": refused.code,
+                "message": refused.message,
+                **refused.details,
+            }
+        await announce(self, placed.events)
+        return {"ok": True, **placed.out.model_dump(mode="json")}
 
     # Moderation over the socket: the same actions as the REST endpoints.
 

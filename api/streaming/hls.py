@@ -14,8 +14,10 @@ import re
 
 from aiohttp import web
 
+from api.identity.models import User
 from api.shows.models import Audience, Stream
 from api.streaming.signaling import MEDIA, authorise_viewer
+from api.streaming.viewer_delay import part_served
 from api.web.context import SERVICES
 from api.web.errors import ApiError, Handler, not_found
 from live.recordings import Recordings
@@ -55,14 +57,18 @@ async def hls_cors(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-async def _stream(request: web.Request) -> Stream:
-    """The stream, if the caller may watch it (HLS players may send a bearer token)."""
+async def _viewer(request: web.Request) -> tuple[Stream, User | None]:
+    """The stream, if the caller may watch it, and the caller (HLS players may send a bearer
+    token)."""
     async with request.app[SERVICES].reads() as session:
         stream = await session.get(Stream, request.match_info["stream_id"])
     if stream is None:
         raise not_found("Stream")
-    await authorise_viewer(request, stream)
-    return stream
+    return stream, await authorise_viewer(request, stream)
+
+
+async def _stream(request: web.Request) -> Stream:
+    return (await _viewer(request))[0]
 
 
 async def _redirect_to_owner(request: web.Request, stream: Stream) -> None:
@@ -132,7 +138,7 @@ async def playlist(request: web.Request) -> web.StreamResponse:
 
 
 async def media(request: web.Request) -> web.StreamResponse:
-    stream = await _stream(request)
+    stream, viewer = await _viewer(request)
     recorder = request.app[RECORDINGS].recorder(stream.id, request.match_info.get("rid"))
     name = request.match_info["name"]
     if recorder is None:
@@ -140,6 +146,7 @@ async def media(request: web.Request) -> web.StreamResponse:
     path = await recorder.resolve(name, timeout=BLOCK_SECONDS) if recorder else None
     if path is None:
         raise not_found("Media")
+    part_served(request, stream, viewer, name)
     immutable = name.endswith((".mp4", ".m4s"))
     headers = {
         "Cache-Control": "public, max-age=31536000, immutable" if immutable else "max-age=10",
