@@ -29,7 +29,7 @@ from api.commerce.delays import ViewerDelays
 from api.commerce.gate import GATE, SalesGate
 from api.commerce.hammer import Hammer
 from api.commerce.holds import HoldExpiry
-from api.identity.auth import TokenIssuer
+from api.identity.auth import Passwords, TokenIssuer
 from api.identity.ice import IceConfig
 from api.realtime.sockets import Realtime
 from api.rest import openapi_spec, rest_api
@@ -47,6 +47,7 @@ from api.web.proxies import forwarded_for
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
+from server.cpus import usable_cpus
 from server.database import Database, open_database
 from server.settings import Settings
 from server.twins import Twins, object_store, twins_for

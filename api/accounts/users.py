@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -15,9 +20,9 @@ from api.accounts.schemas import (
     UserPatch,
     UsersQuery,
 )
-from api.identity.auth import DUMMY_HASH, hash_password, verify_password
+from api.identity.auth import DUMMY_HASH
 from api.identity.models import Follow, Role, User
-from api.web.context import Context
+from api.web.context import SERVICES, Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api, Auth
 
@@ -39,13 +44,48 @@ def require_role(ctx: Context, roles: frozenset[Role], why: str) -> User:
     return user
 
 
-async def _limit_auth(ctx: Context, action: str) -> None:
+# Passwords are hashed and checked before the write transaction (each route's precheck), so a
+# sign-in waiting for its turn at argon2 holds no database connection: SQLite has one writer.
+PASSWORD_HASH = web.RequestKey("password_hash", str)
+SIGNED_IN = web.RequestKey("signed_in", str)
+
+
+async def _limit_auth(request: web.Request, action: str) -> None:
+    services = request.app[SERVICES]
     await within_limit(
-        ctx.services.limiter,
-        f"auth:{action}:{ctx.client_ip()}",
-        ctx.services.auth_limit,
+        services.limiter,
+        f"auth:{action}:{request.remote or 'unknown'}",
+        services.auth_limit,
         "Too many attempts; wait before trying again",
     )
+
+
+@asynccontextmanager
+async def _hashed_first(
+    request: web.Request, _user_id: str | None, params: dict[str, Any]
+) -> AsyncIterator[None]:
+    await _limit_auth(request, "register")
+    request[PASSWORD_HASH] = await request.app[SERVICES].passwords.hash(params["body"].password)
+    yield
+
+
+@asynccontextmanager
+async def _checked_first(
+    request: web.Request, _user_id: str | None, params: dict[str, Any]
+) -> AsyncIterator[None]:
+    """The account whose password this is, if any: an unknown email is checked against a dummy
+    hash, as slow as a wrong password."""
+    await _limit_auth(request, "login")
+    services = request.app[SERVICES]
+    body = params["body"]
+    async with services.reads.begin() as session:
+        user = await session.scalar(select(User).where(User.email == body.email.lower()))
+    valid = await services.passwords.verify(
+        user.password_hash if user else DUMMY_HASH, body.password
+    )
+    if user is not None and valid:
+        request[SIGNED_IN] = user.id
+    yield
 
 
 def _signed_in(ctx: Context, user: User) -> AuthOut:
@@ -67,16 +107,16 @@ def _signed_in(ctx: Context, user: User) -> AuthOut:
     response=AuthOut,
     errors=(409, 422, 429),
     description="Anyone may sign up as a viewer or a seller; staff roles are granted by admins.",
+    precheck=_hashed_first,
 )
 async def register(ctx: Context, body: RegisterIn) -> AuthOut:
-    await _limit_auth(ctx, "register")
     email = body.email.lower()
     if await ctx.session.scalar(select(User.id).where(User.email == email)):
         raise ApiError(409, "email_taken", "An account with this email already exists")
     user = User(
         email=email,
         display_name=body.display_name,
-        password_hash=hash_password(body.password),
+        password_hash=ctx.request[PASSWORD_HASH],
         role=body.role,
         neighborhood=body.neighborhood,
     )
@@ -97,12 +137,12 @@ async def register(ctx: Context, body: RegisterIn) -> AuthOut:
     body=LoginIn,
     response=AuthOut,
     errors=(401, 422, 429),
+    precheck=_checked_first,
 )
 async def login(ctx: Context, body: LoginIn) -> AuthOut:
-    await _limit_auth(ctx, "login")
-    user = await ctx.session.scalar(select(User).where(User.email == body.email.lower()))
-    valid = verify_password(user.password_hash if user else DUMMY_HASH, body.password)
-    if user is None or not valid:
+    user_id = ctx.request.get(SIGNED_IN)
+    user = await ctx.session.get(User, user_id) if user_id else None
+    if user is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password")
     return _signed_in(ctx, user)
 

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stripe import StripeClient
 
-from api.identity.auth import TokenIssuer
+from api.identity.auth import Passwords, TokenIssuer
 from api.identity.ice import IceConfig
 from api.identity.models import User
 from twins.bus import Bus
@@ -68,6 +68,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     reads: async_sessionmaker[AsyncSession]
     tokens: TokenIssuer
+    passwords: Passwords
     limiter: RateLimiter
     auth_limit: Limit
     ice: IceConfig
