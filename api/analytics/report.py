@@ -1,4 +1,5 @@
-"""A show's funnel as the seller reads it: totals, per-product counters, pins and minutes.
+"""A show's funnel as the seller reads it: totals, per-product counters, pins, auctions and
+minutes.
 
 The room counters are written by ``api.realtime.rooms`` in batches; orders, payments and pin
 intervals are read from their own rows, so they are exact the moment they commit.
@@ -16,12 +17,13 @@ from sqlalchemy.orm import selectinload
 
 from api.accounts.users import STAFF, require_user
 from api.analytics.models import StreamMinute
-from api.commerce.models import Order, OrderStatus
+from api.commerce.models import Auction, AuctionState, Bid, Order, OrderStatus
 from api.db import utcnow
 from api.shows.access import load_stream
 from api.shows.models import PinAction, PinEvent, Stream, StreamProduct
 from api.shows.schemas import (
     AnalyticsOut,
+    AuctionAnalyticsOut,
     MinuteOut,
     OrdersBySourceOut,
     PinIntervalOut,
@@ -63,6 +65,7 @@ async def show_analytics(session: AsyncSession, stream: Stream) -> AnalyticsOut:
         ),
         orders_by_source=await _orders_by_source(session, stream.id),
         pin_intervals=await pin_intervals(session, stream.id),
+        auctions=await _auctions(session, stream.id),
         series=await _series(session, stream),
     )
 
@@ -128,6 +131,45 @@ async def _orders_by_source(session: AsyncSession, stream_id: str) -> OrdersBySo
     return OrdersBySourceOut(live=source(False), replay=source(True))
 
 
+async def _auctions(session: AsyncSession, stream_id: str) -> list[AuctionAnalyticsOut]:
+    """Each auction with its bids, bidders and late bids counted from the bids themselves."""
+    counts = {
+        auction_id: (int(bidders), int(late or 0))
+        for auction_id, bidders, late in await session.execute(
+            select(
+                Bid.auction_id,
+                func.count(func.distinct(Bid.bidder_id)),
+                func.sum(case((Bid.late, 1), else_=0)),
+            )
+            .join(Auction, Auction.id == Bid.auction_id)
+            .where(Auction.stream_id == stream_id)
+            .group_by(Bid.auction_id)
+        )
+    }
+    out = []
+    for auction in await session.scalars(
+        select(Auction).where(Auction.stream_id == stream_id).order_by(Auction.started_at)
+    ):
+        bidders, late = counts.get(auction.id, (0, 0))
+        hammer = auction.high_cents if auction.state == AuctionState.SOLD else None
+        out.append(
+            AuctionAnalyticsOut(
+                auction_id=auction.id,
+                product_id=auction.product_id,
+                state=auction.state,
+                currency=auction.currency,
+                bids=auction.bids,
+                bidders=bidders,
+                late_bids=late,
+                extensions=auction.extensions,
+                start_price_cents=auction.start_price_cents,
+                hammer_cents=hammer,
+                hammer_to_start=round(hammer / auction.start_price_cents, 3) if hammer else None,
+            )
+        )
+    return out
+
+
 async def pin_intervals(session: AsyncSession, stream_id: str) -> list[PinIntervalOut]:
     """From the stored cues: a pin opens an interval, its unpin closes it; pinning a product
     that is pinned already (to move it or change its sale) continues the same interval."""
@@ -166,7 +208,15 @@ async def _series(session: AsyncSession, stream: Stream) -> list[MinuteOut]:
             select(Order.created_at).where(Order.stream_id == stream.id)
         )
     )
-    marks = [*stored, *orders]
+    bids = Counter(
+        minute_of(at)
+        for at in await session.scalars(
+            select(Bid.placed_at)
+            .join(Auction, Auction.id == Bid.auction_id)
+            .where(Auction.stream_id == stream.id)
+        )
+    )
+    marks = [*stored, *orders, *bids]
     if stream.started_at is not None:
         marks += [minute_of(stream.started_at), minute_of(stream.ended_at or utcnow())]
     if not marks:
@@ -185,6 +235,7 @@ async def _series(session: AsyncSession, stream: Stream) -> list[MinuteOut]:
                 chat_messages=row.chat_messages if row else 0,
                 clicks=row.clicks if row else 0,
                 orders=orders[minute],
+                bids=bids[minute],
             )
         )
         minute += MINUTE

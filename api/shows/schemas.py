@@ -181,6 +181,21 @@ class MinuteOut(BaseModel):
     chat_messages: int
     clicks: int
     orders: int
+    bids: int = Field(description="Bids accepted in the show's auctions")
+
+
+class AuctionAnalyticsOut(BaseModel):
+    auction_id: str
+    product_id: str
+    state: str = Field(description="open, sold or unsold")
+    currency: str
+    bids: int = Field(description="Bids accepted")
+    bidders: int = Field(description="Different accounts among them")
+    late_bids: int = Field(description="Accepted after the close, on their bidder's delay")
+    extensions: int = Field(description="Times the soft close moved the end")
+    start_price_cents: int
+    hammer_cents: int | None = Field(description="The winning bid, once sold")
+    hammer_to_start: float | None = Field(description="hammer_cents / start_price_cents")
 
 
 class AnalyticsOut(BaseModel):
@@ -196,6 +211,7 @@ class AnalyticsOut(BaseModel):
     viewers_by_playback: ViewersByPlaybackOut
     orders_by_source: OrdersBySourceOut
     pin_intervals: list[PinIntervalOut]
+    auctions: list[AuctionAnalyticsOut] = Field(description="The show's auctions, oldest first")
     series: list[MinuteOut]
 
 

@@ -376,7 +376,7 @@ async def test_series_fills_empty_minutes_and_batches_add_up(client: Client, sho
     ).json()
     base = start.replace(second=0)
     zero = {"viewers": 0, "webrtc_viewers": 0, "hls_viewers": 0, "likes": 0}
-    zero |= {"chat_messages": 0, "clicks": 0, "orders": 0}
+    zero |= {"chat_messages": 0, "clicks": 0, "orders": 0, "bids": 0}
     expected = [{**zero, "minute": (base + timedelta(minutes=n)).isoformat()} for n in range(5)]
     expected[0] |= {"viewers": 3, "webrtc_viewers": 2, "hls_viewers": 2, "likes": 5}
     expected[0] |= {"chat_messages": 1, "clicks": 3}
@@ -510,7 +510,7 @@ async def test_a_webrtc_session_is_a_viewer_this_minute(
 def test_a_running_show_counts_who_watches_now() -> None:
     # The minute's row is written every 5 s: its first seconds read who watches now.
     now = minute_of(datetime.now(UTC))
-    empty = {"likes": 0, "chat_messages": 0, "clicks": 0, "orders": 0}
+    empty = {"likes": 0, "chat_messages": 0, "clicks": 0, "orders": 0, "bids": 0}
     report = AnalyticsOut.model_validate(
         {
             "stream_id": "s",
@@ -528,6 +528,7 @@ def test_a_running_show_counts_who_watches_now() -> None:
                 for source in ("live", "replay")
             },
             "pin_intervals": [],
+            "auctions": [],
             "series": [
                 {
                     "minute": now - timedelta(minutes=1),

@@ -134,6 +134,13 @@ async def test_bids_rise_and_the_winner_gets_an_order_at_the_hammer_price(
         == 0
     )
     await expect_error(await bid(client, aid, bob, 9000), 409, "closed")
+    report = await (
+        await client.get(f"/api/v1/streams/{sid}/analytics", headers=seller.auth)
+    ).json()
+    figures = report["auctions"][0]
+    assert (figures["bids"], figures["bidders"], figures["late_bids"]) == (3, 2, 0)
+    assert (figures["hammer_cents"], figures["hammer_to_start"]) == (1300, 1.3)
+    assert sum(m["bids"] for m in report["series"]) == 3
 
 
 async def test_a_bid_in_the_soft_close_moves_the_end(
@@ -177,7 +184,7 @@ async def test_a_late_bid_counts_at_the_moment_its_bidder_saw(
 ) -> None:
     """HLS 3 s behind, bidding 2 s after the close on the high bid it showed: accepted. The same
     from WebRTC: refused. A 30 s claim: the cap."""
-    _, sid, _, auction = await auction_show(client, shop, soft_close_seconds=0)
+    seller, sid, _, auction = await auction_show(client, shop, soft_close_seconds=0)
     aid = auction["id"]
     hls, webrtc, sniper, far = [await shop.account() for _ in range(4)]
     delays = client.app[AUCTIONS].delays
@@ -207,6 +214,10 @@ async def test_a_late_bid_counts_at_the_moment_its_bidder_saw(
     await expect_error(await bid(client, aid, far, 1500, playback="hls"), 409, "closed")
     closed = await hammer(client, sid)
     assert (closed["state"], closed["high_cents"]) == ("sold", 1400)
+    report = await (
+        await client.get(f"/api/v1/streams/{sid}/analytics", headers=seller.auth)
+    ).json()
+    assert report["auctions"][0]["late_bids"] == 2
 
 
 async def test_a_report_lowers_the_grant_never_raises_it(

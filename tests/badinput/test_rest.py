@@ -35,6 +35,8 @@ ENDPOINTS = [
     ("PUT", "/api/v1/streams/{stream_id}/slow-mode", "seller"),
     ("POST", "/api/v1/streams/{stream_id}/pins", "seller"),
     ("POST", "/api/v1/streams/{stream_id}/orders", "buyer"),
+    ("POST", "/api/v1/streams/{stream_id}/auctions", "seller"),
+    ("POST", "/api/v1/streams/{stream_id}/delay", "buyer"),
     ("POST", "/api/v1/webhooks", "seller"),
 ]
 

@@ -29,6 +29,7 @@ EVENTS = {
     "moderation:ban": ["user_id"],
     "moderation:unban": ["user_id"],
     "moderation:slow_mode": ["seconds"],
+    "auction:bid": ["auction_id", "amount_cents", "seen_cents", "anonymous"],
 }
 
 
