@@ -79,6 +79,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("kernel_floor", "one_layer", "one_layer_with_abs_send_time", "three_layers"),
         )
 
+    def switch(viewers: int) -> Run:
+        return Run(
+            "Layer switch (PLI, keyframe, fan-out; 50 ms publisher round trip)",
+            f"{viewers} viewers switching at once",
+            "bench.switch",
+            ("--viewers", str(viewers), "--switches", str(10 * n)),
+            ("switch_ms", "switch_p90_ms", "sfu_share_ms"),
+        )
+
     def orders(engine: str, buyers: int) -> Run:
         return Run(
             f"Orders for 10 units, {engine}",
@@ -93,6 +102,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (sfu(50 * n, 2), sfu(100 * n, 2)),
         (mux(10 * n), mux(20 * n)),
         (layers(100 * n), layers(200 * n)),
+        (switch(50 * n), switch(100 * n)),
         (chat(125 * n), chat(250 * n)),
         (hls(n), hls(2 * n)),
         (orders("sqlite", 250 * n), orders("sqlite", 500 * n)),

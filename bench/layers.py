@@ -46,13 +46,13 @@ RID_ID = 10
 PAYLOAD = 1100
 
 
-def producer(rid: str | None) -> Producer:
+def producer(rid: str | None, request_pli: Callable[[int], None] = lambda ssrc: None) -> Producer:
     return Producer(
         kind="video",
         codec=CODEC,
         payload_type=102,
         audio_level_id=0,
-        request_pli=lambda ssrc: None,
+        request_pli=request_pli,
         on_first_packet=lambda p: None,
         keyframe_interval=0.3,
         rid=rid,
