@@ -88,6 +88,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("switch_ms", "switch_p90_ms", "sfu_share_ms"),
         )
 
+    def auctions(engine: str, bidders: int) -> Run:
+        return Run(
+            f"Auction bids, {engine}",
+            f"{bidders} bidders",
+            "bench.auctions",
+            ("--engine", engine, "--bidders", str(bidders)),
+            ("ack_p99_ms", "floor_p99_ms", "war_accepted_per_s", "war_ack_p99_ms"),
+        )
+
     def orders(engine: str, buyers: int) -> Run:
         return Run(
             f"Orders for 10 units, {engine}",
@@ -107,6 +116,8 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (hls(n), hls(2 * n)),
         (orders("sqlite", 250 * n), orders("sqlite", 500 * n)),
         (orders("postgresql", 250 * n), orders("postgresql", 500 * n)),
+        (auctions("sqlite", 250 * n), auctions("sqlite", 500 * n)),
+        (auctions("postgresql", 250 * n), auctions("postgresql", 500 * n)),
     ]
 
 

@@ -18,7 +18,11 @@ import secrets
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -57,27 +61,55 @@ async def _admin(sql: str) -> None:
         await conn.close()
 
 
+@asynccontextmanager
+async def database(engine: str, tmp: Path) -> AsyncIterator[str]:
+    """A fresh database's URL: a SQLite file in ``tmp``, or a PostgreSQL database dropped after."""
+    if engine == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp}/bench.db"
+        return
+    name = f"shopcast_bench_{secrets.token_hex(4)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 GATES = (0.0, Settings.model_fields["sales_gate_seconds"].default)
 
 
-async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: float) -> None:
+@dataclass
+class Served:
+    """A node on loopback with a seller's live show of one product, and ``buyers`` accounts."""
+
+    app: web.Application
+    base: str
+    http: aiohttp.ClientSession
+    database_url: str
+    seller: dict[str, str]  # the seller's Authorization header
+    buyers: list[str]  # account ids
+    product: str
+    stream: str
+
+    def token(self, user_id: str) -> str:
+        return self.app[SERVICES].tokens.issue(user_id)
+
+
+@asynccontextmanager
+async def served(
+    database_url: str, data_dir: Path, buyers: int, stock: int = 1, **settings: Any
+) -> AsyncIterator[Served]:
     await asyncio.to_thread(migrate.upgrade, database_url)
-    settings = Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        database_url=database_url,
-        auth_burst=100,
-        sales_gate_seconds=gate,
+    app = build_app(
+        Settings(
+            _env_file=None, data_dir=data_dir, database_url=database_url, auth_burst=100, **settings
+        )
     )
-    app = build_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
-    base = f"http://127.0.0.1:{port}"
-    tokens = app[SERVICES].tokens
-    engine = create_engine(database_url)
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     seller_id = new_id()
     users = [
         {
@@ -98,65 +130,83 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: 
         }
         for n in range(buyers)
     ]
+    engine = create_engine(database_url)
     async with engine.begin() as conn:
         await conn.execute(insert(User), users)
     await engine.dispose()
-    seller = {"Authorization": f"Bearer {tokens.issue(seller_id)}"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
-        async with http.post(
-            f"{base}/api/v1/products",
-            headers=seller,
-            json={"title": "Bench", "price_cents": 1000, "stock": units * 5},
-        ) as r:
-            product = (await r.json())["id"]
-        async with http.post(
-            f"{base}/api/v1/streams",
-            headers=seller,
-            json={"title": "Bench", "product_ids": [product]},
-        ) as r:
-            stream = (await r.json())["id"]
-        services = app[SERVICES]
-        await StreamLifecycle(services.sessions, services.rooms, services.bus).media_started(stream)
-        sale = {
-            "price_cents": 500,
-            "quantity": units,
-            "per_buyer_limit": 1,
-            "duration_seconds": 300,
-        }
-        async with http.post(
-            f"{base}/api/v1/streams/{stream}/pins",
-            headers=seller,
-            json={"product_id": product, "sale": sale},
-        ) as r:
-            assert r.status == 201
-
-        async def buy(user_id: str, body: dict[str, object]) -> tuple[int, float]:
-            headers = {
-                "Authorization": f"Bearer {tokens.issue(user_id)}",
-                "Idempotency-Key": secrets.token_hex(8),
-            }
-            started = time.perf_counter()
+    seller = {"Authorization": f"Bearer {app[SERVICES].tokens.issue(seller_id)}"}
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as http:
             async with http.post(
-                f"{base}/api/v1/streams/{stream}/orders",
-                headers=headers,
-                json=body,
-            ) as response:
-                await response.read()
-                return response.status, time.perf_counter() - started
+                f"{base}/api/v1/products",
+                headers=seller,
+                json={"title": "Bench", "price_cents": 1000, "stock": stock},
+            ) as r:
+                product = (await r.json())["id"]
+            async with http.post(
+                f"{base}/api/v1/streams",
+                headers=seller,
+                json={"title": "Bench", "product_ids": [product]},
+            ) as r:
+                stream = (await r.json())["id"]
+            services = app[SERVICES]
+            lifecycle = StreamLifecycle(services.sessions, services.rooms, services.bus)
+            await lifecycle.media_started(stream)
+            buyer_ids = [u["id"] for u in users[1:]]
+            yield Served(app, base, http, database_url, seller, buyer_ids, product, stream)
+    finally:
+        await runner.cleanup()
 
-        began = time.perf_counter()
-        results = await asyncio.gather(*(buy(u["id"], {"product_id": product}) for u in users[1:]))
-        wall = time.perf_counter() - began
-        # The same-run floor: as many requests refused by validation, before any database work.
-        floor = await asyncio.gather(*(buy(u["id"], {"product_id": ""}) for u in users[1:]))
-    await runner.cleanup()
+
+async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: float) -> None:
+    async with served(
+        database_url, data_dir, buyers, stock=units * 5, sales_gate_seconds=gate
+    ) as shop:
+        await _sale(shop, buyers, units, gate)
+
+
+async def _sale(shop: Served, buyers: int, units: int, gate: float) -> None:
+    http, base, stream, product = shop.http, shop.base, shop.stream, shop.product
+    sale = {
+        "price_cents": 500,
+        "quantity": units,
+        "per_buyer_limit": 1,
+        "duration_seconds": 300,
+    }
+    async with http.post(
+        f"{base}/api/v1/streams/{stream}/pins",
+        headers=shop.seller,
+        json={"product_id": product, "sale": sale},
+    ) as r:
+        assert r.status == 201
+
+    async def buy(user_id: str, body: dict[str, object]) -> tuple[int, float]:
+        headers = {
+            "Authorization": f"Bearer {shop.token(user_id)}",
+            "Idempotency-Key": secrets.token_hex(8),
+        }
+        started = time.perf_counter()
+        async with http.post(
+            f"{base}/api/v1/streams/{stream}/orders",
+            headers=headers,
+            json=body,
+        ) as response:
+            await response.read()
+            return response.status, time.perf_counter() - started
+
+    began = time.perf_counter()
+    results = await asyncio.gather(*(buy(b, {"product_id": product}) for b in shop.buyers))
+    wall = time.perf_counter() - began
+    # The same-run floor: as many requests refused by validation, before any database work.
+    floor = await asyncio.gather(*(buy(b, {"product_id": ""}) for b in shop.buyers))
     statuses = Counter(status for status, _ in results)
     latencies = sorted(latency for _, latency in results)
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     bare = sorted(latency for _, latency in floor)
     f = lambda q: bare[min(len(bare) - 1, int(q * len(bare)))] * 1000  # noqa: E731
+    name = make_url(shop.database_url).get_backend_name()
     print(
-        f"{make_url(database_url).get_backend_name()}, sales gate "
+        f"{name}, sales gate "
         f"{f'{gate:g} s' if gate else 'off'}: {buyers} buyers for {units} units: "
         f"{statuses[201]} orders, refusals {dict((k, v) for k, v in statuses.items() if k != 201)}"
     )
@@ -168,13 +218,13 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: 
         f"  floor, {buyers} requests refused by validation (no database): "
         f"p50 {f(0.5):.0f} ms, p99 {f(0.99):.0f} ms"
     )
-    check = create_engine(database_url)
+    check = create_engine(shop.database_url)
     async with check.connect() as conn:
         stock = (await conn.execute(text("SELECT stock FROM products"))).scalar_one()
     await check.dispose()
     print(f"  stock left {stock} (started {units * 5}); never negative by the CHECK constraint")
     emit(
-        engine=make_url(database_url).get_backend_name(),
+        engine=name,
         gate_seconds=gate,
         buyers=buyers,
         units=units,
@@ -188,16 +238,8 @@ async def run(buyers: int, units: int, database_url: str, data_dir: Path, gate: 
 async def main(buyers: int, units: int, engine: str) -> None:
     for gate in GATES:
         with tempfile.TemporaryDirectory() as tmp:
-            if engine == "sqlite":
-                await run(buyers, units, f"sqlite+aiosqlite:///{tmp}/bench.db", Path(tmp), gate)
-                continue
-            name = f"shopcast_bench_{secrets.token_hex(4)}"
-            await _admin(f'CREATE DATABASE "{name}"')
-            try:
-                url = make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+            async with database(engine, Path(tmp)) as url:
                 await run(buyers, units, url, Path(tmp), gate)
-            finally:
-                await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

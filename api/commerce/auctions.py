@@ -13,7 +13,11 @@ such bids. See docs/commerce.md#auctions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,8 +88,7 @@ class Placed:
     events: list[Event] = field(default_factory=list)
 
 
-def _refused(code: str, message: str, auction: Auction, now: datetime) -> ApiError:
-    out = auction_out(auction, now)
+def _refused(code: str, message: str, out: AuctionOut) -> ApiError:
     details = {
         "high_cents": out.high_cents,
         "next_min_cents": out.next_min_cents,
@@ -94,35 +97,104 @@ def _refused(code: str, message: str, auction: Auction, now: datetime) -> ApiErr
     return ApiError(409, code, message, details)
 
 
-def _too_low(auction: Auction, body: BidIn, now: datetime) -> ApiError:
+def _too_low(out: AuctionOut, body: BidIn) -> ApiError:
     """``outbid`` when someone bid over what the bidder saw; else ``too_low``."""
-    high = auction.high_cents
+    high = out.high_cents
     if high is not None and body.seen_cents is not None and body.seen_cents < high:
-        return _refused("outbid", "Someone bid higher first", auction, now)
-    return _refused("too_low", "Bid at least the next minimum", auction, now)
+        return _refused("outbid", "Someone bid higher first", out)
+    return _refused("too_low", "Bid at least the next minimum", out)
 
 
-def _closed(auction: Auction, now: datetime) -> ApiError:
-    return _refused("closed", "The auction is over", auction, now)
+def _closed(out: AuctionOut) -> ApiError:
+    return _refused("closed", "The auction is over", out)
+
+
+@dataclass
+class _Turns:
+    """One auction's bids on this node: one at the database (``busy``), the others waiting,
+    highest first: (minus the amount, arrival, the bid, its go)."""
+
+    busy: bool = False
+    waiting: list[tuple[int, int, BidIn, asyncio.Future[None]]] = field(default_factory=list)
 
 
 class Auctions:
     """This node's side of auctions: the clock every rule reads (tests set their own), the
-    viewers' delays, and the least next bid it last saw of each auction, so that a bid which
-    cannot win is refused before any database work (the high bid only rises: a refusal from a
-    stale figure is still right)."""
+    viewers' delays, and each open auction as the database last told this node, committed.
+
+    A node sends the bids of one auction to the database one at a time (``turn``), each first
+    checked against what the last one learnt: of a thousand bids at once, those under the new
+    next minimum are refused from memory (the high bid only rises, so a refusal from a figure
+    that was committed is still right) and only bids that can win wait on the database.
+    """
 
     def __init__(self, limiter: RateLimiter, delays: ViewerDelays, clock: Clock = utcnow) -> None:
         self.clock = clock
         self.delays = delays
         self._limiter = limiter
-        self._next_min: dict[str, int] = {}
+        self._known: dict[str, AuctionOut] = {}
+        self._turns: dict[str, _Turns] = {}
+        self._arrivals = itertools.count()
 
-    def _learn(self, auction: Auction) -> None:
-        if auction.state == AuctionState.OPEN:
-            self._next_min[auction.id] = auction_out(auction, auction.ends_at).next_min_cents
+    def learn(self, out: AuctionOut) -> None:
+        """The auction as a committed transaction left it."""
+        if out.state == AuctionState.OPEN:
+            self._known[out.id] = out
         else:
-            self._next_min.pop(auction.id, None)
+            self._known.pop(out.id, None)
+
+    def _refuse_early(self, auction_id: str, body: BidIn) -> None:
+        known = self._known.get(auction_id)
+        if known is not None and body.amount_cents < known.next_min_cents:
+            raise _too_low(known, body)
+
+    @asynccontextmanager
+    async def turn(self, auction_id: str, body: BidIn) -> AsyncIterator[None]:
+        """Hold a bid until it is this node's only one of the auction at the database (the
+        highest waiting goes first), and refuse it from memory as soon as what the bids before
+        it learnt says it cannot win."""
+        self._refuse_early(auction_id, body)
+        turns = self._turns.setdefault(auction_id, _Turns())
+        if turns.busy:
+            ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(turns.waiting, (-body.amount_cents, next(self._arrivals), body, ready))
+            try:
+                await ready
+            except asyncio.CancelledError:
+                if ready.done() and not ready.cancelled() and ready.exception() is None:
+                    self._hand_over(auction_id, turns)  # it was ours: pass it on
+                raise
+        turns.busy = True
+        try:
+            self._refuse_early(auction_id, body)
+            yield
+        finally:
+            self._hand_over(auction_id, turns)
+
+    def _hand_over(self, auction_id: str, turns: _Turns) -> None:
+        """The turn ends: refuse every waiting bid now under the next minimum at once, then
+        give the turn to the highest of the others."""
+        known = self._known.get(auction_id)
+        if known is not None:
+            keep = []
+            for entry in turns.waiting:
+                _, _, body, ready = entry
+                if ready.done():
+                    continue
+                if body.amount_cents < known.next_min_cents:
+                    ready.set_exception(_too_low(known, body))
+                else:
+                    keep.append(entry)
+            heapq.heapify(keep)
+            turns.waiting = keep
+        while turns.waiting:
+            ready = heapq.heappop(turns.waiting)[3]
+            if not ready.done():
+                ready.set_result(None)  # still busy: the turn is theirs
+                return
+        turns.busy = False
+        if known is None or known.state != AuctionState.OPEN:
+            self._turns.pop(auction_id, None)
 
     async def bid(
         self,
@@ -132,12 +204,8 @@ class Auctions:
         body: BidIn,
         stream_id: str | None = None,
     ) -> Placed:
-        """Place ``bidder``'s bid, or raise the ApiError that refuses it (nothing changed)."""
-        known = self._next_min.get(auction_id)
-        if known is not None and body.amount_cents < known:
-            auction = await session.get(Auction, auction_id)
-            if auction is not None:
-                raise _too_low(auction, body, self.clock())
+        """Place ``bidder``'s bid, or raise the ApiError that refuses it (nothing changed). Call
+        it in its ``turn``, and ``learn`` the auction it leaves once it has committed."""
         await within_limit(self._limiter, f"bid:{bidder.id}", BID_LIMIT, "Too many bids at once")
         auction = await session.get(Auction, auction_id)
         if auction is None or stream_id not in (None, auction.stream_id):
@@ -149,11 +217,11 @@ class Auctions:
             raise forbidden("A seller does not bid in their own auction")
         now = self.clock()
         if auction.state != AuctionState.OPEN:
-            raise _closed(auction, now)
+            raise _closed(auction_out(auction, now))
         delay = self.delays.granted(auction.stream_id, bidder.id, body.playback, now)
         moment = now - delay
         if auction.ends_at <= moment:
-            raise _closed(auction, now)
+            raise _closed(auction_out(auction, now))
         late = auction.ends_at <= now
         if late and body.seen_cents is not None:
             shown = await _high_at(session, auction.id, moment)
@@ -161,17 +229,16 @@ class Auctions:
                 raise _refused(
                     "unseen",
                     "That high bid came after the close as you saw it",
-                    auction,
-                    now,
+                    auction_out(auction, now),
                 )
         placed = await _raise_high(session, auction, bidder, body, now, moment)
         if placed is None:
             await session.refresh(auction)
-            self._learn(auction)
+            out = auction_out(auction, now)
+            self.learn(out)  # what the database holds, committed by others
             if auction.state != AuctionState.OPEN or auction.ends_at <= moment:
-                raise _closed(auction, now)
-            raise _too_low(auction, body, now)
-        self._learn(placed)
+                raise _closed(out)
+            raise _too_low(out, body)
         extended = placed.ends_at == moment + timedelta(seconds=placed.soft_close_seconds)
         delay_ms = round(delay.total_seconds() * 1000)
         session.add(
@@ -245,6 +312,15 @@ async def _high_at(session: AsyncSession, auction_id: str, moment: datetime) -> 
 AUCTIONS = web.AppKey("auctions", Auctions)
 
 
+@asynccontextmanager
+async def _early(
+    request: web.Request, _user_id: str | None, params: dict[str, Any]
+) -> AsyncIterator[None]:
+    """Around the transaction: the bid's turn at the database (``Auctions.turn``)."""
+    async with request.app[AUCTIONS].turn(params["auction_id"], params["body"]):
+        yield
+
+
 @api.route(
     "POST",
     "/api/v1/streams/{stream_id}/auctions",
@@ -295,6 +371,12 @@ async def start_auction(ctx: Context, stream_id: str, body: AuctionIn) -> Auctio
     await ctx.session.flush()
     out = auction_out(auction, now)
     cues.announce(ctx, stream.id, "auction:started", out.model_dump(mode="json"))
+    auctions = ctx.request.app[AUCTIONS]
+
+    async def learn() -> None:
+        auctions.learn(out)
+
+    ctx.after_commit(learn)
     return out
 
 
@@ -328,6 +410,7 @@ async def stream_auctions(ctx: Context, stream_id: str) -> list[AuctionOut]:
     body=BidIn,
     response=BidOut,
     errors=(401, 403, 404, 409, 413, 415, 422, 429),
+    precheck=_early,
     description="409 codes (with `details`: high_cents, next_min_cents, ends_at): too_low (below "
     "the next minimum), outbid (another bid came over the high bid you saw, `seen_cents`), "
     "closed, unseen (after the close, a bid on a high bid placed after the close as you saw "
@@ -336,10 +419,12 @@ async def stream_auctions(ctx: Context, stream_id: str) -> list[AuctionOut]:
 )
 async def place_bid(ctx: Context, auction_id: str, body: BidIn) -> BidOut:
     bidder = require_user(ctx)
-    placed = await ctx.request.app[AUCTIONS].bid(ctx.session, bidder, auction_id, body)
+    auctions = ctx.request.app[AUCTIONS]
+    placed = await auctions.bid(ctx.session, bidder, auction_id, body)
     rooms = ctx.services.rooms
 
     async def send() -> None:
+        auctions.learn(placed.out.auction)
         await announce(rooms, placed.events)
 
     ctx.after_commit(send)

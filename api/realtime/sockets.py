@@ -20,11 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.commerce.auctions import Auctions, announce
+from api.commerce.auctions import Auctions
 from api.commerce.schemas import BidIn
 from api.identity.auth import InvalidToken, TokenIssuer
 from api.identity.models import User
 from api.realtime import chat, moderation
+from api.realtime.bids import BID_TICK, BidNews
 from api.realtime.chat import CHAT_TICK, ChatLines
 from api.realtime.payloads import (
     Ack,
@@ -106,6 +107,7 @@ class Realtime:
         self._viewers = ViewerCount(node, counters, sio)
         self._reactions = Reactions(limiter, counters, self.to_stream)
         self._chat_lines = ChatLines(sessions, limiter, counters, self.to_stream)
+        self._bid_news = BidNews(self.to_stream)
         bus.subscribe(RoomChanged, self._on_room_changed)
         bus.subscribe(StatusChanged, self._on_status)
         bus.subscribe(ProductsChanged, self._on_products)
@@ -162,6 +164,7 @@ class Realtime:
         for tick, every in (
             (self._tick_chat, CHAT_TICK),
             (self._tick_reactions, REACTION_TICK),
+            (self._bid_news.tick, BID_TICK),
             (self._tick_viewers, VIEWER_TICK),
             (self._flush_all, FLUSH_EVERY),
         ):
@@ -180,6 +183,7 @@ class Realtime:
                 self._settle(member, stream_id, now)
         await self._tick_chat()
         await self._tick_reactions()
+        await self._bid_news.tick()
         await self._flush_all()
 
     # Connection
@@ -410,11 +414,14 @@ class Realtime:
             raise Refusal("sign_in_required", "sign in to bid")
         fields = body.model_dump(exclude={"stream_id", "auction_id"})
         bid = BidIn.model_validate({**fields, "playback": member.playback[body.stream_id]})
+        auctions = self._auctions
         try:
-            async with self._sessions.begin() as session:
-                placed = await self._auctions.bid(
-                    session, member.user, body.auction_id, bid, body.stream_id
-                )
+            async with auctions.turn(body.auction_id, bid):
+                async with self._sessions.begin() as session:
+                    placed = await auctions.bid(
+                        session, member.user, body.auction_id, bid, body.stream_id
+                    )
+                auctions.learn(placed.out.auction)
         except ApiError as refused:
             return {
                 "ok": False,
@@ -423,7 +430,7 @@ class Realtime:
                 "message": refused.message,
                 **refused.details,
             }
-        await announce(self, placed.events)
+        self._bid_news.add(placed.events)
         return {"ok": True, **placed.out.model_dump(mode="json")}
 
     # Moderation over the socket: the same actions as the REST endpoints.
