@@ -24,6 +24,7 @@ import statistics
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCSessionDescription
@@ -95,7 +96,11 @@ async def request(port: int, message: dict[str, Any]) -> dict[str, Any]:
 # --- server -------------------------------------------------------------------------------
 
 
-async def run_server(workers: int) -> None:
+# A benchmark's own requests to the server process (bench.signins): message in, reply out.
+Op = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def run_server(workers: int, ops: dict[str, Op] | None = None) -> None:
     if workers == 1:
         pin({0})
     gc_time = [0.0, 0.0]  # seconds spent in the cyclic garbage collector, start of current
@@ -156,6 +161,8 @@ async def run_server(workers: int) -> None:
         elif message["op"] == "subscribe":
             _, answer = await sfu.subscribe("bench", message["sdp"])
             reply = {"sdp": answer}
+        elif ops and message["op"] in ops:
+            reply = await ops[message["op"]](message)
         else:
             reply = await totals()
         writer.write(json.dumps(reply).encode() + b"\n")
