@@ -201,9 +201,11 @@ class Muxer:
         self._post(Started(start, video_size))
 
     def _keep_poster(self, codec: str, data: bytes, pts: int) -> None:
-        # The first picture is often dark (camera warming up): prefer one a little later.
+        # The first picture is often dark (camera warming up): prefer one a little later. Each
+        # choice is written at once, so that the live show has a poster (the home page's).
         if self._poster is None or self._poster[2] < self._config.poster_at:
             self._poster = (codec, data, pts / _VIDEO_RATE)
+            self._write_poster()
 
     def _emit(self, fragments: list[Fragment]) -> None:
         fragmenter = self._fragmenter

@@ -68,6 +68,7 @@ class UserOut(Output):
 class PublicUserOut(Output):
     id: str
     display_name: str
+    handle: str = Field(description="The seller page's address: /s/<handle>")
     role: Role
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from api.accounts.handles import new_handle
 from api.accounts.schemas import (
     AuthOut,
     LoginIn,
@@ -116,6 +117,7 @@ async def register(ctx: Context, body: RegisterIn) -> AuthOut:
     user = User(
         email=email,
         display_name=body.display_name,
+        handle=await new_handle(ctx.session, body.display_name),
         password_hash=ctx.request[PASSWORD_HASH],
         role=body.role,
         neighborhood=body.neighborhood,
@@ -176,7 +178,26 @@ async def _user(ctx: Context, user_id: str) -> User:
     errors=(404,),
 )
 async def profile(ctx: Context, user_id: str) -> ProfileOut:
-    user = await _user(ctx, user_id)
+    return await _profile_out(ctx, await _user(ctx, user_id))
+
+
+@api.route(
+    "GET",
+    "/api/v1/sellers/{handle}",
+    summary="A public profile by handle (the seller page's)",
+    tag="accounts",
+    auth=Auth.OPTIONAL,
+    response=ProfileOut,
+    errors=(404,),
+)
+async def profile_by_handle(ctx: Context, handle: str) -> ProfileOut:
+    user = await ctx.session.scalar(select(User).where(User.handle == handle))
+    if user is None:
+        raise not_found("User")
+    return await _profile_out(ctx, user)
+
+
+async def _profile_out(ctx: Context, user: User) -> ProfileOut:
     followers = await ctx.session.scalar(
         select(func.count()).select_from(Follow).where(Follow.seller_id == user.id)
     )
@@ -184,6 +205,7 @@ async def profile(ctx: Context, user_id: str) -> ProfileOut:
     return ProfileOut(
         id=user.id,
         display_name=user.display_name,
+        handle=user.handle,
         role=Role(user.role),
         followers=followers or 0,
         following=following,

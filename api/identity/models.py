@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 from sqlalchemy import (
@@ -31,6 +32,11 @@ class Checkout(enum.StrEnum):
     STRIPE = "stripe"  # Stripe Checkout on the platform's account
 
 
+def placeholder_handle() -> str:
+    """The handle of an account made without one (staff made by the command line)."""
+    return f"user-{secrets.token_hex(4)}"
+
+
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
@@ -41,6 +47,8 @@ class User(Base):
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True, default=new_id)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     display_name: Mapped[str] = mapped_column(String(80))
+    # The seller page's /s/<handle>: made from the display name at sign-up (api.accounts.handles).
+    handle: Mapped[str] = mapped_column(String(40), unique=True, default=placeholder_handle)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
     neighborhood: Mapped[str | None] = mapped_column(String(120))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Annotated
 
@@ -53,9 +54,23 @@ class StreamIn(Input):
     product_ids: ProductIds = []
 
 
+class Section(enum.StrEnum):
+    """What the home and seller pages list: live now, planned with a date, or to replay."""
+
+    LIVE = "live"
+    UPCOMING = "upcoming"
+    REPLAYS = "replays"
+
+
 class StreamsQuery(Input):
     status: StreamStatus | None = None
     mine: bool = False
+    section: Section | None = Field(
+        None,
+        description="live: live now, latest started first; upcoming: planned with a date, "
+        "soonest first; replays: ended with a replay, latest first",
+    )
+    seller: Annotated[str | None, Field(max_length=40, description="A seller's handle")] = None
     limit: Annotated[int, Field(ge=1, le=100)] = 50
     offset: Annotated[int, Field(ge=0)] = 0
 
@@ -96,6 +111,12 @@ class StreamOut(Output):
     )
     whep_url: str
     hls_url: str
+    poster_url: str | None = Field(
+        description="A picture of the show: the live recording's poster, the replay's thumbnail"
+    )
+    viewers: int | None = Field(
+        None, description="Watching now (live shows, in lists and search results)"
+    )
     checkout: Checkout = Field(
         description="How the seller takes payment: pay_later (an invoice), shop (the product's "
         "checkout_url) or stripe (Stripe Checkout)"
@@ -229,3 +250,14 @@ class PinOut(BaseModel):
     y: float | None
     pinned_at: datetime
     sale: SaleOut | None
+
+
+class SearchQuery(Input):
+    q: Annotated[str, Field(max_length=200, description="Words, each matched as a prefix")]
+    limit: Annotated[int, Field(ge=1, le=50)] = 20
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class SearchOut(Output):
+    shows: list[StreamOut]
+    products: list[ProductOut]

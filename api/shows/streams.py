@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -13,7 +13,7 @@ from api.accounts.schemas import PublicUserOut
 from api.accounts.users import STAFF, require_role, require_user
 from api.catalog.products import SELLERS
 from api.identity.auth import new_publish_token
-from api.identity.models import Checkout
+from api.identity.models import Checkout, User
 from api.shows import announcements
 from api.shows.access import owned_stream, viewable_stream, visible_to
 from api.shows.announcements import RoomChange
@@ -25,6 +25,7 @@ from api.shows.schemas import (
     GoLiveOut,
     IceServerOut,
     IceServersOut,
+    Section,
     StreamIn,
     StreamOut,
     StreamSettings,
@@ -34,6 +35,7 @@ from api.web.context import Context
 from api.web.errors import within_limit
 from api.web.routing import Api, Auth
 from live.states import StreamStatus
+from recorder.files import POSTER
 from twins.ratelimit import Limit
 
 api = Api()
@@ -49,19 +51,32 @@ class Summary(Protocol):
 
 SUMMARY = web.AppKey("show_summary", Summary)
 
-_DERIVED = frozenset({"owner", "whep_url", "hls_url", "checkout"})
+_DERIVED = frozenset({"owner", "whep_url", "hls_url", "poster_url", "viewers", "checkout"})
+ON_AIR = (StreamStatus.LIVE, StreamStatus.RECONNECTING)
 
 
-def stream_out(ctx: Context, stream: Stream) -> StreamOut:
+def stream_out(ctx: Context, stream: Stream, viewers: int | None = None) -> StreamOut:
     base = ctx.services.public_url
     columns = {name: getattr(stream, name) for name in StreamOut.model_fields.keys() - _DERIVED}
+    on_air = stream.status in ON_AIR
     return StreamOut(
         **columns,
         owner=PublicUserOut.model_validate(stream.owner),
         whep_url=f"{base}/whep/{stream.id}",
         hls_url=f"{base}/hls/{stream.id}/master.m3u8",
+        poster_url=f"{base}/hls/{stream.id}/{POSTER}" if on_air else stream.thumbnail_url,
+        viewers=viewers,
         checkout=Checkout(stream.owner.checkout),
     )
+
+
+async def streams_out(ctx: Context, streams: list[Stream]) -> list[StreamOut]:
+    """``streams`` as a list shows them: each live one with who watches it now."""
+    rooms = ctx.services.rooms
+    return [
+        stream_out(ctx, s, (await rooms.audience(s.id)).viewers if s.status in ON_AIR else None)
+        for s in streams
+    ]
 
 
 @api.route(
@@ -100,9 +115,26 @@ async def list_streams(ctx: Context, query: StreamsQuery) -> list[StreamOut]:
         statement = statement.where(Stream.status == query.status)
     if query.mine:
         statement = statement.where(Stream.owner_id == require_user(ctx).id)
-    statement = statement.order_by(Stream.created_at.desc(), Stream.id)
+    if query.seller is not None:
+        statement = statement.join(Stream.owner).where(User.handle == query.seller)
+    statement = in_section(statement, query.section)
     streams = await ctx.session.scalars(statement.limit(query.limit).offset(query.offset))
-    return [stream_out(ctx, s) for s in streams]
+    return await streams_out(ctx, list(streams))
+
+
+def in_section(statement: Select[Stream], section: Section | None) -> Select[Stream]:
+    """``statement`` narrowed to one section of the home page, in its order."""
+    if section is Section.LIVE:
+        return statement.where(Stream.status.in_(ON_AIR)).order_by(
+            Stream.started_at.desc(), Stream.id
+        )
+    if section is Section.UPCOMING:
+        planned = and_(Stream.status == StreamStatus.CREATED, Stream.scheduled_at.is_not(None))
+        return statement.where(planned).order_by(Stream.scheduled_at, Stream.id)
+    if section is Section.REPLAYS:
+        replayable = and_(Stream.status == StreamStatus.ENDED, Stream.vod_url.is_not(None))
+        return statement.where(replayable).order_by(Stream.ended_at.desc(), Stream.id)
+    return statement.order_by(Stream.created_at.desc(), Stream.id)
 
 
 @api.route(

@@ -78,7 +78,8 @@ async def _favicon(request: web.Request) -> web.StreamResponse:
 
 # Each page: its path, its name, its file in static/ and what it is (also in the OpenAPI document).
 PAGES = {
-    "/": ("home", "index.html", "Home page: the live shows"),
+    "/": ("home", "index.html", "Home page: live now, upcoming, replays and search"),
+    "/s/{handle}": ("seller", "seller.html", "A seller's page: follow, live, upcoming, past shows"),
     "/studio": ("studio", "studio.html", "The seller's studio: prepare a show and go live"),
     "/watch/{stream_id}": ("watch", "watch.html", "The viewer's page of one show"),
     "/orders": ("orders", "orders.html", "The buyer's orders"),

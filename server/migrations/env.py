@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from api.tables import Base
 from server.database import create_engine
+from server.migrate import tracked
 
 config = context.config
 
@@ -19,6 +20,7 @@ def _configure(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=tracked,
     )
     with context.begin_transaction():
         context.run_migrations()

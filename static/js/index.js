@@ -1,27 +1,50 @@
-// Lists the shows that are live now; text from users is always set with textContent.
-const list = document.getElementById("live");
-const status = document.getElementById("status");
+// The home page: live now, upcoming and replays, and search over shows and products.
+import { $, api, el, money, say, thumbnail } from "./common.js";
+import { fillSection, showCard } from "./showcards.js";
+
+const status = $("#status");
 
 async function refresh() {
   try {
-    const response = await fetch("/api/v1/streams?status=live");
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const streams = await response.json();
-    list.replaceChildren(...streams.map((stream) => {
-      const item = document.createElement("li");
-      const title = document.createElement("a");
-      title.href = `/watch/${encodeURIComponent(stream.id)}`;
-      title.textContent = stream.title;
-      const seller = document.createElement("span");
-      seller.textContent = ` by ${stream.owner.display_name}`;
-      item.append(title, seller);
-      return item;
-    }));
-    status.textContent = streams.length ? "" : "Nobody is live right now.";
+    await Promise.all([
+      fillSection($("#live"), { section: "live" }, "Nobody is live right now."),
+      fillSection($("#upcoming"), { section: "upcoming" }, "No show is planned yet."),
+      fillSection($("#replays"), { section: "replays" }, "No replay yet."),
+    ]);
+    say(status, "");
   } catch (error) {
-    status.textContent = `Could not load the shows (${error.message}).`;
+    say(status, `Could not load the shows (${error.message}).`, "error");
   }
 }
 
+async function search(words) {
+  const found = await api("GET", `/search?${new URLSearchParams({ q: words })}`);
+  $("#found-shows").replaceChildren(...found.shows.map((stream) => showCard(stream)));
+  $("#found-products").replaceChildren(...found.products.map((product) => el(
+    "li", { class: "catalogue-item" }, thumbnail(product), el("span", { class: "grow" }, product.title), el("span", { class: "muted" }, money(product.price_cents, product.currency)),
+  )));
+  $("#found-products-title").hidden = !found.products.length;
+  $("#results").hidden = false;
+  $("#sections").hidden = true;
+  say(status, found.shows.length || found.products.length ? "" : `Nothing found for “${words}”.`);
+}
+
+$("#search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const words = $("#words").value.trim();
+  if (!words) {
+    $("#results").hidden = true;
+    $("#sections").hidden = false;
+    return;
+  }
+  try {
+    await search(words);
+  } catch (error) {
+    say(status, `Could not search (${error.message}).`, "error");
+  }
+});
+
 refresh();
-setInterval(refresh, 15000);
+setInterval(() => {
+  if ($("#results").hidden) refresh();
+}, 15000);

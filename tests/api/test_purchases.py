@@ -146,7 +146,8 @@ async def test_my_orders_newest_first_with_what_a_page_needs(client: Client, sho
         "checkout_url": "https://shop.example/mug",
     }
     assert newest["stream"] == {"id": sid, "title": "Friday show"}
-    assert newest["seller"] == {"id": seller.id, "display_name": "seller", "role": "seller"}
+    seller_out = {"id": seller.id, "display_name": "seller", "handle": "seller", "role": "seller"}
+    assert newest["seller"] == seller_out
     assert newest["checkout"] == "pay_later" and newest["checkout_session_id"] is None
     assert mine[1]["seller"]["id"] == other_seller.id and mine[1]["product"]["image_url"] is None
     # The seller's method as it is now, not as it was when the order was placed.

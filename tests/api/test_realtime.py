@@ -203,7 +203,8 @@ async def test_mute_and_ban(client: Client, shop: Shop, viewers: Open) -> None:
     ).json()
     assert [(s["user_id"], s["kind"]) for s in listed] == [(troll.id, "ban")]
     # The dashboard names who is sanctioned, as chat names its authors.
-    assert listed[0]["user"] == {"id": troll.id, "display_name": "Troll", "role": "viewer"}
+    troll_out = {"id": troll.id, "display_name": "Troll", "handle": "troll", "role": "viewer"}
+    assert listed[0]["user"] == troll_out
 
 
 async def test_moderation_refusals_change_nothing(

@@ -36,7 +36,12 @@ async def test_create_stream_with_products(client: Client, shop: Shop) -> None:
     assert response.status == 201
     stream = await response.json()
     assert stream["status"] == "created"
-    assert stream["owner"] == {"id": seller.id, "display_name": "seller", "role": "seller"}
+    assert stream["owner"] == {
+        "id": seller.id,
+        "display_name": "seller",
+        "handle": "seller",
+        "role": "seller",
+    }
     assert (stream["estimated_duration"], stream["enable_chat"], stream["record_stream"]) == (
         45,
         False,

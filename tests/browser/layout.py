@@ -38,7 +38,8 @@ SMALL_TARGETS = """() => [...document.querySelectorAll("button, a, input, select
 
 
 async def targets_are_thumb_sized(page: Page, name: str) -> None:
-    assert not await page.evaluate(SMALL_TARGETS), name
+    small = await page.evaluate(SMALL_TARGETS)
+    assert not small, f"{name}: {small}"
 
 
 async def tag_sits_at(page: Page, product_id: str, aimed: tuple[float, float]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,6 +111,21 @@ async def test_h264_publisher_is_remuxed_to_playable_hls(
     assert requests, "the recorder asks for a keyframe at the start"
     stats = recorder.stats()
     assert stats["video_packets"] and stats["audio_frames"] and stats["state"] == "finished"
+
+
+async def test_the_poster_is_written_while_the_show_is_live(
+    tmp_path: Path, h264_av: list[Timed]
+) -> None:
+    recorder = Recorder(tmp_path, H264_TRACKS)
+    poster = tmp_path / "poster.jpg"
+    await feed(recorder, h264_av[: len(h264_av) // 4])
+    for _ in range(100):  # the muxer's thread writes it
+        if poster.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+    assert await recorder.resolve("poster.jpg") == poster
+    await recorder.finish()
 
 
 async def test_segments_stay_short_when_keyframes_never_come(tmp_path: Path) -> None:

@@ -18,7 +18,8 @@ async def _inspect(url: str) -> tuple[set[str], list[Any]]:
         async with engine.connect() as conn:
 
             def read(sync: Any) -> tuple[set[str], list[Any]]:
-                context = MigrationContext.configure(sync, opts={"compare_type": True})
+                options = {"compare_type": True, "include_name": migrate.tracked}
+                context = MigrationContext.configure(sync, opts=options)
                 return set(inspect(sync).get_table_names()), compare_metadata(
                     context, Base.metadata
                 )
