@@ -5,7 +5,9 @@ Viewers go to the least-loaded process, the main one included; a worker that get
 viewer of a room is sent the publisher's track formats and, from then on, a copy of every
 packet (:mod:`sfu.relay`): one ``sendto`` per packet per worker, not per viewer. When a
 worker's last viewer of a room leaves, the relay stops. A worker that dies takes its viewers
-with it (they are reported gone); the others carry on.
+with it (they are reported gone, and their pages re-POST to the processes left); the others
+carry on, and a new process takes the dead one's place (its index, so its slice of the port
+range), after :data:`RESPAWN_DELAYS`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ _ERRORS: dict[str, type[SfuError]] = {
 }
 STOP_TIMEOUT = 5.0
 START_TIMEOUT = 30.0
+# Seconds before a dead worker is replaced: longer each time one dies within STABLE seconds
+# of its start (a worker that cannot run must not be restarted in a tight loop).
+RESPAWN_DELAYS = (0.5, 2.0, 8.0, 30.0)
+STABLE = 60.0
 
 
 class RemoteSubscriber:
@@ -87,9 +93,13 @@ class _Relay:
 class WorkerProcess:
     """One child process (``python -m sfu.worker``) and what it holds for this node."""
 
-    def __init__(self, index: int, process: asyncio.subprocess.Process, port: int) -> None:
+    def __init__(
+        self, index: int, process: asyncio.subprocess.Process, port: int, crashes: int = 0
+    ) -> None:
         self.index = index
         self.process = process
+        self.crashes = crashes  # predecessors at this index that died soon after their start
+        self.started_at = asyncio.get_running_loop().time()
         self.address = ("127.0.0.1", port)
         self.alive = True
         self.sessions: dict[str, RemoteSubscriber] = {}
@@ -156,6 +166,8 @@ class WorkerPool(asyncio.DatagramProtocol):
         self._channel_ids = itertools.count(1)
         self._readers: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._respawns: set[asyncio.Task[None]] = set()
+        self._config: dict[str, Any] = {}
 
     async def start(self, count: int) -> None:
         """Start ``count`` worker processes and wait until each listens.
@@ -177,26 +189,47 @@ class WorkerPool(asyncio.DatagramProtocol):
         port = transport.get_extra_info("sockname")[1]
         settings = dataclasses.asdict(self._settings)
         level = logging.getLogger("sfu").getEffectiveLevel()
-        config = {"settings": settings, "parent_port": port, "log_level": level}
-        await asyncio.gather(*(self._start_worker(index, config) for index in range(count)))
+        self._config = {"settings": settings, "parent_port": port, "log_level": level}
+        await asyncio.gather(*(self._start_worker(index) for index in range(count)))
 
-    async def _start_worker(self, index: int, config: dict[str, Any]) -> None:
+    async def _start_worker(self, index: int, crashes: int = 0) -> None:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sfu.worker",
-            json.dumps({**config, "process": index + 1}),
+            json.dumps({**self._config, "process": index + 1}),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        assert process.stdout is not None
-        ready = json.loads(await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT))
-        worker = WorkerProcess(index, process, int(ready["port"]))
+        try:
+            assert process.stdout is not None
+            ready = json.loads(await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT))
+        except BaseException:
+            process.kill()  # never left running behind a start that failed or was called off
+            await process.wait()
+            raise
+        worker = WorkerProcess(index, process, int(ready["port"]), crashes)
         self.workers.append(worker)
         reader = asyncio.ensure_future(self._read(worker))
         self._readers.add(reader)
         reader.add_done_callback(self._readers.discard)
         logger.info("SFU worker %d started (pid %d)", index, process.pid)
+
+    async def _respawn(self, dead: WorkerProcess) -> None:
+        """Replace ``dead`` after a delay that grows while its successors keep dying young."""
+        young = asyncio.get_running_loop().time() - dead.started_at < STABLE
+        crashes = dead.crashes + 1 if young else 0
+        await asyncio.sleep(RESPAWN_DELAYS[min(crashes, len(RESPAWN_DELAYS) - 1)])
+        if self._transport is None:
+            return
+        with contextlib.suppress(ValueError):
+            self.workers.remove(dead)
+        try:
+            await self._start_worker(dead.index, crashes)
+        except (OSError, TimeoutError, ValueError):
+            logger.exception("SFU worker %d could not be restarted", dead.index)
+            return
+        logger.warning("SFU worker %d replaced", dead.index)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """A worker's viewers need a keyframe: ask the origin's producer (rate-limited)."""
@@ -376,6 +409,9 @@ class WorkerPool(asyncio.DatagramProtocol):
             self._events(SubscriberGone(session.room_id, session.id, GoneReason.CONNECTION_FAILED))
         if self._transport is not None:
             logger.warning("SFU worker %d exited; %d viewers lost", worker.index, len(sessions))
+            task = asyncio.ensure_future(self._respawn(worker))
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -385,6 +421,10 @@ class WorkerPool(asyncio.DatagramProtocol):
     async def close(self) -> None:
         """Stop every worker (its viewers are closed) and the pipe. Idempotent."""
         transport, self._transport = self._transport, None
+        for task in self._respawns:
+            task.cancel()
+        if self._respawns:
+            await asyncio.gather(*self._respawns, return_exceptions=True)
         for worker in self.workers:
             if worker.process.stdin is not None:
                 worker.process.stdin.close()

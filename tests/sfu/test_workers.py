@@ -113,9 +113,36 @@ async def test_a_dead_worker_loses_only_its_viewers(make_harness: HarnessFactory
     assert room is not None and room.publisher is not None and room.publisher.ingest.relays == ()
     count = len(local_peer.video_packets())
     await wait_until(lambda: len(local_peer.video_packets()) > count + 20)
-    # New viewers go to the processes that are left.
-    _, again = await harness.view()
-    assert isinstance(again, Subscriber)
+
+
+def replaced(harness: Harness, pid: int) -> bool:
+    """A live worker other than process ``pid`` has taken index 0."""
+    return [(w.index, w.alive) for w in pool(harness).workers] == [(0, True)] and (
+        pool(harness).workers[0].process.pid != pid
+    )
+
+
+async def test_a_dead_worker_is_replaced_and_the_new_one_takes_viewers(
+    make_harness: HarnessFactory,
+) -> None:
+    harness = await workers(make_harness)
+    await harness.live()
+    _, remote = await harness.view()
+    first = pool(harness).workers[0]
+    os.kill(first.process.pid, signal.SIGKILL)
+    await wait_until(
+        lambda: SubscriberGone("room", remote.id, GoneReason.CONNECTION_FAILED) in harness.events
+    )
+    await wait_until(lambda: replaced(harness, first.process.pid), within=20)
+    second = pool(harness).workers[0]
+    assert second.crashes == 1  # the first died within a minute of its start
+    viewer, again = await harness.view()  # as a page re-POSTs after losing its session
+    assert isinstance(again, RemoteSubscriber)
+    await wait_until(lambda: len(viewer.video_packets()) > 20)
+    # One that dies young again is replaced after a longer wait, and counted.
+    os.kill(second.process.pid, signal.SIGKILL)
+    await wait_until(lambda: replaced(harness, second.process.pid), within=20)
+    assert pool(harness).workers[0].crashes == 2
 
 
 async def test_closing_the_sfu_stops_its_workers(make_harness: HarnessFactory) -> None:
