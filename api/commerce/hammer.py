@@ -31,14 +31,18 @@ EVERY = 0.5  # seconds between sweeps: how late after its grace an auction may c
 
 @dataclass(frozen=True)
 class Hammered:
-    """A closed auction, as its show's room hears it, and the winner's order, if sold."""
+    """A closed auction, as its show's room hears it, and the winner's order, if sold (with
+    the product's stock it left)."""
 
     stream_id: str
     closed: dict[str, Any]
-    order: dict[str, Any] | None
+    order: dict[str, Any] | None = None
+    stock: dict[str, Any] | None = None
 
     async def announce(self, rooms: Rooms) -> None:
         await rooms.to_stream(self.stream_id, "auction:closed", self.closed)
+        if self.stock is not None:
+            await rooms.to_stream(self.stream_id, "product:stock", self.stock)
         if self.order is not None:
             await rooms.to_user(str(self.order["buyer_id"]), "order:status", self.order)
 
@@ -66,24 +70,29 @@ async def hammer(session: AsyncSession, auction_id: str, now: datetime) -> Hamme
     )
     if auction is None:
         return None
-    data = None
-    if auction.state == AuctionState.SOLD:
-        order = await _order(session, auction, now)
-        if order is None:
-            auction.state = AuctionState.UNSOLD  # the last unit went elsewhere meanwhile
-        else:
-            auction.order_id = order.id
-            data = order_data(order)
-            await webhooks.enqueue(session, order.seller_id, "order.reserved", data)
+    sold = await _order(session, auction, now) if auction.state == AuctionState.SOLD else None
+    if sold is None:
+        auction.state = AuctionState.UNSOLD  # unsold, or the last unit went elsewhere meanwhile
+        await session.flush()
+        return Hammered(auction.stream_id, auction_out(auction, now).model_dump(mode="json"))
+    order, left = sold
+    auction.order_id = order.id
+    data = order_data(order)
+    await webhooks.enqueue(session, order.seller_id, "order.reserved", data)
     await session.flush()
     closed = auction_out(auction, now).model_dump(mode="json")
-    return Hammered(auction.stream_id, closed, data)
+    stock = {"stream_id": auction.stream_id, "product_id": auction.product_id, "stock": left}
+    return Hammered(auction.stream_id, closed, data, {**stock, "sale_remaining": None})
 
 
-async def _order(session: AsyncSession, auction: Auction, now: datetime) -> Order | None:
-    """The winner's reserved order for one unit at the hammer price (None: no unit left)."""
+async def _order(
+    session: AsyncSession, auction: Auction, now: datetime
+) -> tuple[Order, int] | None:
+    """The winner's reserved order for one unit at the hammer price, and the stock left (None:
+    no unit left)."""
     assert auction.high_bidder_id is not None and auction.high_cents is not None
-    if await stock.take(session, auction.product_id, 1) is None:
+    left = await stock.take(session, auction.product_id, 1)
+    if left is None:
         return None
     winner = await session.get(User, auction.high_bidder_id)
     order = Order(
@@ -102,7 +111,7 @@ async def _order(session: AsyncSession, auction: Auction, now: datetime) -> Orde
     )
     session.add(order)
     await session.flush()
-    return order
+    return order, left
 
 
 class Hammer:

@@ -1,5 +1,6 @@
 // The seller's studio: sign in, the five Go Live steps, then the live panel and the summary.
 import { encode } from "/static/node_modules/uqr/dist/index.mjs";
+import { auctionLine, newer, offsetOf } from "./auction.js";
 import { $, api, authForm, confirmAction, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { checkoutChoice, salesDesk } from "./fulfilment.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
@@ -13,6 +14,7 @@ const state = {
   details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user",
   live: null, socket: null, products: new Map(), pins: new Map(), tagging: null, startedAt: null,
   reconnecting: false, ended: false, likes: 0, checkout: "pay_later",
+  auctions: new Map(), auctionOffset: 0, // product id -> its latest auction in this show
 };
 const desk = salesDesk({
   streamId: () => state.stream?.id,
@@ -388,6 +390,7 @@ function openSocket() {
     if (now === "reconnecting" && state.live && !state.ended) reconnect();
     if (now === "ended") finish(null);
   });
+  for (const event of ["auction:started", "auction:bid", "auction:closed"]) socket.on(event, heardAuction);
   socket.on("product:pinned", (pin) => { state.pins.set(pin.product.id, pin); renderProducts(); });
   socket.on("product:unpinned", ({ product_id: id }) => { state.pins.delete(id); renderProducts(); });
   socket.on("product:tagged", (tag) => {
@@ -416,6 +419,8 @@ async function joinRoom() {
   state.products = new Map(room.products.map((item) => [item.product.id, item]));
   const pins = await api("GET", `/streams/${state.stream.id}/pins`);
   state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
+  const auctions = await api("GET", `/streams/${state.stream.id}/auctions`);
+  auctions.reverse().forEach(heardAuction);
   const fresh = await api("GET", `/streams/${state.stream.id}`);
   state.startedAt = fresh.started_at ? Date.parse(fresh.started_at) : state.startedAt || Date.now();
   renderProducts();
@@ -504,6 +509,7 @@ function setTagging(productId) {
 function productCard(item) {
   const { product } = item;
   const pin = state.pins.get(product.id);
+  const auction = state.auctions.get(product.id);
   const act = (label, fn, cls = "small") => el("button", { type: "button", class: cls, onclick: fn }, label);
   return el("li", { class: `card${pin ? " pinned" : ""}`, dataset: { productId: product.id } },
     thumbnail(product),
@@ -511,13 +517,45 @@ function productCard(item) {
       el("strong", { class: "product-title" }, product.title),
       el("p", {}, money(product.price_cents, product.currency), " · ", el("span", { class: "stock" }, `${product.stock} in stock`)),
       pin?.sale ? el("p", { class: "sale-line" }, `Flash sale ${money(pin.sale.price_cents, product.currency)} · ${pin.sale.remaining} left`) : null,
+      auction ? auctionLine(auction, state.auctionOffset) : null,
       el("div", { class: "row" },
         pin
           ? act("Unpin", () => call("Unpin", () => api("DELETE", `/streams/${state.stream.id}/pins/${product.id}`)), "small secondary")
           : act("Pin", () => call("Pin", () => api("POST", `/streams/${state.stream.id}/pins`, { product_id: product.id }))),
         act(state.tagging === product.id ? "Tap the picture…" : "Tag", () => setTagging(state.tagging === product.id ? null : product.id), "small secondary"),
-        act("Sale", () => saleSheet(product), "small sale-button"))));
+        act("Sale", () => saleSheet(product), "small sale-button"),
+        pin && auction?.state !== "open" ? act("Auction", () => auctionSheet(product), "small auction-button") : null)));
 }
+
+// An auction of one unit of a pinned product (docs/commerce.md#auctions).
+function auctionSheet(product) {
+  const form = $("#auction-form");
+  $("#auction-title").textContent = `Auction: ${product.title}`;
+  form.start.value = (product.price_cents / 200).toFixed(2);
+  form.onsubmit = (event) => {
+    event.preventDefault();
+    $("#auction-sheet").close();
+    const cents = (input) => Math.round(Number(input.value) * 100);
+    call("Auction", () => api("POST", `/streams/${state.stream.id}/auctions`, {
+      product_id: product.id,
+      start_price_cents: cents(form.start),
+      increment_cents: cents(form.increment),
+      duration_seconds: Number(form.duration.value),
+      soft_close_seconds: Number(form.soft.value),
+      ...(form.reserve.value ? { reserve_cents: cents(form.reserve) } : {}),
+    }));
+  };
+  $("#auction-sheet").showModal();
+}
+
+function heardAuction(auction) {
+  if (auction.stream_id !== state.stream?.id) return;
+  state.auctionOffset = offsetOf(auction);
+  state.auctions.set(auction.product_id, newer(state.auctions.get(auction.product_id), auction));
+  renderProducts();
+  if (auction.state === "sold") desk.soon();
+}
+setInterval(() => { for (const auction of state.auctions.values()) auctionLine(auction, state.auctionOffset); }, 500);
 
 // A flash sale: a pin with a sale price, units and a deadline, one per buyer.
 function saleSheet(product) {

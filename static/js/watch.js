@@ -1,6 +1,7 @@
 // Viewer: WebRTC (WHEP) first, HLS when WebRTC fails or is switched off (?hls or ?webrtc=0) and
 // for a rewind, the replay after the show; pinned products, tags, chat and reactions over Socket.IO.
 // Text from users is only ever set with textContent.
+import { auctionPanel } from "./auction.js";
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { embed } from "./embedding.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
@@ -24,7 +25,7 @@ const BUY = embed.hostCart ? "Add to cart" : "Buy now"; // the shop's own cart t
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
   timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
-  cards: new Map(), chatRefusal: null, warmingUntil: 0,
+  cards: new Map(), chatRefusal: null, warmingUntil: 0, auctioned: null,
   orders: new Map(), // product id -> this viewer's latest order of it in this show
 };
 
@@ -232,7 +233,7 @@ function replayCues() {
 const offerKey = (pin) => `${pin.product.id}:${pin.sale?.ends_at ?? ""}:${pin.sale?.price_cents ?? ""}:${pin.replay ? "r" : ""}`;
 
 function renderPins() {
-  const pins = [...state.pins.values()].reverse(); // the newest pin first
+  const pins = [...state.pins.values()].reverse().filter((pin) => pin.product.id !== state.auctioned); // newest first
   const keep = new Map();
   for (const pin of pins) {
     const key = offerKey(pin);
@@ -425,10 +426,22 @@ $("#reactions").append(...REACTIONS.map((emoji) => el("button", {
 }, emoji)));
 
 // The room.
+const auction = auctionPanel($("#auction"), {
+  streamId,
+  title: (productId) => (state.pins.get(productId) ?? state.products.get(productId))?.product.title,
+  signIn: () => openAccount(),
+  // A product under auction is bid for, not bought: its card waits for the hammer.
+  onChange: (running) => {
+    state.auctioned = running.state === "open" ? running.product_id : null;
+    renderPins();
+  },
+});
+
 function openSocket() {
   state.socket?.disconnect();
   const socket = connect();
   state.socket = socket;
+  auction.attach(socket);
   socket.on("connect", () => join().catch((error) => show(error.message, null, "error")));
   socket.on("stream:viewers", ({ count }) => { $("#viewers").textContent = String(count); });
   socket.on("stream:chat", addChat);
@@ -614,6 +627,7 @@ async function join() {
     const pins = await api("GET", `/streams/${encodeURIComponent(streamId)}/pins`);
     state.pins = new Map(pins.pinned.map((pin) => [pin.product.id, pin]));
     renderPins();
+    auction.load().catch(() => {});
   }
   if (session.token) restoreOrders();
   embed.ready(state.stream);

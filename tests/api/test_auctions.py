@@ -124,6 +124,7 @@ async def test_bids_rise_and_the_winner_gets_an_order_at_the_hammer_price(
     assert (await (await client.get(f"/api/v1/products/{pid}")).json())["stock"] == 2
     await ann_page.wait_for("order:status", lambda d: d["id"] == order["id"])
     await ann_page.wait_for("auction:closed", lambda d: d["state"] == "sold")
+    await ann_page.wait_for("product:stock", lambda d: d["product_id"] == pid and d["stock"] == 2)
     # It goes through checkout like any other order.
     paid = await client.post(f"/api/v1/orders/{order['id']}/pay", headers=seller.auth)
     assert (await paid.json())["status"] == "paid"
