@@ -38,7 +38,7 @@ from api.shows.replays import Replays
 from api.shows.streams import SUMMARY
 from api.streaming import hls, signaling
 from api.streaming.hls import RECORDINGS, hls_cors
-from api.streaming.observability import metrics_route
+from api.streaming.observability import HttpMetrics, metrics_route
 from api.streaming.signaling import MEDIA, Media, signaling_cors
 from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
@@ -65,9 +65,11 @@ def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
     proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+    http = HttpMetrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            http.middleware,
             security_headers,
             signaling_cors,
             hls_cors,
@@ -86,7 +88,7 @@ def build_app(settings: Settings) -> web.Application:
     _live(app, settings, twins, database, lifecycle)
     _commerce(app, settings, database, services)
     _catalog(app, settings, database, twins.store)
-    _pages(app, settings, realtime)
+    _pages(app, settings, realtime, http)
     return app
 
 
@@ -294,9 +296,10 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
         app.cleanup_ctx.append(lifespan)
 
 
-def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None:
+def _pages(app: web.Application, settings: Settings, realtime: Realtime, http: HttpMetrics) -> None:
     """The REST API with its OpenAPI document, the metrics, the pages and CORS."""
-    app.add_routes([metrics_route(app[MEDIA], realtime, settings.metrics_token.get_secret_value())])
+    token = settings.metrics_token.get_secret_value()
+    app.add_routes([metrics_route(app[MEDIA], realtime, http, token)])
     api = rest_api()
     mount(
         app,

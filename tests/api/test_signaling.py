@@ -103,7 +103,7 @@ async def test_publish_watch_and_end(graceful: Client, database_url: str) -> Non
     metrics = await (await client.get("/metrics")).text()
     assert "shopcast_webrtc_sessions 2.0" in metrics
     assert f'shopcast_webrtc_viewers{{stream="{sid}"}} 1.0' in metrics
-    assert f'shopcast_ingest_bitrate_bps{{kind="video",stream="{sid}"}}' in metrics
+    assert f'shopcast_ingest_bytes_total{{kind="video",layer="",stream="{sid}"}}' in metrics
 
     gone = await client.delete(location, headers={"Authorization": f"Bearer {token}"})
     assert gone.status == 200
