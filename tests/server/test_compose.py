@@ -110,3 +110,24 @@ def test_docker_compose_config_validates(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_images_are_pinned_and_dependencies_wait_for_health() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        if "build" not in service:  # else this repository's own image
+            _, _, tag = service["image"].rpartition(":")
+            assert tag and tag != "latest" and tag[0].isdigit(), f"{name}: pin a version"
+        for needed, condition in (service.get("depends_on") or {}).items():
+            assert condition == {"condition": "service_healthy"}, f"{name} on {needed}"
+            assert "healthcheck" in services[needed], f"{needed} has no healthcheck"
+    for name in ("app", "app-b"):
+        assert services[name]["init"] is True, "signals reach shopcast; SFU workers are reaped"
+        # The recorder's close waits up to 30 s for a show's last segment and its upload.
+        assert seconds(services[name]["stop_grace_period"]) > 30
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as ``45s`` or ``1m30s``."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)([hms])", duration))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import sysconfig
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def fetch(url: str) -> tuple[int, bytes]:
 def test_the_installed_wheel_migrates_and_serves_pages_and_spec(tmp_path: Path) -> None:
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path, ROOT, cwd=ROOT)
     (wheel,) = tmp_path.glob("shopcast-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
     venv = fresh_venv(tmp_path)
     python = venv / "bin" / "python"
     pip = (sys.executable, "-m", "pip", "--python", python)
