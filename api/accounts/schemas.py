@@ -60,9 +60,17 @@ class UserOut(Output):
     display_name: str
     role: Role
     neighborhood: str | None
+    home_cell: str | None = Field(
+        None, description="Where you are, as an H3 cell of about 36 km² (PUT /me/location)"
+    )
     delivery: Delivery | None = Field(None, description="Contact and shipping address")
     checkout: Checkout = Field(Checkout.PAY_LATER, description="How this seller takes payment")
     created_at: datetime
+
+
+class LocationIn(Input):
+    latitude: Annotated[float, Field(ge=-90, le=90)]
+    longitude: Annotated[float, Field(ge=-180, le=180)]
 
 
 class PublicUserOut(Output):

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from api.accounts.handles import new_handle
 from api.accounts.schemas import (
     AuthOut,
+    LocationIn,
     LoginIn,
     ProfileOut,
     RegisterIn,
@@ -21,11 +22,13 @@ from api.accounts.schemas import (
     UserPatch,
     UsersQuery,
 )
+from api.accounts.whereabouts import home_cell
 from api.identity.auth import DUMMY_HASH
 from api.identity.models import Follow, Role, User
 from api.web.context import SERVICES, Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
 from api.web.routing import Api, Auth
+from twins.ratelimit import Limit
 
 api = Api()
 
@@ -159,6 +162,42 @@ async def login(ctx: Context, body: LoginIn) -> AuthOut:
 )
 async def me(ctx: Context) -> UserOut:
     return UserOut.model_validate(require_user(ctx))
+
+
+# Moving is rare: a few changes an hour allow a correction, not a tour of the neighbourhoods.
+LOCATION_LIMIT = Limit(rate=3 / 3600, burst=3)
+
+
+@api.route(
+    "PUT",
+    "/api/v1/me/location",
+    summary="Say roughly where you are (for neighbourhood shows)",
+    tag="accounts",
+    body=LocationIn,
+    response=UserOut,
+    errors=(400, 401, 413, 415, 422, 429),
+    description="The point (e.g. the browser's geolocation) becomes an H3 cell of about 36 km² "
+    "(`home_cell`); the point itself is not kept. Neighbourhood shows admit the accounts in "
+    "their seller's cell and the six around it. At most 3 changes an hour.",
+)
+async def set_location(ctx: Context, body: LocationIn) -> UserOut:
+    user = require_user(ctx)
+    limit = "Your location changed too often; try again later"
+    await within_limit(ctx.services.limiter, f"location:{user.id}", LOCATION_LIMIT, limit)
+    user.home_cell = home_cell(body.latitude, body.longitude)
+    return UserOut.model_validate(user)
+
+
+@api.route(
+    "DELETE",
+    "/api/v1/me/location",
+    summary="Forget where you are",
+    tag="accounts",
+    status=204,
+    errors=(401,),
+)
+async def forget_location(ctx: Context) -> None:
+    require_user(ctx).home_cell = None
 
 
 async def _user(ctx: Context, user_id: str) -> User:

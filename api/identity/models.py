@@ -51,7 +51,10 @@ class User(Base):
     handle: Mapped[str] = mapped_column(String(40), unique=True, default=placeholder_handle)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=Role.VIEWER)
-    neighborhood: Mapped[str | None] = mapped_column(String(120))
+    neighborhood: Mapped[str | None] = mapped_column(String(120))  # the place's name, as typed
+    # Where the account is, as an H3 cell (api.accounts.whereabouts): who a neighbourhood show
+    # admits. Never the point it was made from.
+    home_cell: Mapped[str | None] = mapped_column(String(16), index=True)
     delivery: Mapped[dict[str, str] | None] = mapped_column(JSON)  # contact and shipping address
     checkout: Mapped[str] = mapped_column(String(16), default=Checkout.PAY_LATER)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.sql import ColumnElement
 
 from api.accounts.users import STAFF, require_user
+from api.accounts.whereabouts import neighbourhood
 from api.identity.models import Follow, Role, User
 from api.shows.models import Audience, Sanction, SanctionKind, Stream
 from api.web.context import Context
@@ -28,12 +29,22 @@ def visible_to(user: User | None) -> ColumnElement[bool]:
         Stream.owner_id == user.id,
         and_(Stream.audience == Audience.FOLLOWERS, follows),
     ]
-    if user.neighborhood:
-        same_area = exists().where(
-            User.id == Stream.owner_id, User.neighborhood == user.neighborhood
+    if user.home_cell:
+        near = exists().where(
+            User.id == Stream.owner_id, User.home_cell.in_(neighbourhood(user.home_cell))
         )
-        conditions.append(and_(Stream.audience == Audience.NEIGHBORHOOD, same_area))
+        conditions.append(and_(Stream.audience == Audience.NEIGHBORHOOD, near))
     return or_(*conditions)
+
+
+def locate_neighbourhood(audience: Audience | None, seller: User) -> None:
+    """A neighbourhood show is around its seller: refuse one whose seller has no location."""
+    if audience == Audience.NEIGHBORHOOD and not seller.home_cell:
+        raise ApiError(
+            409,
+            "no_location",
+            "Say roughly where you are (PUT /me/location) to hold a neighbourhood show",
+        )
 
 
 async def load_stream(ctx: Context, stream_id: str, *, for_update: bool = False) -> Stream:
@@ -74,7 +85,10 @@ async def viewable_stream(ctx: Context, stream_id: str) -> Stream:
 async def _in_audience(session: AsyncSession, user: User | None, stream: Stream) -> None:
     if await can_watch(session, user, stream.id):
         return
-    details = {"audience": stream.audience}
+    # The seller: a page refusing a followers-only show offers to follow them.
+    details: dict[str, object] = {"audience": stream.audience, "seller_id": stream.owner_id}
+    if stream.audience == Audience.NEIGHBORHOOD and user is not None and not user.home_cell:
+        details["needs_location"] = True  # the page offers to share an approximate location
     if user is None:
         raise ApiError(401, "unauthorized", "Sign in to watch this stream", details, _BEARER)
     raise ApiError(

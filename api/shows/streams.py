@@ -15,7 +15,7 @@ from api.catalog.products import SELLERS
 from api.identity.auth import new_publish_token
 from api.identity.models import Checkout, User
 from api.shows import announcements
-from api.shows.access import owned_stream, viewable_stream, visible_to
+from api.shows.access import locate_neighbourhood, owned_stream, viewable_stream, visible_to
 from api.shows.announcements import RoomChange
 from api.shows.lifecycle import announce_status, ensure_not_finished, stream_webhook, transition
 from api.shows.lineup import attach
@@ -87,10 +87,11 @@ async def streams_out(ctx: Context, streams: list[Stream]) -> list[StreamOut]:
     status=201,
     body=StreamIn,
     response=StreamOut,
-    errors=(401, 403, 413, 415, 422),
+    errors=(401, 403, 409, 413, 415, 422),
 )
 async def create_stream(ctx: Context, body: StreamIn) -> StreamOut:
     seller = require_role(ctx, SELLERS, "Only sellers can go live")
+    locate_neighbourhood(body.audience, seller)
     stream = Stream(owner_id=seller.id, **body.model_dump(exclude={"product_ids"}))
     stream.owner = seller
     ctx.session.add(stream)
@@ -196,6 +197,7 @@ async def update_settings(ctx: Context, stream_id: str, body: StreamSettings) ->
     changes = body.changes()
     if changes.keys() - AFTER_THE_SHOW:
         ensure_not_finished(stream)
+    locate_neighbourhood(changes.get("audience"), stream.owner)
     for name, value in changes.items():
         setattr(stream, name, value)
     await ctx.session.flush()

@@ -365,11 +365,25 @@ async def test_deleting_a_product_or_stream_cascades(client: Client, shop: Shop)
     assert (await client.get(f"/api/v1/products/{b['id']}")).status == 200
 
 
+# Kreuzberg, Neukölln (2.5 km away) and Potsdam (27 km away).
+KREUZBERG, NEUKOLLN, POTSDAM = (52.4986, 13.4030), (52.4811, 13.4350), (52.3906, 13.0645)
+
+
+async def locate(shop: Shop, account: Account, at: tuple[float, float]) -> None:
+    body = {"latitude": at[0], "longitude": at[1]}
+    response = await shop.client.put("/api/v1/me/location", json=body, headers=account.auth)
+    assert response.status == 200, await response.text()
+
+
 async def _audience_cast(shop: Shop) -> tuple[Account, Account, Account, Account]:
+    # The typed neighbourhood is only a name: places decide, not matching words.
     seller = await shop.account("seller", neighborhood="Soho")
-    follower = await shop.account()
-    neighbor = await shop.account(neighborhood="Soho")
-    stranger = await shop.account(neighborhood="Leith")
+    follower = await shop.account(neighborhood="Soho")
+    neighbor = await shop.account(neighborhood="Leith")
+    stranger = await shop.account(neighborhood="Soho")
+    await locate(shop, seller, KREUZBERG)
+    await locate(shop, neighbor, NEUKOLLN)
+    await locate(shop, stranger, POTSDAM)
     response = await shop.client.post(f"/api/v1/users/{seller.id}/follow", headers=follower.auth)
     assert response.status == 204
     return seller, follower, neighbor, stranger
