@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from aiohttp import web
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, and_, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -32,7 +32,7 @@ from api.shows.schemas import (
     StreamsQuery,
 )
 from api.web.context import Context
-from api.web.errors import within_limit
+from api.web.errors import ApiError, within_limit
 from api.web.routing import Api, Auth
 from live.states import StreamStatus
 from recorder.files import POSTER
@@ -197,7 +197,7 @@ async def update_settings(ctx: Context, stream_id: str, body: StreamSettings) ->
     changes = body.changes()
     if changes.keys() - AFTER_THE_SHOW:
         ensure_not_finished(stream)
-    locate_neighbourhood(changes.get("audience"), stream.owner)
+    locate_neighbourhood(body.audience, stream.owner)
     for name, value in changes.items():
         setattr(stream, name, value)
     await ctx.session.flush()
@@ -265,3 +265,26 @@ async def end_stream(ctx: Context, stream_id: str) -> AnalyticsOut:
 
     ctx.after_commit(announce)
     return await ctx.request.app[SUMMARY](ctx.session, stream)
+
+
+@api.route(
+    "DELETE",
+    "/api/v1/streams/{stream_id}",
+    summary="Delete a planned show",
+    tag="streams",
+    status=204,
+    errors=(401, 403, 404, 409),
+    description="Only a show that never went live (`created`), by its seller or staff; its "
+    "lineup, tags, pins and chat go with it, the products stay in the catalogue. A show that "
+    "went live keeps its history: `409 stream_started` (end it instead).",
+)
+async def delete_stream(ctx: Context, stream_id: str) -> None:
+    stream = await owned_stream(ctx, stream_id, staff=STAFF)
+    if stream.status != StreamStatus.CREATED:
+        raise ApiError(
+            409,
+            "stream_started",
+            f"The stream is {stream.status}: only a show that never went live can be deleted",
+            {"status": stream.status},
+        )
+    await ctx.session.execute(delete(Stream).where(Stream.id == stream.id))
