@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page
 
+from api.commerce.models import Bid
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, serve
 from tests.browser.test_story import DESKTOP, PHONE, WAIT, register
-from tests.conftest import eventually
+from tests.conftest import Shop, eventually
 
 SECONDS_LEFT = """() => {
   const text = document.querySelector('#auction .auction-clock')?.textContent ?? '';
@@ -117,6 +118,10 @@ async def test_an_auction_from_the_studio_to_the_winners_order(
     await shoot(ben, "hls-extended")
     auctions = await (await client.get(f"/api/v1/streams/{sid}/auctions")).json()
     assert auctions[0]["extensions"] >= 1 and auctions[0]["high_cents"] == 1100
+    # Ben's bid counted at his moment: the HLS parts the node served him put him behind live.
+    bids = sorted((await Shop(client, database_url).snapshot())["bids"], key=lambda row: row[0])
+    delay_ms = Bid.__table__.columns.keys().index("delay_ms")
+    assert bids[-1][delay_ms] > 0, bids
 
     # The hammer: Ben won; his card says his order is reserved, Ann's says it was sold.
     await ben.wait_for_selector("#auction .result:has-text('You won at $11.00')", timeout=40_000)
