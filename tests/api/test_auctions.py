@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
 from api.commerce.auctions import AUCTIONS
-from api.commerce.delays import CAP
+from api.commerce.delays import CAP, Report, ViewerDelays
 from api.commerce.hammer import Hammer
 from api.db import new_id, utcnow
 from api.identity.models import User
@@ -370,3 +370,21 @@ async def _accounts(client: Client, database_url: str, n: int) -> list[Account]:
     await engine.dispose()
     tokens = client.app[SERVICES].tokens
     return [Account(u["id"], tokens.issue(u["id"]), u["email"], "") for u in users]
+
+
+def test_webrtc_delay_is_half_the_rtcp_round_trip_and_a_bounded_jitter_buffer() -> None:
+    delays, now = ViewerDelays(), utcnow()
+
+    def granted(**report: Any) -> float:
+        delays.reported("s", "u", Report(**{"playback": "webrtc", "latency": 60.0, **report}))
+        return delays.granted("s", "u", "webrtc", now).total_seconds()
+
+    assert granted() == 0  # no RTCP round trip: nothing proven
+    assert granted(rtt=0.2, jitter=0.1, measured_rtt=0.2) == pytest.approx(0.2)
+    assert granted(rtt=0.2, jitter=30.0, measured_rtt=0.2) == pytest.approx(0.6)  # jitter <= 0.5
+    assert granted(rtt=4.0, jitter=0.1, measured_rtt=0.2) == pytest.approx(0.1)  # a made-up rtt
+    assert granted(rtt=0.2, jitter=0.1, measured_rtt=0.2, latency=0.05) == pytest.approx(0.05)
+    assert granted(measured_rtt=20.0) == CAP.total_seconds()
+    # A WebRTC report says nothing of the same viewer's HLS player: its parts alone count.
+    delays.part_served("s", "u", now - timedelta(seconds=3))
+    assert delays.granted("s", "u", "hls", now) == timedelta(seconds=3)
