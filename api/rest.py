@@ -11,7 +11,7 @@ from api.catalog import product_media, products
 from api.commerce import auctions, checkout, fulfilment, orders, pins, purchases
 from api.realtime import endpoints
 from api.realtime.endpoints import SOCKET_PATHS
-from api.shows import discovery, lineup, streams
+from api.shows import calendar, discovery, lineup, streams
 from api.streaming import observability, viewer_delay
 from api.streaming.spec import STREAMING_PATHS
 from api.web import health
@@ -30,6 +30,7 @@ def rest_api() -> Api:
         product_media,
         streams,
         discovery,
+        calendar,
         lineup,
         report,
         endpoints,
