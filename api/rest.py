@@ -9,6 +9,7 @@ from api.accounts import users
 from api.analytics import report
 from api.catalog import product_media, products
 from api.commerce import auctions, checkout, fulfilment, orders, pins, purchases
+from api.notifications import preferences
 from api.realtime import endpoints
 from api.realtime.endpoints import SOCKET_PATHS
 from api.shows import calendar, discovery, lineup, streams
@@ -41,6 +42,7 @@ def rest_api() -> Api:
         fulfilment,
         purchases,
         webhooks,
+        preferences,
         observability,
         viewer_delay,
     ):

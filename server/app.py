@@ -31,6 +31,11 @@ from api.commerce.hammer import Hammer
 from api.commerce.holds import HoldExpiry
 from api.identity.auth import Passwords, TokenIssuer
 from api.identity.ice import IceConfig
+from api.notifications.links import UnsubscribeLinks
+from api.notifications.mail import Mailer, SmtpConfig
+from api.notifications.notifier import Channels, Notifier, NotifierConfig
+from api.notifications.preferences import NOTIFICATIONS, Notifications
+from api.notifications.push import WebPush, public_key_of
 from api.realtime.sockets import Realtime
 from api.rest import openapi_spec, rest_api
 from api.shows.lifecycle import StreamLifecycle
@@ -88,6 +93,7 @@ def build_app(settings: Settings) -> web.Application:
     _live(app, settings, twins, database, lifecycle)
     _commerce(app, settings, database, services)
     _catalog(app, settings, database, twins.store)
+    _notifications(app, settings, database)
     _pages(app, settings, realtime, http)
     return app
 
@@ -294,6 +300,39 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
             await worker.close()
 
         app.cleanup_ctx.append(lifespan)
+
+
+def _notifications(app: web.Application, settings: Settings, db: Database) -> None:
+    """Go-live notifications: Web Push with this node's VAPID key, email when SMTP is set."""
+    private_key = settings.ensure_vapid_key()
+    links = UnsubscribeLinks(settings.ensure_jwt_secret(), settings.resolved_public_url)
+    app[NOTIFICATIONS] = Notifications(
+        settings.vapid_public_key or public_key_of(private_key), links
+    )
+    smtp = SmtpConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value(),
+        sender=settings.resolved_smtp_from,
+        starttls=settings.smtp_starttls,
+    )
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        push = WebPush(
+            private_key,
+            settings.resolved_vapid_subject,
+            private_networks=settings.push_private_networks,
+        )
+        channels = Channels(push, Mailer(smtp) if settings.smtp_host else None)
+        notifier = Notifier(
+            db.sessions, db.reads, channels, links, settings.resolved_public_url, NotifierConfig()
+        )
+        notifier.start()
+        yield
+        await notifier.close()
+
+    app.cleanup_ctx.append(lifespan)
 
 
 def _pages(app: web.Application, settings: Settings, realtime: Realtime, http: HttpMetrics) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -16,6 +20,7 @@ from server.cpus import usable_cpus
 from sfu.ports import PortRange
 
 JWT_SECRET_FILE = "jwt_secret"  # noqa: S105 (a file name)
+VAPID_KEY_FILE = "vapid_private_key"
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
@@ -183,6 +188,36 @@ class Settings(BaseSettings):
     stripe_api_base: str = Field(
         "", description="Base URL of Stripe's API; empty: Stripe's own (tests use a stand-in)."
     )
+    vapid_public_key: str = Field(
+        "",
+        description="Web Push application server key (base64url P-256 point); empty: derived "
+        "from the private key.",
+    )
+    vapid_private_key: SecretStr = Field(
+        SecretStr(""),
+        description="VAPID signing key (base64url of the raw 32-byte P-256 key); empty: "
+        "generated in the data dir.",
+    )
+    vapid_subject: str = Field(
+        "",
+        description="VAPID contact (mailto: or https: URL) push services may write to; empty: "
+        "mailto: the SMTP sender, else the public URL when https, else mailto:admin@localhost.",
+    )
+    push_private_networks: bool = Field(
+        False,
+        description="Let Web Push reach push services on loopback and private addresses (tests, "
+        "a push service on this network); off, public addresses only.",
+    )
+    smtp_host: str = Field("", description="SMTP server for emails; empty: no emails are sent.")
+    smtp_port: int = Field(587, gt=0, le=65535, description="SMTP port.")
+    smtp_username: str = Field("", description="SMTP user name; empty: no authentication.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_from: str = Field(
+        "", description="From address of emails; empty: shopcast@ the public URL's host."
+    )
+    smtp_starttls: bool = Field(
+        True, description="Require STARTTLS on the SMTP connection (off: plain, for a relay)."
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator(
@@ -273,15 +308,46 @@ class Settings(BaseSettings):
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
 
+    @property
+    def resolved_smtp_from(self) -> str:
+        return self.smtp_from or f"shopcast@{urlsplit(self.resolved_public_url).hostname}"
+
+    @property
+    def resolved_vapid_subject(self) -> str:
+        if self.vapid_subject:
+            return self.vapid_subject
+        if self.smtp_host:
+            return f"mailto:{self.resolved_smtp_from}"
+        if self.resolved_public_url.startswith("https://"):
+            return self.resolved_public_url
+        return "mailto:admin@localhost"
+
+    def ensure_vapid_key(self) -> str:
+        """Return the VAPID private key, creating and keeping one in the data dir on first use."""
+        if not self.vapid_private_key.get_secret_value():
+            self.vapid_private_key = SecretStr(self._kept(VAPID_KEY_FILE, _new_vapid_key))
+        return self.vapid_private_key.get_secret_value()
+
     def ensure_jwt_secret(self) -> str:
         """Return the JWT key, creating and keeping one in the data dir on first use."""
-        if self.jwt_secret.get_secret_value():
-            return self.jwt_secret.get_secret_value()
-        path = self.data_dir / JWT_SECRET_FILE
+        if not self.jwt_secret.get_secret_value():
+            self.jwt_secret = SecretStr(
+                self._kept(JWT_SECRET_FILE, lambda: secrets.token_urlsafe(48))
+            )
+        return self.jwt_secret.get_secret_value()
+
+    def _kept(self, name: str, make: Callable[[], str]) -> str:
+        """The secret in the data dir's file ``name``, made by ``make`` (only its owner may read
+        it) the first time."""
+        path = self.data_dir / name
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        secret = path.read_text().strip()
-        self.jwt_secret = SecretStr(secret)
-        return secret
+            path.write_text(make())
+        return path.read_text().strip()
+
+
+def _new_vapid_key() -> str:
+    """A P-256 private key as VAPID tools write it: base64url of its 32 raw bytes."""
+    number = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    return base64.urlsafe_b64encode(number.to_bytes(32, "big")).rstrip(b"=").decode()

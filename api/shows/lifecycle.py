@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.db import utcnow
+from api.notifications.fanout import queue_go_live
 from api.shows.models import Stream
 from api.web.context import Rooms
 from api.web.errors import ApiError
@@ -52,7 +53,8 @@ def ensure_not_finished(stream: Stream) -> None:
 
 
 async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> None:
-    """Queue stream.live (the first time media arrived) or stream.ended for the seller's shop."""
+    """Queue stream.live (the first time media arrived) or stream.ended for the seller's shop,
+    and the first time, the followers' go-live notifications when the show asks for them."""
     event = None
     if stream.status == S.LIVE and source == S.CREATED:
         event = "stream.live"
@@ -67,6 +69,8 @@ async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> 
             "ended_at": stream.ended_at.isoformat() if stream.ended_at else None,
         }
         await webhooks.enqueue(session, stream.owner_id, event, data)
+    if event == "stream.live" and stream.notify_followers:
+        await queue_go_live(session, stream.id, stream.owner_id, stream.title)
 
 
 async def announce_status(rooms: Rooms, bus: Bus, stream_id: str, status: StreamStatus) -> None:

@@ -86,6 +86,7 @@ PAGES = {
     "/admin": ("admin", "admin.html", "The admin dashboard"),
     "/admin/shows/{stream_id}": ("admin_show", "admin.html", "The admin dashboard, on one show"),
     "/api/docs": ("api_docs", "api-docs.html", "This document in Swagger UI"),
+    "/unsubscribe": ("unsubscribe", "unsubscribe.html", "A notification's unsubscribe link"),
 }
 
 

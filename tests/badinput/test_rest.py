@@ -38,6 +38,9 @@ ENDPOINTS = [
     ("POST", "/api/v1/streams/{stream_id}/auctions", "seller"),
     ("POST", "/api/v1/streams/{stream_id}/delay", "buyer"),
     ("POST", "/api/v1/webhooks", "seller"),
+    ("POST", "/api/v1/me/push-subscriptions", "buyer"),
+    ("PATCH", "/api/v1/me/notifications", "buyer"),
+    ("PUT", "/api/v1/me/notifications/sellers/{seller_id}", "buyer"),
 ]
 
 json_values = st.recursive(
@@ -78,7 +81,9 @@ async def test_fuzzed_json_bodies(
         "buyer": await shop.account(),
         "admin": await shop.account("admin"),
     }
-    url = path.format(stream_id=sid, product_id=pid, user_id=accounts["buyer"].id)
+    url = path.format(
+        stream_id=sid, product_id=pid, user_id=accounts["buyer"].id, seller_id=seller.id
+    )
     headers = dict(accounts[who].auth) if who else {}
     seen: set[int] = set()
 
