@@ -71,10 +71,7 @@ class LiveNode:
 
     async def start(self) -> None:
         await self.sfu.start_workers(self._settings.workers)
-        for stream_id in await self.recordings.recover():
-            # Unless its publisher came back on another node meanwhile: the show goes on there.
-            if await self.registry.owner(stream_id) is None:
-                await self._states.interrupted(stream_id)
+        await self.recordings.recover(self._cut_short)
         await self.registry.heartbeat([])  # this node's address is known before its first claim
         self._beating.start()
         self.audience.start()
@@ -91,6 +88,12 @@ class LiveNode:
         for stream_id in {*carried, *await self.recordings.close()}:
             await self._states.interrupted(stream_id)
             await self.registry.release(stream_id)
+
+    async def _cut_short(self, stream_id: str) -> None:
+        """Its recording shows the show died with this node: interrupted, unless its publisher
+        came back on another node meanwhile (the show goes on there)."""
+        if await self.registry.owner(stream_id) is None:
+            await self._states.interrupted(stream_id)
 
     async def end_media(self, stream_id: str) -> None:
         await self.sfu.close_room(stream_id)

@@ -17,8 +17,9 @@ import asyncio
 import functools
 import logging
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -66,8 +67,15 @@ class Replays(Protocol):
         """The recording stopped early (the disk filled up)."""
         ...
 
-    async def published(self, stream_id: str, vod_url: str, thumbnail_url: str | None) -> None:
-        """The replay is in the object store at ``vod_url``."""
+    async def published(
+        self,
+        stream_id: str,
+        vod_url: str,
+        thumbnail_url: str | None,
+        media: tuple[datetime, datetime] | None,
+    ) -> None:
+        """The replay is in the object store at ``vod_url``; ``media``: when its first and last
+        media arrived (the replay's time 0 and its end), if known."""
         ...
 
 
@@ -203,7 +211,7 @@ class Recordings:
             if text is not None:
                 await asyncio.to_thread((result.directory / MASTER_PLAYLIST).write_text, text)
                 files.append(MASTER_PLAYLIST)
-        await self._upload(stream_id, result.directory, files, layers)
+        await self._upload(stream_id, result.directory, files, layers, _media_span(result))
         log.info(
             "recording of %s: %.1f s%s",
             stream_id,
@@ -212,7 +220,12 @@ class Recordings:
         )
 
     async def _upload(
-        self, stream_id: str, directory: Path, files: list[str], layers: dict[str, list[str]]
+        self,
+        stream_id: str,
+        directory: Path,
+        files: list[str],
+        layers: dict[str, list[str]],
+        media: tuple[datetime, datetime] | None = None,
     ) -> None:
         """Upload (or resume uploading) a finished recording, then publish its VOD URL.
 
@@ -243,31 +256,32 @@ class Recordings:
             vod_url = await self._store.url_for(playlist)
             has_poster = await self._store.exists(poster)
             thumbnail = await self._store.url_for(poster) if has_poster else None
-            await self._replays.published(stream_id, vod_url, thumbnail)
+            await self._replays.published(stream_id, vod_url, thumbnail, media)
         # Published: what is left locally (journal, metadata) is no longer needed, and start-up
         # must not find this recording again.
         await asyncio.to_thread(shutil.rmtree, directory, True)
 
-    async def recover(self) -> list[str]:
+    async def recover(self, cut_short: Callable[[str], Awaitable[None]]) -> None:
         """At start-up: repair the recordings a crash cut short and finish their uploads.
 
-        Returns the streams whose recording was cut short: their show died with this node.
+        ``cut_short`` is awaited for each stream whose recording was cut short (its show died
+        with this node) before its upload starts, so the replay's publication comes after it.
         """
         if not self._directory.exists():
-            return []
-        cut: list[str] = []
+            return
         for directory in sorted(p for p in self._directory.iterdir() if p.is_dir()):
             files: list[str] = []
+            media = None
             if needs_repair(directory):
-                files = (await asyncio.to_thread(repair, directory)).files
-                cut.append(directory.name)
+                repaired = await asyncio.to_thread(repair, directory)
+                files, media = repaired.files, _media_span(repaired)
+                await cut_short(directory.name)
             # A rendition cut short by the crash is dropped; one whose upload began resumes.
             layers: dict[str, list[str]] = {
                 p.name: [] for p in directory.iterdir() if p.is_dir() and (p / JOURNAL).exists()
             }
             if files or any(directory.iterdir()):
-                self._spawn(self._upload(directory.name, directory, files, layers))
-        return cut
+                self._spawn(self._upload(directory.name, directory, files, layers, media))
 
     def _spawn(self, work: object) -> None:
         task = asyncio.ensure_future(work)  # type: ignore[call-overload]
@@ -287,6 +301,13 @@ class Recordings:
         if self._work:
             await asyncio.wait(self._work, timeout=30)
         return stopped
+
+
+def _media_span(result: RecordingResult) -> tuple[datetime, datetime] | None:
+    """When the recording's first and last media arrived (its playlists' program date time)."""
+    if result.started_at is None:
+        return None
+    return result.started_at, result.started_at + timedelta(seconds=result.duration)
 
 
 def _audio_to(recorders: Iterable[Recorder]) -> Callable[[str, bytes], None]:

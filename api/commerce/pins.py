@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -122,5 +124,16 @@ async def pins(ctx: Context, stream_id: str) -> PinsOut:
     )
     return PinsOut(
         pinned=[cues.pin_out(r) for r in rows],
-        timeline=[PinEventOut.model_validate(e) for e in events],
+        timeline=[_on_the_replay(e, stream.recording_started_at) for e in events],
+    )
+
+
+def _on_the_replay(event: PinEvent, replay_start: datetime | None) -> PinEventOut:
+    """The cue, timed on the replay's clock once there is one (its time 0 is the recording's
+    first media, which comes after the show went live: the keyframe wait, the recorder's start)."""
+    out = PinEventOut.model_validate(event)
+    if replay_start is None:
+        return out
+    return out.model_copy(
+        update={"offset_seconds": (event.created_at - replay_start).total_seconds()}
     )

@@ -47,7 +47,10 @@ class PinEventOut(Output):
     action: Literal["pin", "unpin", "tag"]
     x: float | None
     y: float | None
-    offset_seconds: float | None
+    offset_seconds: float | None = Field(
+        description="Seconds into the replay once the recording is published (its first media "
+        "is time 0), before that since the show went live; null before the show"
+    )
     price_cents: int
     sale_price_cents: int | None
     sale_quantity: int | None

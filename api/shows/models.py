@@ -59,6 +59,8 @@ class Stream(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column()
     started_at: Mapped[datetime | None] = mapped_column()
     ended_at: Mapped[datetime | None] = mapped_column()
+    # The replay's time 0: when its first media arrived (its playlists' program date time).
+    recording_started_at: Mapped[datetime | None] = mapped_column()
     publish_token_hash: Mapped[str | None] = mapped_column(String(64))
     peak_viewers: Mapped[int] = mapped_column(Integer, default=0)
     unique_viewers: Mapped[int] = mapped_column(Integer, default=0)

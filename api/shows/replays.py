@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.shows.models import Stream
+from live.states import StreamStatus
 
 
 class Replays:
@@ -26,8 +29,27 @@ class Replays:
     async def truncated(self, stream_id: str) -> None:
         await self._set(stream_id, recording_truncated=True)
 
-    async def published(self, stream_id: str, vod_url: str, thumbnail_url: str | None) -> None:
-        await self._set(stream_id, vod_url=vod_url, thumbnail_url=thumbnail_url)
+    async def published(
+        self,
+        stream_id: str,
+        vod_url: str,
+        thumbnail_url: str | None,
+        media: tuple[datetime, datetime] | None,
+    ) -> None:
+        if media is None:
+            await self._set(stream_id, vod_url=vod_url, thumbnail_url=thumbnail_url)
+            return
+        start, end = media
+        await self._set(
+            stream_id, vod_url=vod_url, thumbnail_url=thumbnail_url, recording_started_at=start
+        )
+        # A show its node's death cut short ended with its last media, not when a node noticed.
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Stream)
+                .where(Stream.id == stream_id, Stream.status == StreamStatus.INTERRUPTED)
+                .values(ended_at=end)
+            )
 
     async def _set(self, stream_id: str, **values: object) -> None:
         async with self._sessions.begin() as session:

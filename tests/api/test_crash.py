@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,22 @@ async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: An
     async with http.request(method, url, **kwargs) as response:
         assert response.status < 300, await response.text()
         return await response.json()
+
+
+def _first_date(playlist: str) -> str:
+    return next(
+        line.split(":", 1)[1]
+        for line in playlist.splitlines()
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")
+    )
+
+
+def _length(playlist: str) -> float:
+    return sum(
+        float(line.split(":", 1)[1].rstrip(",").split(",")[0])
+        for line in playlist.splitlines()
+        if line.startswith("#EXTINF:")
+    )
 
 
 async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_path: Path) -> None:
@@ -56,6 +73,7 @@ async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_
                 assert time.monotonic() < deadline, "no segments recorded"
                 await asyncio.sleep(0.2)
         node.kill()
+        killed_at = datetime.now(UTC)
         await publisher.close()
 
         restarted = Node(tmp_path / "data", **settings)
@@ -72,6 +90,12 @@ async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_
                 async with http.get(data["vod_url"]) as response:
                     vod = await response.text()
                 assert "#EXT-X-ENDLIST" in vod
+                # The show ended with its last media, not when the node came back.
+                start = datetime.fromisoformat(_first_date(vod))
+                last_media = start + timedelta(seconds=_length(vod))
+                ended = datetime.fromisoformat(data["ended_at"])
+                assert abs((ended - last_media).total_seconds()) < 0.01, (ended, last_media)
+                assert ended < killed_at
                 base = data["vod_url"].rsplit("/", 1)[0]
                 names = ["init.mp4"] + [x for x in vod.splitlines() if x and not x.startswith("#")]
                 joined = tmp_path / "replay.mp4"

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from api.tables import Base
 from peers.webrtc import PublisherPeer
+from tests.api.test_crash import _first_date
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
@@ -97,6 +99,12 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     vod = await (await client.get(path)).text()
     assert "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
     assert f'X-PRODUCT-ID="{product["id"]}"' in vod
+    # The replay's cards are timed on its own clock: 0 is its first media (program date time).
+    replay_start = datetime.fromisoformat(_first_date(vod))
+    timeline = (await (await client.get(f"/api/v1/streams/{sid}/pins")).json())["timeline"]
+    [pin] = [cue for cue in timeline if cue["action"] == "pin"]
+    on_the_replay = (datetime.fromisoformat(pin["created_at"]) - replay_start).total_seconds()
+    assert abs(pin["offset_seconds"] - on_the_replay) < 0.001, (pin, replay_start)
     base = path.rsplit("/", 1)[0]
     names = ["init.mp4"] + [line for line in vod.splitlines() if line and not line.startswith("#")]
     joined = tmp_path / "replay.mp4"

@@ -61,7 +61,13 @@ class Published:
     async def truncated(self, stream_id: str) -> None:
         raise AssertionError("the recording was cut short")
 
-    async def published(self, stream_id: str, vod_url: str, thumbnail_url: str | None) -> None:
+    async def published(
+        self,
+        stream_id: str,
+        vod_url: str,
+        thumbnail_url: str | None,
+        media: tuple[datetime, datetime] | None,
+    ) -> None:
         self.urls.append(vod_url)
 
 
