@@ -4,6 +4,7 @@
 import { auctionPanel } from "./auction.js";
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { embed } from "./embedding.js";
+import { followBar, refreshFollow } from "./follow.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
 import { askDelivery, deliveryText, holdLine, howToPay, payAction, tickHolds, trackLink } from "./purchase.js";
@@ -684,6 +685,11 @@ function openAccount() {
   (signedInNow ? $("#sign-out") : $("#auth-form").email).focus();
 }
 
+function askSignIn(then) {
+  state.afterSignIn = then;
+  openAccount();
+}
+
 function accountButton() {
   $("#account-button").textContent = session.user ? session.user.display_name : "Sign in";
 }
@@ -693,6 +699,7 @@ function signedIn() {
   $("#auth-form").reset();
   accountButton();
   openSocket();
+  refreshFollow();
   const then = state.afterSignIn;
   state.afterSignIn = null;
   then?.();
@@ -706,6 +713,7 @@ function signedOut() {
   state.orders.clear();
   accountButton();
   openSocket();
+  refreshFollow();
 }
 $("#edit-delivery").addEventListener("click", async () => {
   $("#account").close();
@@ -756,7 +764,10 @@ async function start() {
   } catch (error) {
     early?.then((done) => done.stop()).catch(() => {});
     const audience = error.details?.audience;
-    if (audience) show(`This show is for ${audience === "followers" ? "the seller's followers" : "the seller's neighbourhood"}: sign in.`, null, "error");
+    if (audience === "followers") show("This show is for the seller's followers: follow them to watch.", null, "error");
+    else if (audience) show("This show is for the seller's neighbourhood: sign in.", null, "error");
+    // Following from here opens the show: the page loads again as a follower.
+    if (error.details?.seller_id) followBar(error.details.seller_id, { signIn: askSignIn, onFollow: () => location.reload() });
     else if (error.status === 404) missing();
     else show(`Could not load the show (${error.message}).`, null, "error");
     if (error.status === 401) openAccount();
@@ -764,6 +775,7 @@ async function start() {
     return;
   }
   $("#title").textContent = state.stream.title;
+  followBar(state.stream.owner.id, { signIn: askSignIn });
   $("#timeshift").hidden = !state.stream.record_stream; // no recording: nothing to rewind into
   document.title = `${state.stream.title} · Shopcast`;
   setStatus(state.stream.status);
