@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import statistics
 import tempfile
@@ -191,7 +192,7 @@ def report(
     playlist = recorder.playlist
     parts = [p.duration for s in playlist.segments for p in s.parts]
     seg = [s.duration for s in playlist.segments]
-    gaps = [b - a for a, b in zip(recorder.part_times, recorder.part_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(recorder.part_times)]
     print(f"feeder alone:           {baseline:5.2f} % of one core")
     print(f"feeder + recorder:      {total:5.2f} % of one core")
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import logging
@@ -34,6 +35,7 @@ from .track_ingest import TrackIngest
 
 log = logging.getLogger(__name__)
 
+PART_TIMES_KEPT = 3600  # 20 minutes of 1/3 s parts
 _SERVABLE = re.compile(r"^(init\.mp4|segment-\d{5}\.m4s|part-(\d{6})\.m4s|poster\.jpg)$")
 
 
@@ -77,7 +79,9 @@ class Recorder:
         self._muxer.start()
         self._dropping_video = False
         self.frames_dropped = 0
-        self.part_times: list[float] = []  # monotonic arrival of each part, for benchmarks
+        # When each of the latest parts was written (monotonic), for benchmarks; bounded, since
+        # a show adds three a second for hours.
+        self.part_times: collections.deque[float] = collections.deque(maxlen=PART_TIMES_KEPT)
         self.video_size: tuple[int, int] | None = None
         for policy in self._policies:
             policy.ask(self._origin.now())  # a recording starts at a keyframe

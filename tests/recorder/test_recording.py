@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from recorder.config import RecorderConfig
 from recorder.cue import Cue
 from recorder.recorder import Recorder
@@ -126,6 +128,17 @@ async def test_the_poster_is_written_while_the_show_is_live(
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
     assert await recorder.resolve("poster.jpg") == poster
     await recorder.finish()
+
+
+async def test_what_a_recorder_keeps_per_part_is_bounded(
+    tmp_path: Path, h264_av: list[Timed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("recorder.recorder.PART_TIMES_KEPT", 4)
+    recorder = Recorder(tmp_path, H264_TRACKS)
+    await feed(recorder, h264_av)
+    await recorder.finish()
+    assert len([p for s in recorder.playlist.segments for p in s.parts]) > 4
+    assert len(recorder.part_times) == 4
 
 
 async def test_segments_stay_short_when_keyframes_never_come(tmp_path: Path) -> None:
