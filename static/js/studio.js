@@ -5,6 +5,7 @@ import { $, api, authForm, confirmAction, connect, el, emit, money, say, session
 import { checkoutChoice, salesDesk } from "./fulfilment.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
+import { shareLocation } from "./whereabouts.js";
 
 const status = $("#status");
 const preview = $("#preview");
@@ -79,10 +80,12 @@ async function offerResume() {
 $("#details").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
+  if (form.audience.value === "neighborhood" && !(await placed())) return;
   state.details = {
     title: form.title.value.trim(),
     description: form.description.value.trim(),
     audience: form.audience.value,
+    scheduled_at: form.scheduled_at.value ? new Date(form.scheduled_at.value).toISOString() : null,
     estimated_duration: form.estimated_duration.value ? Number(form.estimated_duration.value) : null,
     notify_followers: form.notify_followers.checked,
     notify_neighborhood: form.notify_neighborhood.checked,
@@ -90,6 +93,20 @@ $("#details").addEventListener("submit", async (event) => {
   showStep(2);
   await loadCatalogue();
 });
+
+// A neighbourhood show is for the people around its seller: the seller says roughly where.
+async function placed() {
+  try {
+    if ((await api("GET", "/me")).home_cell) return true;
+    say(status, "A neighbourhood show reaches people near you: your browser will ask to share your location (about 6 km around you is kept, never the exact point).");
+    await shareLocation();
+    say(status, "");
+    return true;
+  } catch (error) {
+    say(status, `${error.message} Choose another audience, or allow location sharing.`, "error");
+    return false;
+  }
+}
 
 // Step 2: products.
 async function loadCatalogue() {

@@ -10,6 +10,7 @@ import { onPictureChange, placeOnPicture } from "./picture.js";
 import { askDelivery, deliveryText, holdLine, howToPay, payAction, tickHolds, trackLink } from "./purchase.js";
 import { watchReception } from "./reception.js";
 import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
+import { shareLocation } from "./whereabouts.js";
 
 const streamId = decodeURIComponent(location.pathname.split("/").pop());
 const video = $("#player");
@@ -765,11 +766,13 @@ async function start() {
     early?.then((done) => done.stop()).catch(() => {});
     const audience = error.details?.audience;
     if (audience === "followers") show("This show is for the seller's followers: follow them to watch.", null, "error");
+    else if (error.details?.needs_location) askLocation();
+    else if (audience === "neighborhood" && error.status === 403) show("This show is for people near the seller.", null, "error");
     else if (audience) show("This show is for the seller's neighbourhood: sign in.", null, "error");
     // Following from here opens the show: the page loads again as a follower.
     if (error.details?.seller_id) followBar(error.details.seller_id, { signIn: askSignIn, onFollow: () => location.reload() });
     else if (error.status === 404) missing();
-    else show(`Could not load the show (${error.message}).`, null, "error");
+    else if (!audience) show(`Could not load the show (${error.message}).`, null, "error");
     if (error.status === 401) openAccount();
     embed.emit("error", { error: error.code, status: error.status });
     return;
@@ -782,6 +785,23 @@ async function start() {
   if (forceHls) state.playback = "hls";
   openSocket();
   await startPlayback(early);
+}
+
+// A neighbourhood show, and the viewer has not said where they are: offer to, then load again.
+function askLocation() {
+  show("This show is for people near the seller. Share your approximate location (about 6 km around you, never the exact point) to watch.", null, "error");
+  const share = el("button", { type: "button", id: "share-location" }, "Share my approximate location");
+  share.addEventListener("click", async () => {
+    share.disabled = true;
+    try {
+      await shareLocation();
+      location.reload();
+    } catch (error) {
+      show(error.message, null, "error");
+      share.disabled = false;
+    }
+  });
+  status.after(share);
 }
 
 function missing() {
