@@ -150,12 +150,19 @@ def _services(
     realtime: Realtime,
 ) -> Services:
     """What every REST handler receives (``Context.services``)."""
+    # Half the CPUs at most hash passwords; the others keep forwarding media.
+    passwords = Passwords(max(1, usable_cpus() // 2))
+
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        yield
+        passwords.close()
+
+    app.cleanup_ctx.append(lifespan)
     services = Services(
         sessions=db.sessions,
         reads=db.reads,
         tokens=tokens,
-        # Half the CPUs at most hash passwords; the others keep forwarding media.
-        passwords=Passwords(max(1, usable_cpus() // 2)),
+        passwords=passwords,
         limiter=twins.limiter,
         auth_limit=Limit(rate=settings.auth_attempts_per_minute / 60, burst=settings.auth_burst),
         ice=IceConfig(

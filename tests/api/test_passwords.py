@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,10 @@ async def test_hashing_leaves_the_loop_free_where_a_blocking_hash_holds_it() -> 
         return await asyncio.gather(*(passwords.verify(stored, "a password") for _ in range(4)))
 
     held = max(await stalls(blocking()))
-    free = await stalls(threaded())
+    try:
+        free = await stalls(threaded())
+    finally:
+        passwords.close()
     p90 = free[len(free) * 9 // 10]
     assert p90 < held / 4, f"loop held {p90:.3f} s (p90) by 4 threaded checks, {held:.3f} s by one"
 
@@ -66,8 +70,23 @@ async def test_at_most_concurrency_hashes_run_at_once(monkeypatch: pytest.Monkey
     monkeypatch.setattr("api.identity.auth.hash_password", counted(lambda p: f"hash of {p}"))
     monkeypatch.setattr("api.identity.auth.verify_password", counted(lambda h, p: h == p))
     passwords = Passwords(2)
-    hashes = await asyncio.gather(*(passwords.hash(str(n)) for n in range(6)))
-    checks = await asyncio.gather(*(passwords.verify("x", p) for p in ("x", "y") * 3))
+    try:
+        hashes = await asyncio.gather(*(passwords.hash(str(n)) for n in range(6)))
+        checks = await asyncio.gather(*(passwords.verify("x", p) for p in ("x", "y") * 3))
+    finally:
+        passwords.close()
     assert hashes == [f"hash of {n}" for n in range(6)]
     assert checks == [True, False] * 3
     assert most == 2
+
+
+async def test_hashing_threads_run_at_the_lowest_priority() -> None:
+    passwords = Passwords(1)
+    try:
+        await passwords.hash("x")
+        (thread,) = [t for t in threading.enumerate() if t.name.startswith("argon2")]
+        assert thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == 19
+    finally:
+        passwords.close()
+    assert os.getpriority(os.PRIO_PROCESS, 0) < 19, "the loop's thread keeps its priority"
