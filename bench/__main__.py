@@ -106,6 +106,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("orders", "requests_per_s", "p99_ms"),
         )
 
+    def notifications(engine: str, followers: int) -> Run:
+        return Run(
+            f"Go-live emails, {engine}",
+            f"{followers} followers",
+            "bench.notifications",
+            ("--engine", engine, "--followers", str(followers)),
+            ("notifications_per_s", "lag_p99_ms", "lag_worst_ms", "idle_p99_ms"),
+        )
+
     return [
         (sfu(25 * n, 1), sfu(50 * n, 1)),
         (sfu(50 * n, 2), sfu(100 * n, 2)),
@@ -118,6 +127,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (orders("postgresql", 250 * n), orders("postgresql", 500 * n)),
         (auctions("sqlite", 250 * n), auctions("sqlite", 500 * n)),
         (auctions("postgresql", 250 * n), auctions("postgresql", 500 * n)),
+        (notifications("sqlite", 5000 * n), notifications("sqlite", 10000 * n)),
     ]
 
 

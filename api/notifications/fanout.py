@@ -104,7 +104,8 @@ async def expand(
     ]
     if values:
         insert = _insert_for(session)
-        await session.execute(insert(Notification).values(values).on_conflict_do_nothing())
+        # executemany: one compiled statement, not a VALUES list of 5,000 parameters
+        await session.execute(insert(Notification).on_conflict_do_nothing(), values)
     cursor = rows[-1].follower_id if rows else fanout.cursor
     return Batch(len(rows), len(values), cursor)
 

@@ -77,9 +77,10 @@ class Mailer:
         message.attach(MIMEText(rich, "html", "utf-8"))
         return Mail(mail.to, message.as_bytes())
 
-    async def send(self, messages: list[Mail]) -> list[Outcome]:
-        """Send each message over one connection; a message the connection failed before is
-        to try again, and so is one the server deferred (4xx)."""
+    async def send(self, mails: list[GoLiveMail]) -> list[Outcome]:
+        """Send each mail over one connection, built just before it is sent (so building a
+        batch never holds the event loop); a mail the connection failed before is to try
+        again, and so is one the server deferred (4xx)."""
         config = self._config
         client = aiosmtplib.SMTP(
             hostname=config.host,
@@ -92,11 +93,12 @@ class Mailer:
         outcomes: list[Outcome] = []
         try:
             async with client:
-                for message in messages:
+                for mail in mails:
+                    message = self.message(mail)
                     outcomes.append(await _send_one(client, self._envelope_from, message))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             lost = retry(f"{type(exc).__name__}: {exc}")
-            outcomes += [lost] * (len(messages) - len(outcomes))
+            outcomes += [lost] * (len(mails) - len(outcomes))
         return outcomes
 
 

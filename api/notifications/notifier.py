@@ -302,16 +302,15 @@ class Notifier:
             return []
         if mailer is None:
             return [(c.id, retry("this node sends no email (SMTP is not set)")) for c in claims]
-        messages = [mailer.message(self._mail(c)) for c in claims]
         share = -(-len(claims) // self._config.smtp_connections)
-        chunks = [range(i, min(i + share, len(claims))) for i in range(0, len(claims), share)]
+        chunks = [claims[i : i + share] for i in range(0, len(claims), share)]
         sent = await asyncio.gather(
-            *(mailer.send([messages[i] for i in chunk]) for chunk in chunks)
+            *(mailer.send([self._mail(c) for c in chunk]) for chunk in chunks)
         )
         return [
-            (claims[i].id, outcome)
+            (claim.id, outcome)
             for chunk, outcomes in zip(chunks, sent, strict=True)
-            for i, outcome in zip(chunk, outcomes, strict=True)
+            for claim, outcome in zip(chunk, outcomes, strict=True)
         ]
 
     def _mail(self, claim: _Claim) -> GoLiveMail:
