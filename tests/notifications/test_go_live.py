@@ -3,12 +3,15 @@ follower who asked for them, nothing to those who unsubscribed or when the show 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
+from api.db import new_id, utcnow
+from api.notifications.models import Fanout, Notification
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
 from peers.mailbox import Inbox
@@ -78,8 +81,9 @@ async def test_going_live_pushes_each_device_and_mails_who_asked(
     mails = inbox[0]
     seller = await shop.account("seller", display_name="Ana's Pottery")
     other_seller = await shop.account("seller")
-    phone_and_laptop, one_phone, reader, quiet, stranger = [await shop.account() for _ in range(5)]
-    for viewer in (phone_and_laptop, one_phone, reader, quiet):
+    accounts = [await shop.account() for _ in range(6)]
+    phone_and_laptop, one_phone, reader, quiet, no_push, stranger = accounts
+    for viewer in (phone_and_laptop, one_phone, reader, quiet, no_push):
         await follow(client, viewer, seller)
     await follow(client, stranger, other_seller)
     phone = await subscribe(client, phone_and_laptop, push_service.device("phone"))
@@ -87,6 +91,9 @@ async def test_going_live_pushes_each_device_and_mails_who_asked(
     await subscribe(client, one_phone, push_service.device("one-phone"))
     await subscribe(client, quiet, push_service.device("quiet-phone"))
     await subscribe(client, stranger, push_service.device("stranger-phone"))
+    await subscribe(client, no_push, push_service.device("no-push-phone"))
+    off = await client.patch("/api/v1/me/notifications", json={"push": False}, headers=no_push.auth)
+    assert (await off.json())["push"] is False, "push off for every seller"
     await wants_email(client, reader)
     await wants_email(client, quiet)
     muted = await client.put(
@@ -260,3 +267,60 @@ async def test_a_bad_subscription_or_setting_is_refused_and_changes_nothing(
         f"/api/v1/me/notifications/sellers/{seller.id}", json={"push": False}, headers=viewer.auth
     )
     assert (await other.json())["muted"] == [{"seller_id": seller.id, "channel": "push"}]
+
+
+async def test_jobs_of_a_worker_that_died_are_taken_over(
+    client: Client, shop: Shop, inbox: tuple[Inbox, int], database_url: str
+) -> None:
+    """A fan-out and a notification left running by a worker whose lease ran out (a node that
+    died mid-show) are claimed again and finished, each follower mailed once."""
+    seller = await shop.account("seller", display_name="Crashy")
+    first, second = await shop.account(), await shop.account()
+    for viewer in (first, second):
+        await follow(client, viewer, seller)
+        await wants_email(client, viewer)
+    stream = await shop.stream(seller, title="After the crash")
+    long_ago = utcnow() - timedelta(minutes=5)
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            fanout = new_id()
+            message = {"title": "After the crash", "seller": "Crashy"}
+            await conn.execute(
+                insert(Fanout).values(
+                    id=fanout,
+                    stream_id=stream["id"],
+                    seller_id=seller.id,
+                    message=message,
+                    state="running",
+                    cursor="",
+                    attempts=1,
+                    worker="dead",
+                    lease_expires_at=long_ago,
+                    created_at=long_ago,
+                )
+            )
+            await conn.execute(
+                insert(Notification).values(
+                    id=new_id(),
+                    fanout_id=fanout,
+                    stream_id=stream["id"],
+                    user_id=first.id,
+                    channel="email",
+                    state="running",
+                    attempts=1,
+                    next_attempt_at=long_ago,
+                    worker="dead",
+                    lease_expires_at=long_ago,
+                    sent_to=[],
+                    created_at=long_ago,
+                )
+            )
+    finally:
+        await engine.dispose()
+    await eventually(lambda: settled(database_url), 30, "the dead worker's jobs were not finished")
+    assert sorted(m["To"] for m in inbox[0].messages()) == sorted([first.email, second.email])
+    attempts = await rows(
+        database_url, "SELECT attempts FROM notifications WHERE user_id = :u", u=first.id
+    )
+    assert attempts == [(2,)], "the dead worker's try counts"
