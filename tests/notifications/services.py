@@ -43,6 +43,7 @@ class Device:
     )
     auth: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     status: int = 201  # what the push service answers for it
+    first: list[int] = field(default_factory=list)  # answers before that, one per push
 
     @property
     def public(self) -> bytes:
@@ -90,9 +91,10 @@ class PushService:
         self.received: list[Push] = []
         self.server: TestServer | None = None
 
-    def device(self, name: str, status: int = 201) -> Device:
+    def device(self, name: str, status: int = 201, first: tuple[int, ...] = ()) -> Device:
         assert self.server is not None
-        device = Device(name, str(self.server.make_url(f"/push/{name}")), status=status)
+        url = str(self.server.make_url(f"/push/{name}"))
+        device = Device(name, url, status=status, first=list(first))
         self.devices[name] = device
         return device
 
@@ -111,7 +113,7 @@ class PushService:
         assert int(request.headers["TTL"]) > 0
         payload = json.loads(device.decrypt(await request.read()))
         self.received.append(Push(device.name, payload, claims, dict(request.headers)))
-        return web.Response(status=device.status)
+        return web.Response(status=device.first.pop(0) if device.first else device.status)
 
     def to(self, name: str) -> list[Push]:
         return [p for p in self.received if p.device == name]

@@ -324,3 +324,27 @@ async def test_jobs_of_a_worker_that_died_are_taken_over(
         database_url, "SELECT attempts FROM notifications WHERE user_id = :u", u=first.id
     )
     assert attempts == [(2,)], "the dead worker's try counts"
+
+
+async def test_a_push_service_error_is_retried_for_that_device_only(
+    client: Client, shop: Shop, push_service: PushService, database_url: str
+) -> None:
+    seller, viewer = await shop.account("seller"), await shop.account()
+    await follow(client, viewer, seller)
+    steady = await subscribe(client, viewer, push_service.device("steady"))
+    await subscribe(client, viewer, push_service.device("flaky", first=(503,)))
+    await go_live(client, (await shop.stream(seller))["id"])
+    query = "SELECT state, error, sent_to FROM notifications"
+    first = await eventually(lambda: _retrying(database_url, query), 30, "the 503 was not recorded")
+    assert first[0][1] == "HTTP 503" and first[0][2] in ([steady], f'["{steady}"]')
+    # The backoff's time passes (the clock the row keeps): the next try is due now.
+    await shop.execute("UPDATE notifications SET next_attempt_at = :now", now=utcnow())
+    await eventually(lambda: settled(database_url), 30, "the retry did not finish")
+    assert [p.device for p in push_service.received].count("steady") == 1, "sent once"
+    assert [p.device for p in push_service.received].count("flaky") == 2, "tried again"
+    assert (await rows(database_url, "SELECT state FROM notifications")) == [("done",)]
+
+
+async def _retrying(database_url: str, query: str) -> list[tuple[Any, ...]]:
+    found = await rows(database_url, query)
+    return found if found and found[0][0] == "queued" and found[0][1] else []
