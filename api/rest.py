@@ -10,7 +10,7 @@ from api.analytics import report
 from api.catalog import product_media, products
 from api.commerce import auctions, checkout, fulfilment, orders, pins, purchases
 from api.notifications import preferences
-from api.realtime import endpoints
+from api.realtime import comments, endpoints
 from api.realtime.endpoints import SOCKET_PATHS
 from api.shows import calendar, discovery, lineup, streams
 from api.streaming import observability, viewer_delay
@@ -35,6 +35,7 @@ def rest_api() -> Api:
         lineup,
         report,
         endpoints,
+        comments,
         pins,
         orders,
         auctions,

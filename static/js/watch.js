@@ -3,6 +3,7 @@
 // Text from users is only ever set with textContent.
 import { auctionPanel } from "./auction.js";
 import { $, REACTIONS, SOLD_OUT, api, authForm, connect, el, emit, money, say, session, thumbnail } from "./common.js";
+import { replayComments } from "./comments.js";
 import { embed } from "./embedding.js";
 import { followBar, refreshFollow } from "./follow.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
@@ -196,6 +197,7 @@ async function startReplay() {
   video.controls = true; // a replay is scrubbed with the browser's own controls
   playHls(state.stream.vod_url, { live: false });
   video.addEventListener("timeupdate", replayCues);
+  if (state.stream.enable_comments) replayComments(streamId, video, { signedIn: () => Boolean(session.token), signIn: askSignIn });
 }
 
 // Product cues in the replay: the pins active at the video's time, from the stored timeline.
