@@ -386,6 +386,7 @@ async def test_the_sellers_order_list_names_and_reaches_the_buyer(
     assert listed[0]["buyer"] == {
         "id": buyer.id,
         "display_name": "Ann",
+        "handle": "ann",
         "role": "viewer",
         "email": buyer.email,
     }
