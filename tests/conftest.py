@@ -99,8 +99,14 @@ def migrated(engine_name: str, request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def database_url(migrated: str) -> AsyncIterator[str]:
+    """The test's database, empty: the run's PostgreSQL is emptied before and after each test
+    (tests of whole nodes use ``migrated`` itself and may leave rows behind)."""
+    await _empty(migrated)
     yield migrated
-    url = migrated
+    await _empty(migrated)
+
+
+async def _empty(url: str) -> None:
     if not url.startswith("postgresql"):
         return
     engine = create_engine(url)
