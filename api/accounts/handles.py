@@ -14,14 +14,15 @@ HANDLE_LENGTH = 24  # of the name part; a suffix of up to five more tells namesa
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
-def slug(display_name: str) -> str:
-    """Lower-case letters and digits, words joined by hyphens ("Sam's Shop" -> "sam-s-shop")."""
-    return _NOT_SLUG.sub("-", display_name.lower()).strip("-")[:HANDLE_LENGTH] or "seller"
+def slug(text: str, length: int = HANDLE_LENGTH) -> str:
+    """Lower-case ASCII letters and digits, words joined by hyphens, at most ``length``
+    characters ("Sam's Shop" -> "sam-s-shop"); empty when ``text`` has none."""
+    return _NOT_SLUG.sub("-", text.lower()).strip("-")[:length].strip("-")
 
 
 async def new_handle(session: AsyncSession, display_name: str) -> str:
     """A free handle for ``display_name``: its slug, or the slug and a number when taken."""
-    base = slug(display_name)
+    base = slug(display_name) or "seller"
     handle = base
     for _ in range(20):
         if await session.scalar(select(User.id).where(User.handle == handle)) is None:

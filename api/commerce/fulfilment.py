@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import func, select
 
+from api.accounts.handles import slug
 from api.catalog.models import Product
 from api.commerce.models import Order, OrderStatus
 from api.commerce.orders import _merchant, order_data, order_for_change, tell_buyer
@@ -262,8 +262,7 @@ def _row(order: Order, product: str, buyer_name: str, buyer_email: str) -> list[
 
 def _filename(title: str) -> str:
     """An ASCII file name from the show's title: "Scarves & mugs" -> scarves-mugs-orders.csv."""
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:60].strip("-")
-    return f"{slug or 'show'}-orders.csv"
+    return f"{slug(title, 60) or 'show'}-orders.csv"
 
 
 @api.route(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from aiohttp import web
 from icalendar import Alarm, Calendar, Event
 
+from api.accounts.handles import slug
 from api.shows.access import viewable_stream
 from api.web.context import Context
 from api.web.errors import ApiError
@@ -55,7 +55,7 @@ async def show_calendar(ctx: Context, stream_id: str) -> web.Response:
     calendar.add("prodid", "-//Shopcast//Shows//EN")
     calendar.add("version", "2.0")
     calendar.add_component(event)
-    name = re.sub(r"[^a-z0-9]+", "-", stream.title.lower()).strip("-")[:60] or "show"
+    name = slug(stream.title, 60) or "show"
     return web.Response(
         body=calendar.to_ical(),
         content_type=CALENDAR,
