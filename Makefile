@@ -3,22 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Every dependency, pinned with hashes: LOCK is what the image installs, DEV_LOCK adds the dev extra.
+LOCK := requirements.txt
+DEV_LOCK := requirements-dev.txt
 WEB := static/node_modules/.installed
 
 NETNS := shopcast-e2e
 
-.PHONY: run install migrate test test-browser lint fmt openapi bench clean
+.PHONY: run install lock migrate test test-browser lint fmt openapi bench clean
 
 run: install migrate
 	$(PY) -m server serve
 
 install: $(STAMP) $(WEB)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+# Resolves pyproject.toml again, keeping every pin that still fits (LOCK_FLAGS=--upgrade moves all
+# to their newest releases, LOCK_FLAGS="--upgrade-package NAME" one). The runtime lock is
+# constrained by the dev one, so both pin the same versions.
+LOCK_FLAGS ?=
+COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS)
+lock: $(STAMP)
+	$(COMPILE) --extra dev --output-file $(DEV_LOCK)
+	$(COMPILE) --constraints $(DEV_LOCK) --output-file $(LOCK)
 
 $(WEB): static/package.json static/package-lock.json
 	cd static && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
