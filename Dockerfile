@@ -11,7 +11,8 @@ RUN apt-get update \
 WORKDIR /src/static
 COPY static/package.json static/package-lock.json ./
 # --ignore-scripts: swagger-ui-dist pulls in @scarf/scarf, whose install script reports installs.
-RUN npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+# --omit=dev: the AsyncAPI parser and axe-core are for the tests only.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # The wheel, with the pages and their libraries inside it (pyproject.toml says which).
 FROM python:3.11-slim AS wheel

@@ -10,7 +10,7 @@ WEB := static/node_modules/.installed
 
 NETNS := shopcast-e2e
 
-.PHONY: run install lock migrate test test-browser lint fmt openapi bench clean
+.PHONY: run install lock migrate test test-browser lint fmt openapi asyncapi bench clean
 
 run: install migrate
 	$(PY) -m server serve
@@ -69,6 +69,9 @@ bench: install
 
 openapi: $(STAMP)
 	$(PY) -m server openapi --output docs/openapi.json
+
+asyncapi: $(STAMP)
+	$(PY) -m server asyncapi --output docs/asyncapi.yaml
 
 clean:
 	rm -rf $(VENV) static/node_modules

@@ -1,4 +1,4 @@
-"""``shopcast`` / ``python -m server``: serve, worker, migrate, create-admin, openapi."""
+"""``shopcast`` / ``python -m server``: serve, worker, migrate, create-admin, openapi, asyncapi."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from api.identity.auth import hash_password
 from api.identity.models import Role, User
+from api.realtime.contract import asyncapi_yaml
 from api.rest import openapi_spec, rest_api
 from api.web.schemas import email_address
 from server import http, migrate
@@ -71,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     spec = commands.add_parser("openapi", help="print the OpenAPI document")
     spec.add_argument("--output", help="write to this file instead of standard output")
+    events = commands.add_parser("asyncapi", help="print the AsyncAPI document (YAML)")
+    events.add_argument("--output", help="write to this file instead of standard output")
     return parser
 
 
@@ -105,10 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command == "create-admin":
         return asyncio.run(_create_admin(settings, args))
-    spec = openapi_spec(rest_api())
-    text = json.dumps(spec, indent=2) + "\n"
-    if args.output:
-        with open(args.output, "w") as out:
+    if command == "asyncapi":
+        return _write(asyncapi_yaml(version("shopcast")), args.output)
+    return _write(json.dumps(openapi_spec(rest_api()), indent=2) + "\n", args.output)
+
+
+def _write(text: str, output: str | None) -> int:
+    if output:
+        with open(output, "w") as out:
             out.write(text)
     else:
         sys.stdout.write(text)
