@@ -14,8 +14,13 @@ COPY static/package.json static/package-lock.json ./
 # --omit=dev: the AsyncAPI parser and axe-core are for the tests only.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 
-# The wheel, with the pages and their libraries inside it (pyproject.toml says which).
+# The wheel, with the pages and their libraries inside it (pyproject.toml says which), and the
+# SFU's native fan-out, compiled by hatch_build.py (the runtime image needs no compiler).
 FROM python:3.11-slim AS wheel
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 COPY --from=pages /src/static/node_modules static/node_modules

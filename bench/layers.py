@@ -71,7 +71,11 @@ def consumer(index: int, sink: socket.socket, target: tuple[str, int], abs_time:
     sender: object = SimpleNamespace(_ssrc=0x1000 + index, _rtx_ssrc=0x9000 + index)
     built = Consumer(kind="video", codec=CODEC, sender=sender, egress=Egress())  # type: ignore[arg-type]
     route = SimpleNamespace(
-        session=session, context=session._srtp[0], sendto=sink.sendto, address=target
+        session=session,
+        context=session._srtp[0],
+        socket=sink,  # the native path sends on the socket itself (sendmmsg)
+        sendto=sink.sendto,
+        address=target,
     )
     built.route(route)  # type: ignore[arg-type]
     extensions = [RTCRtpHeaderExtensionParameters(id=4, uri=MID_URI)]

@@ -446,3 +446,18 @@ def srtp_context(dtls: RTCDtlsTransport) -> Any:
 srtp_protect_in_place: Callable[[Any, Any, Any], int] = _srtp_binding.lib.srtp_protect
 srtp_ffi: Any = _srtp_binding.ffi
 SRTP_MAX_TRAILER_LEN = 16 + 128  # pylibsrtp's bound on what protect appends
+
+
+def srtp_protect_address() -> int:
+    """The C address of libsrtp's ``srtp_protect`` inside pylibsrtp's binding.
+
+    The native fan-out (sfu/_fanout.c) calls it through this pointer, so nothing links
+    against libsrtp: the library pylibsrtp ships is the one both paths use.
+    """
+    pointer = srtp_ffi.addressof(_srtp_binding.lib, "srtp_protect")
+    return int(srtp_ffi.cast("uintptr_t", pointer))
+
+
+def srtp_context_address(context: Any) -> int:
+    """The address of a libsrtp ``srtp_t`` (from :func:`srtp_context`), for the native path."""
+    return int(srtp_ffi.cast("uintptr_t", context))

@@ -1,34 +1,31 @@
 """Where a viewer's packets go: its SRTP context and its nominated pair's socket.
 
-Consumers send synchronously: libsrtp protects in a buffer each consumer owns, and the
-datagram leaves with one ``sendto`` on the raw socket. This replaces aiortc's awaited
-``RTCDtlsTransport._send_rtp`` (an allocating protect, then an awaited send through
-asyncio's unbounded write buffer).
+Consumers send synchronously: libsrtp protects in a scratch buffer, and the datagram leaves
+with one ``sendto`` on the raw socket (the native path batches them with ``sendmmsg``). This
+replaces aiortc's awaited ``RTCDtlsTransport._send_rtp`` (an allocating protect, then an
+awaited send through asyncio's unbounded write buffer).
 """
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCDtlsTransport
 
 from .aiortc_hooks import nominated_pairs, raw_socket, srtp_context
+from .lane import drop
 
 if TYPE_CHECKING:
     from .consumer import Consumer
-
-
-def drop(data: Any, address: tuple[str, int]) -> None:
-    """The ``sendto`` of a route that has no socket: every packet counts as dropped."""
-    raise BlockingIOError
 
 
 class Egress:
     """One subscriber's route, shared by its audio and video consumers.
 
     States: unbound -> bound (DTLS connected) -> closed. Consumers copy the route (socket
-    ``sendto``, address, libsrtp context) into their own attributes so the hot path does no
-    lookups; :meth:`refresh` pushes a new route if aioice nominates another pair.
+    ``sendto`` or the socket itself, address, libsrtp context) into their lanes so the hot
+    path does no lookups; :meth:`refresh` pushes a new route if aioice nominates another pair.
     """
 
     def __init__(self) -> None:
@@ -38,6 +35,7 @@ class Egress:
         self._consumers: list[Consumer] = []
         self.context: Any = None
         self.sendto: Any = drop
+        self.socket: socket.socket | None = None
         self.address: tuple[str, int] = ("", 0)
 
     @property
@@ -64,9 +62,10 @@ class Egress:
             return
         self._pair = pair
         if pair is None:
-            self.sendto = drop
+            self.socket, self.sendto = None, drop
         else:
-            self.sendto = raw_socket(pair.protocol.transport).sendto
+            self.socket = raw_socket(pair.protocol.transport)
+            self.sendto = self.socket.sendto
             self.address = pair.remote_addr
         for consumer in self._consumers:
             consumer.route(self)

@@ -6,11 +6,12 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCRtpCodecCapability
 from aiortc.clock import current_ntp_time
 
+from . import native
 from .keyframe import detectors, vp8_picture
 from .rtp import HEADER, abs_send_time, find_extension, header_length
 from .stats import ProducerStats, RateMeter
@@ -108,6 +109,12 @@ class Producer:
         self._targets: tuple[Consumer, ...] = ()
         self._watchers: tuple[Consumer, ...] = ()  # consumers switching to this layer
         self._forwarders: tuple[Callable[[Entry], None], ...] = ()  # bound, for the hot loop
+        # The native path: one call renders, protects and sends for every consumer's lane; a
+        # lane whose gate is closed gets its consumer's forward (``_gated``) instead.
+        self._fan_out = native.fan_out()
+        self._lanes: tuple[Any, ...] = ()
+        self._gated: tuple[Callable[[Entry], None], ...] = ()
+        self._switchers: tuple[Callable[[Entry], None], ...] = ()
         # Stream position, read by consumers when they re-anchor or build sender reports.
         self.ssrc: int | None = None
         self.last_ts = 0
@@ -207,8 +214,13 @@ class Producer:
         entry = (seq, ts, marker, payload, key, level, picture)  # shared by every consumer
         if self._keyframe_open and len(self._keyframe) < MAX_KEYFRAME_PACKETS:
             self._keyframe.append(entry)
-        for forward in self._forwarders:
-            forward(entry)
+        if self._fan_out is None:
+            for forward in self._forwarders:
+                forward(entry)
+            return
+        self._fan_out(entry, self._lanes, self._gated)
+        for switch_at in self._switchers:
+            switch_at(entry)
 
     def receive_rtx(self, data: bytes) -> None:
         """An RFC 4588 retransmission from the publisher: repair the consumers' streams with a
@@ -297,10 +309,10 @@ class Producer:
 
     def _set_targets(self, targets: tuple[Consumer, ...]) -> None:
         self._targets = targets
-        self._forwarders = (
-            *(c.forward for c in targets),
-            *(c.switch_at for c in self._watchers),
-        )
+        self._switchers = tuple(c.switch_at for c in self._watchers)
+        self._gated = tuple(c.forward for c in targets)
+        self._lanes = tuple(c.lane for c in targets)
+        self._forwarders = (*self._gated, *self._switchers)
 
     def request_keyframe(self) -> bool:
         """Send a PLI to the publisher unless one went out in the last keyframe interval."""

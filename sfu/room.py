@@ -21,6 +21,7 @@ from .events import (
     SfuEvent,
     SubscriberGone,
 )
+from .native import Mode
 from .offer import parse_offer
 from .ports import PortSettings
 from .producer import Producer, TrackSpec
@@ -53,6 +54,8 @@ class SfuSettings:
     keyframe_retry: float = 1.0
     # Period of the room's housekeeping: stats, sender reports, timeouts.
     tick: float = 0.5
+    # The fan-out: "auto" the native one if it was built, "on" it or fail, "off" Python's.
+    native: Mode = "auto"
 
 
 class RoomState(enum.Enum):

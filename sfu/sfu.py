@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from . import native
 from .aiortc_hooks import allow_h264_profiles, check_aiortc_version
 from .candidates import install_host_address_hook
 from .errors import NotLiveError
@@ -36,6 +37,7 @@ class Sfu:
         allow_h264_profiles()
         install_host_address_hook()
         self.settings = settings or SfuSettings()
+        native.configure(self.settings.native)
         self._events = events
         self._rooms: dict[str, Room] = {}
         self._pool: WorkerPool | None = None

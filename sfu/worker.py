@@ -22,6 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import native
 from .aiortc_hooks import allow_h264_profiles, check_aiortc_version
 from .candidates import IceSettings, install_host_address_hook
 from .errors import SfuError
@@ -65,6 +66,7 @@ class Worker(asyncio.DatagramProtocol):
         self, settings: SfuSettings, parent: tuple[str, int], emit: Callable[[Reply], None]
     ):
         self._settings = settings
+        native.configure(settings.native)
         self._parent = parent
         self._emit = emit
         self._rooms: dict[str, Room] = {}

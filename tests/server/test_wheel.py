@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -59,6 +61,11 @@ def test_the_installed_wheel_migrates_and_serves_pages_and_spec(tmp_path: Path) 
     run(*pip, "install", "--no-deps", "-q", wheel, cwd=tmp_path)
     where = run(python, "-c", "import api.web.pages as p; print(p.STATIC_DIR)", cwd=tmp_path)
     assert Path(where.strip()).is_relative_to(venv)
+    if shutil.which(shlex.split(sysconfig.get_config_var("CC") or "cc")[0]):
+        # The build hook compiled the native fan-out into the wheel, and the SFU takes it.
+        probe = "import sfu._fanout as f, sfu.native as n; print(f.__file__, n.active())"
+        built, active = run(python, "-c", probe, cwd=tmp_path).split()
+        assert Path(built).is_relative_to(venv) and active == "True"
 
     data = tmp_path / "data"
     env = {**os.environ, "SHOPCAST_DATA_DIR": str(data)}

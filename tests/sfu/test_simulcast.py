@@ -359,6 +359,8 @@ def test_rtx_is_routed_by_the_repaired_rid() -> None:
 class Repairs:
     """A consumer that notes the sequence numbers of the repairs it is handed."""
 
+    lane = None  # no lane: the producer's fan-out calls forward()
+
     def __init__(self) -> None:
         self.repaired: list[int] = []
 

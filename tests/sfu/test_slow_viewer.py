@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,8 +25,12 @@ async def test_a_slow_viewer_drops_its_own_packets_only(harness: Harness) -> Non
     def full(data: object, address: object) -> None:
         raise BlockingIOError
 
+    egress = slow_session.egress
+    full_route = SimpleNamespace(
+        session=egress.session, context=egress.context, sendto=full, address=egress.address
+    )
     for consumer in slow_session.consumers.values():
-        consumer._sendto = full
+        consumer.route(full_route)  # type: ignore[arg-type]
     slow_count, fast_count = len(slow.video_packets()), len(fast.video_packets())
     await asyncio.sleep(1.0)
     assert len(slow.video_packets()) == slow_count

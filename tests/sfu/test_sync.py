@@ -35,5 +35,5 @@ async def test_sender_reports_follow_the_publishers_clock(harness: Harness) -> N
             # Map the viewer's report back to the publisher's timeline: same instant, same
             # media time, give or take the publisher's own report-to-report jitter.
             expected = pub_rtp + (ntp - pub_ntp) * clock // NTP_SECOND
-            drift = ((rtp - consumer._ts_off - expected + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+            drift = ((rtp - consumer.lane.ts_off - expected + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
             assert abs(drift) < 0.03 * clock, (kind, drift)
