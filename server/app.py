@@ -224,6 +224,7 @@ def _live(
             udp_mux=settings.ice_udp_mux,
         ),
         media_timeout=settings.media_timeout_seconds,
+        native=settings.sfu_native,
     )
     live = LiveNode(
         LiveSettings(

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
         description="Processes forwarding media to viewers; 0 means one per CPU this process "
         "may use (its affinity, capped by the container's CPU quota).",
     )
+    sfu_native: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The SFU's fan-out: auto uses the native one (compiled at install) if it "
+        "was built and otherwise Python's with a warning; on requires it; off forwards in Python.",
+    )
     hls_dvr_seconds: float = Field(
         DVR_CAP_SECONDS,
         ge=RecorderConfig().min_dvr_seconds,
