@@ -79,6 +79,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("kernel_floor", "one_layer", "one_layer_with_abs_send_time", "three_layers"),
         )
 
+    def fan_out(viewers: int) -> Run:
+        return Run(
+            "SFU fan-out, native and Python, beside the sendto and sendmmsg floors",
+            f"{viewers} viewers on one socket",
+            "bench.native",
+            ("--viewers", str(viewers), "--packets", str(300 * n), "--shared"),
+            ("native_us", "python_us", "floor_sendmmsg_us", "native_per_core"),
+        )
+
     def switch(viewers: int) -> Run:
         return Run(
             "Layer switch (PLI, keyframe, fan-out; 50 ms publisher round trip)",
@@ -120,6 +129,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (sfu(50 * n, 2), sfu(100 * n, 2)),
         (mux(10 * n), mux(20 * n)),
         (layers(100 * n), layers(200 * n)),
+        (fan_out(500 * n), fan_out(1000 * n)),
         (switch(50 * n), switch(100 * n)),
         (chat(125 * n), chat(250 * n)),
         (hls(n), hls(2 * n)),

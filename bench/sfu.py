@@ -35,6 +35,7 @@ from peers.webrtc import LOOPBACK, new_pc
 from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
 from sfu.aiortc_hooks import disable_decoding, dtls_transports, nominated_pairs, raw_socket
 from sfu.candidates import gathering_on
+from sfu.native import Mode
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _HEADER = struct.Struct("!BBHII")
@@ -100,7 +101,7 @@ async def request(port: int, message: dict[str, Any]) -> dict[str, Any]:
 Op = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def run_server(workers: int, ops: dict[str, Op] | None = None) -> None:
+async def run_server(workers: int, ops: dict[str, Op] | None = None, native: Mode = "auto") -> None:
     if workers == 1:
         pin({0})
     gc_time = [0.0, 0.0]  # seconds spent in the cyclic garbage collector, start of current
@@ -112,7 +113,7 @@ async def run_server(workers: int, ops: dict[str, Op] | None = None) -> None:
             gc_time[0] += time.perf_counter() - gc_time[1]
 
     gc.callbacks.append(on_gc)
-    sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK)))
+    sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK), native=native))
     await sfu.start_workers(workers - 1)
 
     fan_out = [0.0]  # seconds spent in the producers' fan-out loops
@@ -435,9 +436,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def orchestrate(viewers: int, seconds: float, per_process: int, workers: int) -> None:
+async def orchestrate(
+    viewers: int, seconds: float, per_process: int, workers: int, native: str
+) -> None:
     floor = await kernel_floor(viewers)
-    server = await spawn("bench.sfu", "--role", "server", "--workers", str(workers))
+    server = await spawn(
+        "bench.sfu", "--role", "server", "--workers", str(workers), "--native", native
+    )
     processes = [server]
     try:
         started = await read_json(server, 60)
@@ -557,6 +562,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--per-process", type=int, default=25, help="viewers per process")
     parser.add_argument("--workers", type=int, default=1, help="SFU processes (serve --workers)")
+    parser.add_argument(
+        "--native", choices=["auto", "on", "off"], default="auto", help="SHOPCAST_SFU_NATIVE"
+    )
     roles = ["orchestrator", "server", "publisher", "viewers", "floor-rx", "floor-tx"]
     parser.add_argument("--role", choices=roles, default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -567,9 +575,12 @@ def main() -> None:
         if os.environ.get("BENCH_PROFILE"):
             import cProfile
 
-            cProfile.run(f"asyncio.run(run_server({args.workers}))", os.environ["BENCH_PROFILE"])
+            cProfile.run(
+                f"asyncio.run(run_server({args.workers}, native={args.native!r}))",
+                os.environ["BENCH_PROFILE"],
+            )
         else:
-            asyncio.run(run_server(args.workers))
+            asyncio.run(run_server(args.workers, native=args.native))
     elif args.role == "publisher":
         asyncio.run(run_publisher(args.port))
     elif args.role == "floor-rx":
@@ -580,7 +591,9 @@ def main() -> None:
         asyncio.run(run_viewers(args.port, args.count, stagger=0.05))
     else:
         asyncio.run(
-            orchestrate(args.viewers, min(args.seconds, 600), args.per_process, args.workers)
+            orchestrate(
+                args.viewers, min(args.seconds, 600), args.per_process, args.workers, args.native
+            )
         )
 
 
