@@ -49,6 +49,7 @@ from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
 from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
+from api.web.request_log import request_ids, send_request_id
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
@@ -74,6 +75,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            request_ids,
             http.middleware,
             security_headers,
             signaling_cors,
@@ -82,6 +84,7 @@ def build_app(settings: Settings) -> web.Application:
             *([forwarded_for(proxies)] if proxies else []),
         ],
     )
+    app.on_response_prepare.append(send_request_id)
     database = _database(app, settings)
     twins = twins_for(settings, node=secrets.token_hex(6))
     app.cleanup_ctx.append(twins.lifespan)

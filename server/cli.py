@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 from importlib.metadata import version
 
+import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from api.web.schemas import email_address
 from server import http, migrate
 from server.app import build_app, run_worker
 from server.database import create_engine, session_factory
+from server.logs import configure_logging
 from server.settings import Settings
 from server.tls import server_context
 
@@ -84,9 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"shopcast: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     command = args.command or "serve"
     if command == "serve":
         return _serve(
@@ -144,8 +143,8 @@ def _serve(
             file=sys.stderr,
         )
         return 1
-    log = logging.getLogger("shopcast")
-    log.info("Shopcast %s on %s", version("shopcast"), settings.resolved_public_url)
+    log = structlog.get_logger("shopcast")
+    log.info("serving", version=version("shopcast"), url=settings.resolved_public_url)
     http.serve(build_app(settings), settings.host, settings.port, context)
     return 0
 

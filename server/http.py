@@ -19,6 +19,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from api.web.request_log import AccessLog
+
 _CODES = {400: "bad_request", 500: "internal"}
 
 
@@ -90,7 +92,7 @@ def serve(app: web.Application, host: str, port: int, ssl_context: SSLContext | 
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
-        runner = AppRunner(app)
+        runner = AppRunner(app, access_log_class=AccessLog)
         await runner.setup()
         try:
             await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()

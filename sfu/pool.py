@@ -203,7 +203,7 @@ class WorkerPool(asyncio.DatagramProtocol):
         )
         try:
             assert process.stdout is not None
-            ready = json.loads(await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT))
+            ready = await asyncio.wait_for(_ready(process.stdout, process.pid), START_TIMEOUT)
         except BaseException:
             process.kill()  # never left running behind a start that failed or was called off
             await process.wait()
@@ -384,6 +384,8 @@ class WorkerPool(asyncio.DatagramProtocol):
                     worker.resolve(message)
                 elif message.get("event") == "gone":
                     self._gone(worker, message["room"], message["session"], message["reason"])
+                elif message.get("event") == "log":
+                    _log(message, worker.process.pid)
         finally:
             self._worker_exited(worker)
 
@@ -440,3 +442,16 @@ class WorkerPool(asyncio.DatagramProtocol):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if transport is not None:
             transport.close()
+
+
+async def _ready(stdout: asyncio.StreamReader, pid: int) -> dict[str, Any]:
+    """A starting worker's first reply (``ready``); what it logs before that is logged here."""
+    while (message := json.loads(await stdout.readline())).get("event") == "log":
+        _log(message, pid)
+    return dict(message)
+
+
+def _log(message: dict[str, Any], pid: int) -> None:
+    """A worker's log record, logged as this process's own under the worker's logger name."""
+    source = logging.getLogger(message["logger"])
+    source.log(message["level"], "%s", message["text"], extra={"worker_pid": pid})

@@ -5,7 +5,8 @@
 The parent (:class:`sfu.pool.WorkerPool`) writes one JSON request per line on stdin and reads
 one JSON line per reply or event on stdout; media arrives on a loopback UDP socket whose port
 is the first line written (``{"event": "ready", "port": N}``). Stdin closing ends the worker:
-its viewers are closed and it exits. Logs go to stderr. ``process`` is the worker's index
+its viewers are closed and it exits. Log records go up the same pipe (``{"event": "log"}``),
+so the parent's handlers format them with its own lines. ``process`` is the worker's index
 among the node's SFU processes (the main one is 0): its ICE sockets bind in that slice of the
 node's port range (:mod:`sfu.ports`).
 """
@@ -184,8 +185,7 @@ async def serve(config: dict[str, Any]) -> None:
     parent = ("127.0.0.1", int(config["parent_port"]))
     ports = MediaPorts.for_process(settings.ports, int(config["process"]))
     async with serving_media_ports(ports):
-        if ports is not None:
-            logger.info("ICE sockets: %s", ports)
+        logger.info("SFU worker %d serving; ICE sockets: %s", config["process"], ports or "any")
         await _serve(settings, parent)
 
 
@@ -217,13 +217,24 @@ async def _serve(settings: SfuSettings, parent: tuple[str, int]) -> None:
             task.cancel()
 
 
+class _ToParent(logging.Handler):
+    """Writes each record on the control pipe, for the parent to log as its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))  # with its traceback, if any
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            _write({"event": "log", "logger": record.name, "level": record.levelno, "text": text})
+        except Exception:
+            self.handleError(record)
+
+
 def main() -> None:
     config = json.loads(sys.argv[1])
-    logging.basicConfig(
-        level=config["log_level"],
-        stream=sys.stderr,
-        format=f"sfu-worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=config["log_level"], handlers=[_ToParent()])
     asyncio.run(serve(config))
 
 

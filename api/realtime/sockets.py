@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+import structlog
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -225,6 +226,8 @@ class Realtime:
         self, model: type[BaseModel], handler: Callable[[str, Any], Awaitable[Ack]]
     ) -> Callable[[str, Any], Awaitable[Ack]]:
         async def event(sid: str, data: Any = None) -> Ack:
+            # Each event runs in a task of its own (async_handlers): what it binds stays there.
+            structlog.contextvars.bind_contextvars(sid=sid)
             member = self.members.get(sid)
             if member is None:
                 return {"ok": False, "error": "not_connected"}
@@ -233,6 +236,8 @@ class Realtime:
                 return {"ok": False, "error": "unauthorized", "message": "the token expired"}
             try:
                 payload = model.model_validate(data)
+                if stream_id := getattr(payload, "stream_id", None):
+                    structlog.contextvars.bind_contextvars(stream_id=stream_id)
                 return await handler(sid, payload)
             except ValidationError:
                 return {"ok": False, "error": "invalid", "message": "malformed payload"}

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
+import structlog
 from aiohttp import web
 from sqlalchemy import select
 
@@ -152,6 +153,8 @@ def _created(
     request: web.Request, kind: str, stream_id: str, session: MediaSession, answer: str, user: str
 ) -> web.Response:
     services = request.app[SERVICES]
+    structlog.contextvars.bind_contextvars(session_id=session.id)
+    log.info("%s session opened", kind.upper())
     response = web.Response(status=201, text=answer, content_type=SDP)
     response.headers["Location"] = f"/{kind}/{stream_id}/{session.id}"
     response.headers["ETag"] = _etag(session)

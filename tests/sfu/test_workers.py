@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 
@@ -191,3 +192,15 @@ async def test_a_rate_limited_keyframe_request_of_a_worker_is_sent_when_allowed(
     await wait_until(lambda: video.keyframe_requests == count + 1, within=2)
     await asyncio.sleep(0.7)
     assert video.keyframe_requests == count + 1  # one deferred request, not three
+
+
+async def test_a_worker_logs_through_its_parent(
+    make_harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    harness = await workers(make_harness)
+    pid = pool(harness).workers[0].process.pid
+    await wait_until(lambda: any(r.name == "sfu.worker" for r in caplog.records))
+    (record,) = [r for r in caplog.records if r.name == "sfu.worker"]
+    assert record.getMessage() == "SFU worker 1 serving; ICE sockets: any"
+    assert (record.levelno, record.__dict__["worker_pid"]) == (logging.INFO, pid)
