@@ -27,6 +27,7 @@ from recorder import (
     Cue,
     Recorder,
     RecorderConfig,
+    RecordingTally,
     TrackInfo,
     UploadQueue,
     needs_repair,
@@ -99,6 +100,7 @@ class Recordings:
         self._active: dict[str, Recorder] = {}
         self._ladders: dict[str, dict[str, Recorder]] = {}  # the other layers' Recorders, by RID
         self._work: set[asyncio.Task[None]] = set()
+        self.tally = RecordingTally()  # over every recording and upload of this node
 
     def recorder(self, stream_id: str, rid: str | None = None) -> Recorder | None:
         """The stream's Recorder, or that of its rendition ``rid``."""
@@ -173,6 +175,7 @@ class Recordings:
             request_keyframe=functools.partial(self._sfu.request_keyframe, stream_id, rid),
             config=self.config if rid is None else replace(self.config, zero_at_origin=True),
             origin=origin,
+            tally=self.tally,
         )
 
     def add_cue(self, stream_id: str, cue: Cue) -> None:
@@ -232,12 +235,12 @@ class Recordings:
         Every queue is journaled before any uploads, and the renditions go first: the master
         playlist, uploaded last with the stream's own files, never names a missing one.
         """
-        prefix = f"vod/{stream_id}"
+        prefix, store, tally = f"vod/{stream_id}", self._store, self.tally
         queues = [
-            (UploadQueue(directory / rid, self._store, prefix=f"{prefix}/{rid}"), names)
+            (UploadQueue(directory / rid, store, prefix=f"{prefix}/{rid}", tally=tally), names)
             for rid, names in layers.items()
         ]
-        queues.append((UploadQueue(directory, self._store, prefix=prefix), files))
+        queues.append((UploadQueue(directory, store, prefix=prefix, tally=tally), files))
         for queue, names in queues:
             await queue.add(names)
         try:

@@ -10,6 +10,7 @@ from .cue import PRODUCT_CLASS, Cue
 from .recorder import Recorder, RecorderState
 from .repair import needs_repair, repair
 from .result import RecordingResult
+from .tally import RecordingTally
 from .track import TrackInfo
 from .upload import UploadQueue, UploadTarget
 
@@ -21,6 +22,7 @@ __all__ = [
     "RecorderConfig",
     "RecorderState",
     "RecordingResult",
+    "RecordingTally",
     "TrackInfo",
     "UploadQueue",
     "UploadTarget",

@@ -29,6 +29,7 @@ from .keyframes import KeyframePolicy
 from .muxer import Muxer
 from .playlist import Playlist, Skip
 from .result import RecordingResult
+from .tally import RecordingTally
 from .timeline import Origin
 from .track import TrackInfo
 from .track_ingest import TrackIngest
@@ -62,8 +63,10 @@ class Recorder:
         request_keyframe: Callable[[], None] | None = None,
         config: RecorderConfig | None = None,
         origin: Origin | None = None,
+        tally: RecordingTally | None = None,
     ) -> None:
         self.directory = directory
+        self._tally = tally or RecordingTally()
         self.config = config or RecorderConfig()
         self.state = RecorderState.RECORDING
         self.truncated = False
@@ -280,6 +283,7 @@ class Recorder:
             self.part_times.append(self._origin.now())
         elif isinstance(event, SegmentWritten):
             playlist.add_segment(event.segment)
+            self._tally.segment(event.segment.size)
         elif isinstance(event, Started):
             wall = self._origin.wall + event.start
             playlist.start = datetime.fromtimestamp(wall, UTC)

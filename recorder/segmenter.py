@@ -25,6 +25,7 @@ class PartRecord:
     start: float
     duration: float
     independent: bool
+    size: int = 0  # bytes of media
 
 
 @dataclass(slots=True)
@@ -38,6 +39,10 @@ class SegmentRecord:
     @property
     def duration(self) -> float:
         return sum(part.duration for part in self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(part.size for part in self.parts)
 
 
 class Segmenter:
@@ -80,6 +85,7 @@ class Segmenter:
             fragment.start,
             fragment.duration,
             fragment.independent,
+            len(fragment.data),
         )
         segment.parts.append(part)
         return closed, part

@@ -7,9 +7,12 @@ import contextlib
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from .tally import RecordingTally
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,10 @@ class UploadQueue:
         retry_base: float = 0.5,
         retry_max: float = 30.0,
         delete_local: bool = True,
+        tally: RecordingTally | None = None,
     ) -> None:
         self.directory = directory
+        self._tally = tally or RecordingTally()
         self._store = store
         self._prefix = prefix.strip("/")
         self._retry_base = retry_base
@@ -157,6 +162,7 @@ class UploadQueue:
                 return await self._upload(upload)
             except Exception as error:
                 self.failures += 1
+                self._tally.upload_failures += 1
                 delay = min(self._retry_max, self._retry_base * 2**attempt)
                 delay *= random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
                 log.warning("upload of %s failed (%s); retry in %.1fs", upload.key, error, delay)
@@ -175,10 +181,12 @@ class UploadQueue:
             return True
         suffix = path.suffix.lower()
         content_type = CONTENT_TYPES.get(suffix, "application/octet-stream")
+        started = time.perf_counter()
         await self._store.put_file(upload.key, path, content_type)
         remote = await self._store.size(upload.key)
         if remote != local:
             raise OSError(f"size mismatch after upload: local {local}, stored {remote}")
+        self._tally.uploaded(local, time.perf_counter() - started)
         await asyncio.to_thread(self._append, _done(upload))
         if self._delete_local:
             await asyncio.to_thread(path.unlink, True)

@@ -34,6 +34,7 @@ from api.catalog.schemas import MediaOut
 from api.identity.models import Role
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
+from api.web.metrics import METRICS, after_commit
 from api.web.openapi import operation
 from api.web.routing import Api
 from api.web.schemas import Input, Output
@@ -176,6 +177,7 @@ async def upload_url(ctx: Context, body: UploadUrlIn) -> UploadUrlOut:
     key = f"uploads/{product.owner_id}/{product.id}/{uuid.uuid4().hex}.{extension}"
     expires = uploads.limits.expiry_seconds
     form = await uploads.store.presigned_post(key, body.content_type, body.size, expires)
+    ctx.request.app[METRICS].upload_forms.labels(kind.value).inc()
     return UploadUrlOut(
         upload_key=key, url=form.url, fields=form.fields, max_bytes=body.size, expires_in=expires
     )
@@ -210,6 +212,7 @@ async def _add_media(ctx: Context, media: ProductMedia) -> None:
     except IntegrityError:
         # The same key attached by a concurrent request a moment ago.
         raise ApiError(409, "already_used", "This upload is already attached") from None
+    after_commit(ctx, ctx.request.app[METRICS].media_attached, MediaKind(media.kind).value)
 
 
 @api.route(

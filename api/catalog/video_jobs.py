@@ -19,6 +19,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.catalog.models import JobState, MediaJob, MediaState, ProductMedia
 from api.db import utcnow
+from api.web.metrics import Metrics
 from twins.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -85,8 +87,11 @@ class VideoWorker:
         store: ObjectStore,
         work_dir: Path,
         config: WorkerConfig,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions, self._reads = sessions, reads
+        self._metrics = metrics or Metrics()
         self._store = store
         self._work_dir = work_dir
         self._config = config
@@ -177,23 +182,30 @@ class VideoWorker:
         self._processing = processing
         if self._stop.is_set():
             processing.cancel()  # `close()` came while this job was being claimed
+        started, outcome = time.perf_counter(), "error"
         try:
             async with asyncio.timeout(self._config.timeout_seconds):
                 outputs = await processing
             await self._finish(job, outputs)
+            outcome = "done"
         except LeaseLost:
+            outcome = "lease_lost"
             log.warning("media job %s: lease lost; another worker has it", job.id)
         except TimeoutError:
-            limit = self._config.timeout_seconds
+            outcome, limit = "timed_out", self._config.timeout_seconds
             await self._retry_or_fail(job, f"processing took longer than {limit:g} s", True)
         except JobFailed as failure:
+            outcome = "failed"
             await self._retry_or_fail(job, str(failure), failure.retry)
         except asyncio.CancelledError:
+            outcome = "handed_back"
             task = asyncio.current_task()
             if task is None or task.cancelling():
                 raise  # this task is cancelled, not only the processing that `close()` stopped
             await self._release(job.id)
         finally:
+            self._metrics.media_jobs.labels(outcome).inc()
+            self._metrics.media_job_durations.labels(outcome).observe(time.perf_counter() - started)
             self._processing = None
             finished.set()
             await asyncio.gather(heartbeat, return_exceptions=True)

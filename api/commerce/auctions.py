@@ -39,6 +39,7 @@ from api.shows.access import admit, owned_stream, viewable_stream
 from api.shows.models import Stream
 from api.web.context import Context, Rooms
 from api.web.errors import ApiError, forbidden, not_found, within_limit
+from api.web.metrics import Metrics, refusals
 from api.web.routing import Api, Auth
 from twins.ratelimit import Limit, RateLimiter
 
@@ -128,10 +129,18 @@ class Auctions:
     that was committed is still right) and only bids that can win wait on the database.
     """
 
-    def __init__(self, limiter: RateLimiter, delays: ViewerDelays, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        delays: ViewerDelays,
+        clock: Clock = utcnow,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.clock = clock
         self.delays = delays
         self._limiter = limiter
+        self._metrics = metrics or Metrics()
         self._known: dict[str, AuctionOut] = {}
         self._turns: dict[str, _Turns] = {}
         self._arrivals = itertools.count()
@@ -143,6 +152,11 @@ class Auctions:
         else:
             self._known.pop(out.id, None)
 
+    def placed(self, placed: Placed) -> None:
+        """A bid was placed and committed."""
+        self.learn(placed.out.auction)
+        self._metrics.bids.labels("placed").inc()
+
     def _refuse_early(self, auction_id: str, body: BidIn) -> None:
         known = self._known.get(auction_id)
         if known is not None and body.amount_cents < known.next_min_cents:
@@ -153,6 +167,14 @@ class Auctions:
         """Hold a bid until it is this node's only one of the auction at the database (the
         highest waiting goes first), and refuse it from memory as soon as what the bids before
         it learnt says it cannot win."""
+        with refusals(self._metrics.bids):
+            turns = await self._take_turn(auction_id, body)
+        try:
+            yield
+        finally:
+            self._hand_over(auction_id, turns)
+
+    async def _take_turn(self, auction_id: str, body: BidIn) -> _Turns:
         self._refuse_early(auction_id, body)
         turns = self._turns.setdefault(auction_id, _Turns())
         if turns.busy:
@@ -167,9 +189,10 @@ class Auctions:
         turns.busy = True
         try:
             self._refuse_early(auction_id, body)
-            yield
-        finally:
+        except ApiError:
             self._hand_over(auction_id, turns)
+            raise
+        return turns
 
     def _hand_over(self, auction_id: str, turns: _Turns) -> None:
         """The turn ends: refuse every waiting bid now under the next minimum at once, then
@@ -205,7 +228,18 @@ class Auctions:
         stream_id: str | None = None,
     ) -> Placed:
         """Place ``bidder``'s bid, or raise the ApiError that refuses it (nothing changed). Call
-        it in its ``turn``, and ``learn`` the auction it leaves once it has committed."""
+        it in its ``turn``, and tell ``placed`` once it has committed."""
+        with refusals(self._metrics.bids):
+            return await self._bid(session, bidder, auction_id, body, stream_id)
+
+    async def _bid(
+        self,
+        session: AsyncSession,
+        bidder: User,
+        auction_id: str,
+        body: BidIn,
+        stream_id: str | None,
+    ) -> Placed:
         await within_limit(self._limiter, f"bid:{bidder.id}", BID_LIMIT, "Too many bids at once")
         auction = await session.get(Auction, auction_id)
         if auction is None or stream_id not in (None, auction.stream_id):
@@ -424,7 +458,7 @@ async def place_bid(ctx: Context, auction_id: str, body: BidIn) -> BidOut:
     rooms = ctx.services.rooms
 
     async def send() -> None:
-        auctions.learn(placed.out.auction)
+        auctions.placed(placed)
         await announce(rooms, placed.events)
 
     ctx.after_commit(send)

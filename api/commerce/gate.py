@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from api.web.errors import ApiError
+from api.web.metrics import Metrics
 
 KEYS_REMEMBERED = 100_000  # Idempotency-Keys this node let through, newest kept
 WAIT_SECONDS = 2.0
@@ -48,8 +49,11 @@ class SalesGate:
         seconds: float,
         clock: Callable[[], float] = time.monotonic,
         wait: float = WAIT_SECONDS,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._seconds = seconds
+        self._metrics = metrics or Metrics()
         self._clock = clock
         self._wait = wait
         self._offers: dict[tuple[str, str], Offer] = {}
@@ -71,6 +75,7 @@ class SalesGate:
             fresh = self._clock() - offer.known_at < self._seconds
             if fresh and offer.left == 0:
                 code, message = offer.refusal
+                self._metrics.orders.labels(code).inc()
                 raise ApiError(409, code, message, {"gate": True})
             # A stale "none left" lets one buyer through to ask the database again.
             if offer.asking < (offer.left if fresh else max(offer.left, 1)):

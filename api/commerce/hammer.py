@@ -23,6 +23,7 @@ from api.commerce.models import Auction, AuctionState, Order
 from api.commerce.orders import HOLD, order_data
 from api.identity.models import User
 from api.web.context import Rooms
+from api.web.metrics import Metrics
 from api.webhooks import webhooks
 from twins.periodic import Periodic
 
@@ -128,8 +129,11 @@ class Hammer:
         rooms: Rooms,
         auctions: Auctions,
         every: float = EVERY,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics or Metrics()
         self._rooms = rooms
         self._auctions = auctions
         self._sweep = Periodic(self.close_due, every)
@@ -157,5 +161,7 @@ class Hammer:
                 hammered = await hammer(session, auction_id, now)
             if hammered is not None:
                 closed += 1
+                outcome = "unsold" if hammered.order is None else "sold"
+                self._metrics.auction_closes.labels(outcome).inc()
                 await hammered.announce(self._rooms)
         return closed

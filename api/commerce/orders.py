@@ -32,6 +32,7 @@ from api.shows.access import admit, sellers_view
 from api.shows.models import Stream, StreamProduct
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
+from api.web.metrics import METRICS, after_commit, refusals
 from api.web.routing import Api, Auth
 from api.webhooks import webhooks
 from api.webhooks.models import WebhookEndpoint
@@ -122,6 +123,14 @@ async def place_order(ctx: Context, stream_id: str, body: OrderIn) -> OrderOut:
     replay = await _replay(ctx.session, buyer.id, key, stream_id, body)
     if replay is not None:
         return OrderOut.model_validate(replay)
+    orders = ctx.request.app[METRICS].orders
+    with refusals(orders):
+        placed = await _reserve(ctx, buyer, key, stream_id, body)
+    after_commit(ctx, orders, "reserved")
+    return placed
+
+
+async def _reserve(ctx: Context, buyer: User, key: str, stream_id: str, body: OrderIn) -> OrderOut:
     await within_limit(
         ctx.services.limiter, f"order:{buyer.id}", PURCHASE_LIMIT, "Too many purchases at once"
     )
@@ -277,6 +286,7 @@ async def mark_paid(
     order.payment_method = method
     order.payment_ref = reference
     order.paid_at = utcnow()
+    after_commit(ctx, ctx.request.app[METRICS].order_payments, method)
     await _count_purchase(ctx.session, order, sign=1)
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.paid", order_data(order))
@@ -295,6 +305,9 @@ async def mark_cancelled(ctx: Context, order: Order, *, by_buyer: bool) -> None:
     if order.status in COUNTED:
         await _count_purchase(ctx.session, order, sign=-1)
     order.status = OrderStatus.CANCELLED
+    after_commit(
+        ctx, ctx.request.app[METRICS].order_cancellations, "buyer" if by_buyer else "seller"
+    )
     units, row = await stock.give_back(ctx.session, order)
     await ctx.session.flush()
     await webhooks.enqueue(ctx.session, order.seller_id, "order.cancelled", order_data(order))

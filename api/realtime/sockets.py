@@ -426,7 +426,7 @@ class Realtime:
                     placed = await auctions.bid(
                         session, member.user, body.auction_id, bid, body.stream_id
                     )
-                auctions.learn(placed.out.auction)
+                auctions.placed(placed)
         except ApiError as refused:
             return {
                 "ok": False,

@@ -8,7 +8,7 @@ replay. With a token set, it answers only a scraper that sends it, and names eve
 from __future__ import annotations
 
 import hmac
-import time
+import platform
 from collections.abc import Collection, Iterator
 from importlib.metadata import version
 
@@ -17,7 +17,6 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
@@ -27,6 +26,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     InfoMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 from sqlalchemy import select
@@ -35,15 +35,24 @@ from sqlalchemy.exc import DBAPIError
 from api.realtime.sockets import Realtime
 from api.shows.access import sellers_view
 from api.shows.models import Audience, Stream
+from api.streaming.hls import RECORDINGS
 from api.streaming.schemas import StreamHealthOut
 from api.streaming.signaling import MEDIA, Media
 from api.web.context import SERVICES, Context
-from api.web.errors import ApiError, Handler, database_unreachable
+from api.web.errors import ApiError, database_unreachable
+from api.web.metrics import Metrics
 from api.web.routing import Api, bearer_token
 from live.states import StreamStatus
+from recorder import RecordingTally
 from sfu.stats import ProducerStats
 
 api = Api()
+# Versions as labels of a gauge of 1: a query joins them onto any series, and a change shows.
+BUILD = {
+    "version": version("shopcast"),
+    "aiortc": version("aiortc"),
+    "python": platform.python_version(),
+}
 
 
 @api.route(
@@ -65,56 +74,32 @@ async def stream_health(ctx: Context, stream_id: str) -> StreamHealthOut:
     )
 
 
-class HttpMetrics:
-    """Each HTTP request's duration, by method, route (the path as declared, placeholders and
-    all, so ids make no series) and status; ``middleware`` measures, outermost."""
-
-    def __init__(self) -> None:
-        self.durations = Histogram(
-            "shopcast_http_request_duration_seconds",
-            "HTTP requests by route template, from arrival to the response (Socket.IO's "
-            "long-polls and WebSockets under /socket.io/)",
-            ["method", "route", "status"],
-            registry=None,
-        )
-
-        @web.middleware
-        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as exc:
-                status = exc.status
-                raise
-            finally:
-                resource = request.match_info.route.resource
-                route = resource.canonical if resource is not None else "unmatched"
-                self.durations.labels(request.method, route, str(status)).observe(
-                    time.perf_counter() - started
-                )
-
-        self.middleware = middleware
-
-
 class NodeCollector(Collector):
-    """Reads the media plane and the rooms at scrape time; nothing is counted per packet.
-    Publisher tracks are told apart by kind and simulcast layer (empty: one layer)."""
+    """Reads the media plane, the rooms and the recordings at scrape time; nothing is counted
+    per packet. Publisher tracks are told apart by kind and simulcast layer (empty: one layer)."""
 
     def __init__(
-        self, media: Media, realtime: Realtime, streams: Collection[str] | None = None
+        self,
+        media: Media,
+        realtime: Realtime,
+        tally: RecordingTally,
+        streams: Collection[str] | None = None,
     ) -> None:
         self._media = media
         self._realtime = realtime
+        self._tally = tally
         self._streams = streams  # the shows the scraper may see named; None: all
 
     def collect(self) -> Iterator[Metric]:
+        build = InfoMetricFamily("shopcast_build", "The running Shopcast")
+        build.add_metric([], BUILD)
         sessions = GaugeMetricFamily("shopcast_webrtc_sessions", "WebRTC sessions on this node")
         sessions.add_metric([], self._media.sfu.session_count())
         sockets = GaugeMetricFamily("shopcast_socket_clients", "Socket.IO clients on this node")
         sockets.add_metric([], len(self._realtime.members))
+        yield from (build, sessions, sockets, *self._ingest(), *_recordings(self._tally))
+
+    def _ingest(self) -> Iterator[Metric]:
         viewers = GaugeMetricFamily("shopcast_webrtc_viewers", "WebRTC viewers", labels=["stream"])
         track = ["stream", "kind", "layer"]
         received = CounterMetricFamily(
@@ -140,13 +125,30 @@ class NodeCollector(Collector):
                 received.add_metric(labels, producer.bytes)
                 packets.add_metric(labels, producer.packets)
                 lost.add_metric(labels, producer.packets_lost)
-        build = InfoMetricFamily("shopcast_build", "The running Shopcast")
-        build.add_metric([], {"version": version("shopcast")})
-        yield from (build, sessions, sockets, viewers, received, packets, lost)
+        yield from (viewers, received, packets, lost)
 
 
-def metrics_route(media: Media, realtime: Realtime, http: HttpMetrics, token: str) -> web.RouteDef:
-    async def metrics(request: web.Request) -> web.Response:
+def _recordings(tally: RecordingTally) -> Iterator[Metric]:
+    def counter(name: str, documentation: str, value: float) -> CounterMetricFamily:
+        return CounterMetricFamily(f"shopcast_recording_{name}", documentation, value=value)
+
+    yield counter("segments", "HLS segments the recordings wrote", tally.segments)
+    yield counter("segment_bytes", "Media bytes of those segments", tally.segment_bytes)
+    yield counter("uploads", "Recording files stored in the object store", tally.uploads)
+    yield counter("upload_bytes", "Bytes of those files", tally.upload_bytes)
+    yield counter(
+        "upload_failures", "Failed tries at storing a file (retried)", tally.upload_failures
+    )
+    yield SummaryMetricFamily(
+        "shopcast_recording_upload_duration_seconds",
+        "Time to store a recording file and check its size",
+        count_value=tally.uploads,
+        sum_value=tally.upload_seconds,
+    )
+
+
+def metrics_route(media: Media, realtime: Realtime, metrics: Metrics, token: str) -> web.RouteDef:
+    async def scrape(request: web.Request) -> web.Response:
         streams: Collection[str] | None = None
         if token:
             if not hmac.compare_digest(bearer_token(request) or "", token):
@@ -159,8 +161,10 @@ def metrics_route(media: Media, realtime: Realtime, http: HttpMetrics, token: st
         else:
             streams = await _public(request, list(media.sfu.local_stats()))
         registry = CollectorRegistry()
-        registry.register(NodeCollector(media, realtime, streams))
-        registry.register(http.durations)
+        tally = request.app[RECORDINGS].tally
+        registry.register(NodeCollector(media, realtime, tally, streams))
+        for collector in metrics.collectors():
+            registry.register(collector)
         # The default registry's collectors: this process's (not its SFU workers'), Python's.
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
@@ -170,7 +174,7 @@ def metrics_route(media: Media, realtime: Realtime, http: HttpMetrics, token: st
             headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
         )
 
-    return web.get("/metrics", metrics)
+    return web.get("/metrics", scrape)
 
 
 async def _public(request: web.Request, stream_ids: list[str]) -> set[str]:

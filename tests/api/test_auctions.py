@@ -23,8 +23,10 @@ from api.commerce.hammer import Hammer
 from api.db import new_id, utcnow
 from api.identity.models import User
 from api.web.context import SERVICES
+from api.web.metrics import METRICS
 from server.database import create_engine
 from tests.api.test_commerce import live_show
+from tests.api.test_metrics import scraped
 from tests.conftest import Account, Shop, expect_error
 from tests.socket_client import Viewer
 
@@ -83,7 +85,10 @@ async def accepted(client: Client, auction_id: str, account: Account, amount: in
 async def hammer(client: Client, sid: str) -> dict[str, Any]:
     """Close what is due (the node's own sweeper may have already) and read the auction."""
     services = client.app[SERVICES]
-    await Hammer(services.sessions, services.rooms, client.app[AUCTIONS]).close_due()
+    metrics = client.app[METRICS]  # the node's own sweeper counts there too
+    await Hammer(
+        services.sessions, services.rooms, client.app[AUCTIONS], metrics=metrics
+    ).close_due()
     auctions = await (await client.get(f"/api/v1/streams/{sid}/auctions")).json()
     return dict(auctions[0])
 
@@ -142,6 +147,10 @@ async def test_bids_rise_and_the_winner_gets_an_order_at_the_hammer_price(
     assert (figures["bids"], figures["bidders"], figures["late_bids"]) == (3, 2, 0)
     assert (figures["hammer_cents"], figures["hammer_to_start"]) == (1300, 1.3)
     assert sum(m["bids"] for m in report["series"]) == 3
+    outcomes = {"placed": 3, "too_low": 1, "forbidden": 1, "outbid": 1, "closed": 2}
+    for outcome, count in outcomes.items():
+        assert await scraped(client, "shopcast_auction_bids_total", outcome=outcome) == count
+    assert await scraped(client, "shopcast_auction_closes_total", outcome="sold") == 1
 
 
 async def test_a_bid_in_the_soft_close_moves_the_end(

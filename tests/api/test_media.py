@@ -23,6 +23,7 @@ from api.catalog.product_media import MEDIA_UPLOADS
 from peers.video import write_test_video
 from server.app import build_app
 from server.settings import Settings
+from tests.api.test_metrics import scraped
 from tests.conftest import Account, Shop, eventually, expect_error
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, seaweed
 from twins.objectstore import PresignedPost, S3Storage
@@ -452,6 +453,14 @@ async def test_video_becomes_an_hls_ladder(
     )
     job = await wait_for_job(client, seller, job["id"])
     assert (job["state"], job["progress"], job["attempts"], job["error"]) == ("done", 100, 1, None)
+
+    async def tries(outcome: str) -> float:
+        return await scraped(client, "shopcast_media_job_tries_total", outcome=outcome)
+
+    await eventually(lambda: tries("done"), 10, "the try is not counted")
+    assert await tries("done") == 1 and await tries("failed") == 0
+    assert await scraped(client, "shopcast_media_upload_forms_total", kind="video") == 1
+    assert await scraped(client, "shopcast_media_attached_total", kind="video") == 1
     outputs = job["outputs"]
     assert outputs["metadata"]["width"] == 640 and outputs["metadata"]["audio_codec"] == "aac"
     assert [r["name"] for r in outputs["renditions"]] == ["360p"]
@@ -514,6 +523,14 @@ async def test_timeouts_are_retried_a_bounded_number_of_times(
     job = await wait_for_job(client, seller, (await started.json())["id"])
     assert (job["state"], job["attempts"]) == ("failed", 2)
     assert job["error"] == "processing took longer than 0.01 s"
+
+    async def both_tries_counted() -> bool:
+        tries = await scraped(client, "shopcast_media_job_tries_total", outcome="timed_out")
+        return tries == 2
+
+    await eventually(both_tries_counted, 10, "not two timed-out tries counted")
+    count = "shopcast_media_job_duration_seconds_count"
+    assert await scraped(client, count, outcome="timed_out") == 2
 
 
 # A worker process killed in the middle of a job: another one resumes it.

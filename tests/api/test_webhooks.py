@@ -27,6 +27,7 @@ from api.webhooks.webhooks import Dispatcher, enqueue, sign, signed_at, verify
 from server.app import build_app
 from server.database import create_engine, session_factory
 from server.settings import Settings
+from tests.api.test_metrics import scraped
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
@@ -150,6 +151,17 @@ async def test_events_are_signed_retried_and_never_duplicated(
     await eventually(lambda: len(hooks.events("stream.ended")) == 2, 10, "no stream.ended")
     ids = {h["Shopcast-Event-Id"] for h, _ in hooks.requests}
     assert len(ids) == 4, "four events, each sent twice under one id"
+
+    async def sends(outcome: str) -> float:
+        return await scraped(client, "shopcast_webhook_deliveries_total", outcome=outcome)
+
+    async def all_counted() -> bool:
+        return await sends("delivered") == 4
+
+    await eventually(all_counted, 10, "not four deliveries counted")
+    assert await sends("refused") == 4 and await sends("unreachable") == 0
+    assert await scraped(client, "shopcast_webhook_delivery_duration_seconds_count") == 8
+    assert await scraped(client, "shopcast_order_payments_total", method="shop") == 1
 
 
 async def _park_outbox(shop: Shop) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder import RecordingTally
 from recorder.upload import JOURNAL, UploadQueue
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
 from twins.objectstore import LocalStorage, ObjectNotFound, S3Storage, validate_key
@@ -113,7 +114,14 @@ async def test_upload_queue_survives_storage_outage_and_restart(
     directory = tmp_path / "show"
     names = make_recording(directory, count=8, size=1_500_000)
     sizes = {name: (directory / name).stat().st_size for name in names}
-    queue = UploadQueue(directory, store, prefix="shows/b", retry_base=0.1, retry_max=0.5)
+    tally = RecordingTally()  # the node's, over both queues
+
+    def upload_queue() -> UploadQueue:
+        return UploadQueue(
+            directory, store, prefix="shows/b", retry_base=0.1, retry_max=0.5, tally=tally
+        )
+
+    queue = upload_queue()
     await queue.add(names)
     queue.start()
     async with asyncio.timeout(20):
@@ -129,7 +137,7 @@ async def test_upload_queue_survives_storage_outage_and_restart(
     assert "vod.m3u8" in left, "playlists go last"
 
     seaweed.start()
-    resumed = UploadQueue(directory, store, prefix="shows/b", retry_base=0.1, retry_max=0.5)
+    resumed = upload_queue()
     assert resumed.pending == left
     resumed.start()
     async with asyncio.timeout(30):
@@ -140,6 +148,9 @@ async def test_upload_queue_survives_storage_outage_and_restart(
         assert not (directory / name).exists()
     entries = [json.loads(line) for line in (directory / JOURNAL).read_text().splitlines()]
     assert {e["name"] for e in entries if e.get("done")} == set(names)
+    assert (tally.uploads, tally.upload_bytes) == (len(names), sum(sizes.values()))
+    assert tally.upload_failures == queue.failures + resumed.failures >= 2
+    assert tally.upload_seconds > 0
 
 
 async def test_upload_journal_survives_without_storage(tmp_path: Path) -> None:
