@@ -12,7 +12,7 @@ from api.commerce import auctions, checkout, fulfilment, orders, pins, purchases
 from api.notifications import preferences
 from api.realtime import comments, endpoints
 from api.realtime.endpoints import SOCKET_PATHS
-from api.shows import calendar, discovery, lineup, streams
+from api.shows import calendar, discovery, lineup, schedule, streams
 from api.streaming import observability, viewer_delay
 from api.streaming.spec import STREAMING_PATHS
 from api.web import health
@@ -30,6 +30,7 @@ def rest_api() -> Api:
         products,
         product_media,
         streams,
+        schedule,
         discovery,
         calendar,
         lineup,

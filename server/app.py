@@ -40,17 +40,16 @@ from api.realtime.sockets import Realtime
 from api.rest import openapi_spec, rest_api
 from api.shows.lifecycle import StreamLifecycle
 from api.shows.replays import Replays
+from api.shows.schedule import REMINDERS, Reminders
 from api.shows.streams import SUMMARY
 from api.streaming import hls, signaling
 from api.streaming.hls import RECORDINGS, hls_cors
-from api.streaming.observability import metrics_route
+from api.streaming.observability import HttpMetrics, metrics_route
 from api.streaming.signaling import MEDIA, Media, signaling_cors
 from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
-from api.web.metrics import METRICS, Metrics
 from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
-from api.web.request_log import request_ids, send_request_id
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
@@ -60,24 +59,25 @@ from server.settings import Settings
 from server.twins import Twins, object_store, twins_for
 from sfu import IceSettings, MediaPorts, PortSettings, SfuSettings, serving_media_ports
 from twins.objectstore import LocalStorage, ObjectStore
+from twins.periodic import Periodic
 from twins.ratelimit import Limit
 from twins.socketio_redis import BreakerRedisManager
 
 SOCKET_MAX_BYTES = 64 * 1024
 STRIPE_TIMEOUT_SECONDS = 20  # one call to Stripe's API, connecting included
 STRIPE_RETRIES = 2  # of a failed connection or 5xx: safe, as creates carry idempotency keys
+REMINDER_TICK_SECONDS = 1.0  # how late a reminder may be queued
 
 
 def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
     proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
-    metrics = Metrics()
+    http = HttpMetrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
-            request_ids,
-            metrics.http_middleware(),
+            http.middleware,
             security_headers,
             signaling_cors,
             hls_cors,
@@ -85,13 +85,11 @@ def build_app(settings: Settings) -> web.Application:
             *([forwarded_for(proxies)] if proxies else []),
         ],
     )
-    app[METRICS] = metrics
-    app.on_response_prepare.append(send_request_id)
     database = _database(app, settings)
     twins = twins_for(settings, node=secrets.token_hex(6))
     app.cleanup_ctx.append(twins.lifespan)
     tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
-    app[AUCTIONS] = Auctions(twins.limiter, ViewerDelays(), metrics=metrics)
+    app[AUCTIONS] = Auctions(twins.limiter, ViewerDelays())
     realtime = _realtime(app, settings, twins, database, tokens)
     lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
     services = _services(app, settings, twins, database, tokens, realtime)
@@ -99,7 +97,7 @@ def build_app(settings: Settings) -> web.Application:
     _commerce(app, settings, database, services)
     _catalog(app, settings, database, twins.store)
     _notifications(app, settings, database)
-    _pages(app, settings, realtime)
+    _pages(app, settings, realtime, http)
     return app
 
 
@@ -183,7 +181,7 @@ def _services(
     )
     app[SERVICES] = services
     app[SUMMARY] = show_analytics
-    app[GATE] = SalesGate(settings.sales_gate_seconds, metrics=app[METRICS])
+    app[GATE] = SalesGate(settings.sales_gate_seconds)
     return services
 
 
@@ -275,10 +273,8 @@ def _commerce(app: web.Application, settings: Settings, db: Database, services: 
     holds = HoldExpiry(
         db.sessions, services.rooms, reads=db.reads, stripe=services.stripe, gate=app[GATE]
     )
-    auctions = Hammer(db.sessions, services.rooms, app[AUCTIONS], metrics=app[METRICS])
-    dispatcher = Dispatcher(
-        db.sessions, private_networks=settings.webhook_private_networks, metrics=app[METRICS]
-    )
+    auctions = Hammer(db.sessions, services.rooms, app[AUCTIONS])
+    dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await holds.start()
@@ -307,7 +303,7 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
     if settings.media_worker:
-        worker = _video_worker(settings, db, store, app[METRICS])
+        worker = _video_worker(settings, db, store)
 
         async def lifespan(app: web.Application) -> AsyncIterator[None]:
             worker.start()
@@ -318,7 +314,8 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
 
 
 def _notifications(app: web.Application, settings: Settings, db: Database) -> None:
-    """Go-live notifications: Web Push with this node's VAPID key, email when SMTP is set."""
+    """Notices of shows (going live, reminders, moves, cancellations): Web Push with this
+    node's VAPID key, email when SMTP is set."""
     private_key = settings.ensure_vapid_key()
     links = UnsubscribeLinks(settings.ensure_jwt_secret(), settings.resolved_public_url)
     app[NOTIFICATIONS] = Notifications(
@@ -343,17 +340,22 @@ def _notifications(app: web.Application, settings: Settings, db: Database) -> No
         notifier = Notifier(
             db.sessions, db.reads, channels, links, settings.resolved_public_url, NotifierConfig()
         )
+        reminders = Reminders(db.sessions, db.reads)
+        app[REMINDERS] = reminders
+        due = Periodic(reminders.tick, REMINDER_TICK_SECONDS)
         notifier.start()
+        due.start()
         yield
+        await due.stop()
         await notifier.close()
 
     app.cleanup_ctx.append(lifespan)
 
 
-def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None:
+def _pages(app: web.Application, settings: Settings, realtime: Realtime, http: HttpMetrics) -> None:
     """The REST API with its OpenAPI document, the metrics, the pages and CORS."""
     token = settings.metrics_token.get_secret_value()
-    app.add_routes([metrics_route(app[MEDIA], realtime, app[METRICS], token)])
+    app.add_routes([metrics_route(app[MEDIA], realtime, http, token)])
     api = rest_api()
     mount(
         app,
@@ -380,9 +382,7 @@ async def run_worker(settings: Settings) -> None:
         await database.dispose()
 
 
-def _video_worker(
-    settings: Settings, db: Database, store: ObjectStore, metrics: Metrics | None = None
-) -> VideoWorker:
+def _video_worker(settings: Settings, db: Database, store: ObjectStore) -> VideoWorker:
     return VideoWorker(
         db.sessions,
         db.reads,
@@ -393,7 +393,6 @@ def _video_worker(
             timeout_seconds=settings.media_job_timeout_seconds,
             poll_seconds=settings.media_poll_seconds,
         ),
-        metrics=metrics,
     )
 
 

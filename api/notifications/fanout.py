@@ -1,10 +1,13 @@
-"""A show went live: queue its fan-out, then expand it into notifications, a batch at a time.
+"""A notice of a show: queue its fan-out, then expand it into notifications, a batch at a time.
 
-Who is told: the seller's followers (the show's ``notify_followers``), on each channel they
-keep on for every seller (``notification_settings``) and have not turned off for this one
-(``notification_mutes``); push only to followers with a subscribed device, email only when this
-node can send email. The neighbourhood (``notify_neighborhood``) is a second audience of the
-same fan-out: another query beside ``_followers`` once neighbourhoods are places.
+Who hears a notice (its ``audience``, fixed when it is queued): the seller's followers when the
+show asks for them (``notify_followers``), the accounts around the seller when it asks for its
+neighbourhood (``notify_neighborhood``, going live only), and whoever asked to be reminded of
+the show (``show_reminders``). Followers and neighbours hear on each channel they keep on for
+every seller (``notification_settings``) and have not turned off for this one
+(``notification_mutes``); whoever asked to be reminded, on the channels they picked. Push only
+to users with a subscribed device, email only when this node can send email; a user in two of
+these audiences is told once per channel.
 """
 
 from __future__ import annotations
@@ -13,38 +16,71 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, case, exists, func, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.whereabouts import neighbourhood
 from api.db import new_id, utcnow
 from api.identity.models import Follow, User
 from api.notifications.models import (
     Channel,
     Fanout,
     JobState,
+    Notice,
     Notification,
     NotificationMute,
     NotificationSettings,
     PushSubscription,
+    ShowReminder,
 )
 
 
-async def queue_go_live(session: AsyncSession, stream_id: str, seller_id: str, title: str) -> None:
-    """Queue the fan-out of a show that just went live, in the caller's transaction; a show
-    goes live once, and a second call for it changes nothing. A seller nobody follows gets
-    no fan-out at all."""
-    if await session.scalar(select(exists().where(Follow.seller_id == seller_id))) is not True:
+@dataclass(frozen=True)
+class Show:
+    """What a notice says of its show, and whom the show asked to tell."""
+
+    id: str
+    seller_id: str
+    title: str
+    notify_followers: bool
+    notify_neighborhood: bool
+    scheduled_at: datetime | None = None
+
+
+def key_of(notice: Notice, show: Show) -> str:
+    """``live`` and ``cancelled`` happen once to a show; a reminder and a reschedule once per
+    start time."""
+    if notice in (Notice.REMINDER, Notice.RESCHEDULED) and show.scheduled_at is not None:
+        return f"{notice.value}@{show.scheduled_at.isoformat()}"
+    return notice.value
+
+
+async def queue(session: AsyncSession, notice: Notice, show: Show) -> None:
+    """Queue a notice of ``show`` in the caller's transaction; queued again (the same key), it
+    changes nothing. A notice nobody would hear is not queued at all."""
+    seller = await session.scalar(select(User).where(User.id == show.seller_id))
+    if seller is None:
         return
-    seller = await session.scalar(select(User.display_name).where(User.id == seller_id))
-    insert = _insert_for(session)
+    audience = {
+        "followers": show.notify_followers and notice is not Notice.REMINDER,
+        "cells": neighbourhood(seller.home_cell)
+        if notice is Notice.LIVE and show.notify_neighborhood and seller.home_cell
+        else [],
+    }
+    if not await _anyone(session, show, audience):
+        return
+    when = show.scheduled_at.isoformat() if show.scheduled_at else ""
     await session.execute(
-        insert(Fanout)
+        _insert_for(session)(Fanout)
         .values(
             id=new_id(),
-            stream_id=stream_id,
-            seller_id=seller_id,
-            message={"title": title, "seller": seller or ""},
+            stream_id=show.id,
+            kind=notice.value,
+            key=key_of(notice, show),
+            seller_id=show.seller_id,
+            audience=audience,
+            message={"title": show.title, "seller": seller.display_name, "at": when},
             state=JobState.QUEUED,
             cursor="",
             attempts=0,
@@ -54,37 +90,94 @@ async def queue_go_live(session: AsyncSession, stream_id: str, seller_id: str, t
     )
 
 
+async def _anyone(session: AsyncSession, show: Show, audience: dict[str, Any]) -> bool:
+    reminded = exists().where(ShowReminder.stream_id == show.id)
+    found = [reminded]
+    if audience["followers"]:
+        found.append(exists().where(Follow.seller_id == show.seller_id))
+    if audience["cells"]:
+        found.append(
+            exists().where(User.home_cell.in_(audience["cells"]), User.id != show.seller_id)
+        )
+    return any([await session.scalar(select(condition)) for condition in found])
+
+
 @dataclass(frozen=True)
 class Batch:
-    """What one step of a fan-out wrote: how many followers it read, how many notifications."""
+    """What one step of a fan-out wrote: how many users it read, how many notifications."""
 
-    followers: int
+    users: int
     notifications: int
     cursor: str
 
 
-def _wants(channel: Channel, default: bool, setting: Any, seller_id: str) -> Any:
-    muted = exists().where(
-        NotificationMute.user_id == Follow.follower_id,
-        NotificationMute.seller_id == seller_id,
-        NotificationMute.channel == channel.value,
-    )
-    return and_(func.coalesce(setting, default), ~muted)
+def _flag(condition: Any) -> Any:
+    return case((condition, 1), else_=0)
 
 
-def _followers(seller_id: str, cursor: str, limit: int) -> Any:
-    device = exists().where(PushSubscription.user_id == Follow.follower_id)
+def _by_settings(users: Any, seller_id: str, cursor: str, limit: int) -> Any:
+    """``users`` (a user id column, with its table's conditions applied by the caller) with the
+    channels each keeps on for ``seller_id``."""
+
+    def wants(channel: Channel, default: bool, setting: Any) -> Any:
+        muted = exists().where(
+            NotificationMute.user_id == users,
+            NotificationMute.seller_id == seller_id,
+            NotificationMute.channel == channel.value,
+        )
+        return and_(func.coalesce(setting, default), ~muted)
+
+    device = exists().where(PushSubscription.user_id == users)
     return (
         select(
-            Follow.follower_id,
-            and_(_wants(Channel.PUSH, True, NotificationSettings.push, seller_id), device).label(
-                "push"
-            ),
-            _wants(Channel.EMAIL, False, NotificationSettings.email, seller_id).label("email"),
+            users.label("user_id"),
+            _flag(and_(wants(Channel.PUSH, True, NotificationSettings.push), device)).label("push"),
+            _flag(wants(Channel.EMAIL, False, NotificationSettings.email)).label("email"),
         )
-        .outerjoin(NotificationSettings, NotificationSettings.user_id == Follow.follower_id)
-        .where(Follow.seller_id == seller_id, Follow.follower_id > cursor)
-        .order_by(Follow.follower_id)
+        .outerjoin(NotificationSettings, NotificationSettings.user_id == users)
+        .where(users > cursor)
+        .order_by(users)
+        .limit(limit)
+    )
+
+
+def _audience(fanout: Fanout, cursor: str, limit: int) -> Any:
+    """The next ``limit`` users after ``cursor`` with the channels each is told on. Each part
+    is cut at ``limit`` too: the first ``limit`` of the union are among them."""
+    audience = fanout.audience
+    parts = []
+    if audience["followers"]:
+        parts.append(
+            _by_settings(Follow.follower_id, fanout.seller_id, cursor, limit).where(
+                Follow.seller_id == fanout.seller_id
+            )
+        )
+    if audience["cells"]:
+        parts.append(
+            _by_settings(User.id, fanout.seller_id, cursor, limit).where(
+                User.home_cell.in_(audience["cells"]), User.id != fanout.seller_id
+            )
+        )
+    device = exists().where(PushSubscription.user_id == ShowReminder.user_id)
+    parts.append(
+        select(
+            ShowReminder.user_id,
+            _flag(and_(ShowReminder.push, device)).label("push"),
+            _flag(ShowReminder.email).label("email"),
+        )
+        .where(ShowReminder.stream_id == fanout.stream_id, ShowReminder.user_id > cursor)
+        .order_by(ShowReminder.user_id)
+        .limit(limit)
+    )
+    union = union_all(*(select(part.subquery()) for part in parts)).subquery()
+    return (
+        select(
+            union.c.user_id,
+            func.max(union.c.push).label("push"),
+            func.max(union.c.email).label("email"),
+        )
+        .group_by(union.c.user_id)
+        .order_by(union.c.user_id)
         .limit(limit)
     )
 
@@ -92,12 +185,12 @@ def _followers(seller_id: str, cursor: str, limit: int) -> Any:
 async def expand(
     session: AsyncSession, fanout: Fanout, channels: frozenset[Channel], limit: int
 ) -> Batch:
-    """Write the notifications of the next ``limit`` followers after ``fanout.cursor``; a
+    """Write the notifications of the next ``limit`` users after ``fanout.cursor``; a
     notification already there (a batch written twice) is left as it is."""
-    rows = (await session.execute(_followers(fanout.seller_id, fanout.cursor, limit))).all()
+    rows = (await session.execute(_audience(fanout, fanout.cursor, limit))).all()
     now = utcnow()
     values = [
-        _notification(fanout, row.follower_id, channel, now)
+        _notification(fanout, row.user_id, channel, now)
         for row in rows
         for channel in channels
         if getattr(row, channel.value)
@@ -106,7 +199,7 @@ async def expand(
         insert = _insert_for(session)
         # executemany: one compiled statement, not a VALUES list of 5,000 parameters
         await session.execute(insert(Notification).on_conflict_do_nothing(), values)
-    cursor = rows[-1].follower_id if rows else fanout.cursor
+    cursor = rows[-1].user_id if rows else fanout.cursor
     return Batch(len(rows), len(values), cursor)
 
 

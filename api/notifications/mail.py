@@ -1,4 +1,4 @@
-"""Email over SMTP (aiosmtplib): the go-live message, with its plain-text and HTML bodies and
+"""Email over SMTP (aiosmtplib): a notice of a show, with its plain-text and HTML bodies and
 the one-click unsubscribe headers (RFC 2369, RFC 8058)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from email.utils import make_msgid, parseaddr
 
 import aiosmtplib
 
+from api.notifications.notices import Words
 from api.notifications.outcome import SENT, Outcome, refused, retry
 
 SEND_SECONDS = 30.0
@@ -28,11 +29,11 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
-class GoLiveMail:
+class NoticeMail:
     to: str
     seller: str
-    title: str
-    watch_url: str
+    words: Words
+    url: str  # the show's page
     unsubscribe_page: str
     one_click: str
 
@@ -51,33 +52,35 @@ class Mailer:
         self._config = config
         self._envelope_from = parseaddr(config.sender)[1]
 
-    def message(self, mail: GoLiveMail) -> Mail:
+    def message(self, mail: NoticeMail) -> Mail:
         """The message as sent: multipart/alternative, plain text then HTML. Built with the
         compat32 classes, a tenth the cost of EmailMessage's header objects per message."""
         message = MIMEMultipart("alternative")
         message["From"] = self._config.sender
         message["To"] = mail.to
-        message["Subject"] = Header(f"{mail.seller} is live: {mail.title}", "utf-8").encode()
+        words = mail.words
+        message["Subject"] = Header(f"{words.headline}: {words.title}", "utf-8").encode()
         message["Message-ID"] = make_msgid(domain=self._config.sender.rpartition("@")[2])
         message["List-Unsubscribe"] = f"<{mail.one_click}>"
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         plain = (
-            f"{mail.seller} is live now: {mail.title}\n\nWatch: {mail.watch_url}\n\n"
-            f"No more emails when {mail.seller} goes live: {mail.unsubscribe_page}\n"
+            f"{words.lead}\n\n{words.link}: {mail.url}\n\n"
+            f"No more emails of {mail.seller}'s shows: {mail.unsubscribe_page}\n"
         )
-        seller, title = html.escape(mail.seller), html.escape(mail.title)
-        watch, leave = html.escape(mail.watch_url), html.escape(mail.unsubscribe_page)
+        seller, title = html.escape(mail.seller), html.escape(words.title)
+        when = f", starting {html.escape(words.when)}" if words.at else ""
+        url, leave = html.escape(mail.url), html.escape(mail.unsubscribe_page)
         rich = (
-            f"<!doctype html><html><body><p><strong>{seller}</strong> is live now: {title}</p>"
-            f'<p><a href="{watch}">Watch the show</a></p>'
-            f'<p style="color:#666;font-size:12px"><a href="{leave}">No more emails when '
-            f"{seller} goes live</a></p></body></html>"
+            f"<!doctype html><html><body><p><strong>{html.escape(words.headline)}</strong>: "
+            f'{title}{when}</p><p><a href="{url}">{html.escape(words.link)}</a></p>'
+            f'<p style="color:#666;font-size:12px"><a href="{leave}">No more emails of '
+            f"{seller}'s shows</a></p></body></html>"
         )
         message.attach(MIMEText(plain, "plain", "utf-8"))
         message.attach(MIMEText(rich, "html", "utf-8"))
         return Mail(mail.to, message.as_bytes())
 
-    async def send(self, mails: list[GoLiveMail]) -> list[Outcome]:
+    async def send(self, mails: list[NoticeMail]) -> list[Outcome]:
         """Send each mail over one connection, built just before it is sent (so building a
         batch never holds the event loop); a mail the connection failed before is to try
         again, and so is one the server deferred (4xx)."""

@@ -30,8 +30,16 @@ from api.db import utcnow
 from api.identity.models import User
 from api.notifications.fanout import expand
 from api.notifications.links import UnsubscribeLinks
-from api.notifications.mail import GoLiveMail, Mailer
-from api.notifications.models import Channel, Fanout, JobState, Notification, PushSubscription
+from api.notifications.mail import Mailer, NoticeMail
+from api.notifications.models import (
+    Channel,
+    Fanout,
+    JobState,
+    Notice,
+    Notification,
+    PushSubscription,
+)
+from api.notifications.notices import words
 from api.notifications.outcome import SENT, Outcome, refused, retry
 from api.notifications.push import Device, WebPush
 
@@ -72,6 +80,7 @@ class _Claim:
     email: str
     stream_id: str
     seller_id: str
+    kind: Notice
     message: dict[str, str]
     sent_to: list[str]
     attempts: int
@@ -197,7 +206,7 @@ class Notifier:
             batch = await expand(session, fanout, self._channels.enabled, self._config.fanout_batch)
             fanout.cursor = batch.cursor
             fanout.lease_expires_at = utcnow() + timedelta(seconds=self._config.lease_seconds)
-            if batch.followers < self._config.fanout_batch:
+            if batch.users < self._config.fanout_batch:
                 fanout.state, fanout.worker, fanout.lease_expires_at = JobState.DONE, None, None
             return fanout.state == JobState.RUNNING
 
@@ -258,12 +267,15 @@ class Notifier:
             return await _claimed(session, ids)
 
     async def _push(self, claim: _Claim) -> Outcome:
+        said = words(claim.kind, claim.message)
         payload = json.dumps(
             {
-                "title": f"{claim.message['seller']} is live",
-                "body": claim.message["title"],
+                "title": said.headline,
+                "body": said.title,
+                "at": said.at.isoformat() if said.at else None,
                 "url": f"{self._public_url}/watch/{claim.stream_id}",
-                "tag": f"live-{claim.stream_id}",
+                # a later notice of the show replaces the earlier one on the device
+                "tag": f"show-{claim.stream_id}",
                 "unsubscribe": self._links.page(
                     self._links.token(claim.user_id, claim.seller_id, Channel.PUSH)
                 ),
@@ -313,13 +325,13 @@ class Notifier:
             for claim, outcome in zip(chunk, outcomes, strict=True)
         ]
 
-    def _mail(self, claim: _Claim) -> GoLiveMail:
+    def _mail(self, claim: _Claim) -> NoticeMail:
         token = self._links.token(claim.user_id, claim.seller_id, Channel.EMAIL)
-        return GoLiveMail(
+        return NoticeMail(
             to=claim.email,
             seller=claim.message["seller"],
-            title=claim.message["title"],
-            watch_url=f"{self._public_url}/watch/{claim.stream_id}",
+            words=words(claim.kind, claim.message),
+            url=f"{self._public_url}/watch/{claim.stream_id}",
             unsubscribe_page=self._links.page(token),
             one_click=self._links.one_click(token),
         )
@@ -383,6 +395,7 @@ async def _claimed(session: AsyncSession, ids: list[str]) -> list[_Claim]:
             Notification.attempts,
             User.email,
             Fanout.seller_id,
+            Fanout.kind,
             Fanout.message,
         )
         .join(Fanout, Fanout.id == Notification.fanout_id)
@@ -397,6 +410,7 @@ async def _claimed(session: AsyncSession, ids: list[str]) -> list[_Claim]:
             email=row.email,
             stream_id=row.stream_id,
             seller_id=row.seller_id,
+            kind=Notice(row.kind),
             message=row.message,
             sent_to=list(row.sent_to),
             attempts=row.attempts,

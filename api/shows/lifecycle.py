@@ -1,6 +1,7 @@
 """A stream's lifecycle: the one place its status changes.
 
-created -> live -> (reconnecting -> live)* -> ended, or interrupted when its node died mid-show.
+created -> live -> (reconnecting -> live)* -> ended, or interrupted when its node died mid-show;
+created -> cancelled when the seller calls a planned show off.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.db import utcnow
-from api.notifications.fanout import queue_go_live
+from api.notifications.fanout import Show, queue
+from api.notifications.models import Notice
 from api.shows.models import Stream
 from api.web.context import Rooms
 from api.web.errors import ApiError
@@ -52,12 +54,30 @@ def ensure_not_finished(stream: Stream) -> None:
         )
 
 
+def show_of(stream: Stream) -> Show:
+    return Show(
+        stream.id,
+        stream.owner_id,
+        stream.title,
+        stream.notify_followers,
+        stream.notify_neighborhood,
+        stream.scheduled_at,
+    )
+
+
+async def tell(session: AsyncSession, notice: Notice, stream: Stream) -> None:
+    """Queue a notice of ``stream`` for its audience (``api.notifications.fanout``)."""
+    await queue(session, notice, show_of(stream))
+
+
 async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> None:
-    """Queue stream.live (the first time media arrived) or stream.ended for the seller's shop,
-    and the first time, the followers' go-live notifications when the show asks for them."""
+    """Queue stream.live (the first time media arrived), stream.cancelled or stream.ended for
+    the seller's shop, and the notice of the first two for the show's audience."""
     event = None
     if stream.status == S.LIVE and source == S.CREATED:
         event = "stream.live"
+    elif stream.status == S.CANCELLED:
+        event = "stream.cancelled"
     elif stream.status in FINISHED:
         event = "stream.ended"
     if event is not None:
@@ -69,8 +89,10 @@ async def stream_webhook(session: AsyncSession, stream: Stream, source: str) -> 
             "ended_at": stream.ended_at.isoformat() if stream.ended_at else None,
         }
         await webhooks.enqueue(session, stream.owner_id, event, data)
-    if event == "stream.live" and stream.notify_followers:
-        await queue_go_live(session, stream.id, stream.owner_id, stream.title)
+    if event == "stream.live":
+        await tell(session, Notice.LIVE, stream)
+    elif event == "stream.cancelled":
+        await tell(session, Notice.CANCELLED, stream)
 
 
 async def announce_status(rooms: Rooms, bus: Bus, stream_id: str, status: StreamStatus) -> None:

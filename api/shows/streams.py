@@ -14,10 +14,17 @@ from api.accounts.users import STAFF, require_role, require_user
 from api.catalog.products import SELLERS
 from api.identity.auth import new_publish_token
 from api.identity.models import Checkout, User
+from api.notifications.models import Notice
 from api.shows import announcements
 from api.shows.access import locate_neighbourhood, owned_stream, viewable_stream, visible_to
 from api.shows.announcements import RoomChange
-from api.shows.lifecycle import announce_status, ensure_not_finished, stream_webhook, transition
+from api.shows.lifecycle import (
+    announce_status,
+    ensure_not_finished,
+    stream_webhook,
+    tell,
+    transition,
+)
 from api.shows.lineup import attach
 from api.shows.models import Stream
 from api.shows.schemas import (
@@ -198,9 +205,13 @@ async def update_settings(ctx: Context, stream_id: str, body: StreamSettings) ->
     if changes.keys() - AFTER_THE_SHOW:
         ensure_not_finished(stream)
     locate_neighbourhood(body.audience, stream.owner)
+    planned_for = stream.scheduled_at
     for name, value in changes.items():
         setattr(stream, name, value)
     await ctx.session.flush()
+    moved = planned_for is not None and stream.scheduled_at not in (None, planned_for)
+    if moved and stream.status == StreamStatus.CREATED:
+        await tell(ctx.session, Notice.RESCHEDULED, stream)
     change = RoomChange(stream.id)
     if "enable_chat" in changes:
         change.events.append(

@@ -39,7 +39,6 @@ from api.catalog.products import SELLERS
 from api.db import utcnow
 from api.web.context import Context
 from api.web.errors import not_found
-from api.web.metrics import Metrics
 from api.web.outbound import Outbound
 from api.web.routing import Api
 from api.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -56,6 +55,7 @@ EVENTS = frozenset(
         "order.shipped",
         "order.cancelled",  # also a hold that expired, and a paid order refunded
         "stream.live",
+        "stream.cancelled",  # a planned show called off
         "stream.ended",
     }
 )
@@ -203,10 +203,8 @@ class Dispatcher:
         every: float = 1.0,
         *,
         private_networks: bool = False,
-        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
-        self._metrics = metrics or Metrics()
         self._every = every
         self._private_networks = private_networks
         self._http: Outbound | None = None
@@ -303,16 +301,11 @@ class Dispatcher:
 
     async def _deliver(self, claim: _Claim) -> None:
         try:
-            started = time.perf_counter()
-            outcome, error = await self._post(claim)
-            self._metrics.webhook_durations.observe(time.perf_counter() - started)
-            self._metrics.webhook_deliveries.labels(outcome).inc()
-            await self._record(claim, error)
+            await self._record(claim, await self._post(claim))
         except Exception:
             log.exception("webhook delivery %s failed", claim.id)
 
-    async def _post(self, claim: _Claim) -> tuple[str, str | None]:
-        """The send's outcome (delivered, refused, unreachable) and its error, if any."""
+    async def _post(self, claim: _Claim) -> str | None:
         assert self._http is not None
         body = json.dumps({"id": claim.id, **claim.payload}, separators=(",", ":")).encode()
         timestamp = int(time.time())
@@ -327,9 +320,9 @@ class Dispatcher:
         }
         try:
             status = await self._http.post(claim.url, body, headers)
+            return None if 200 <= status < 300 else f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return "unreachable", f"{type(exc).__name__}: {exc}"[:500]
-        return ("delivered", None) if 200 <= status < 300 else ("refused", f"HTTP {status}")
+            return f"{type(exc).__name__}: {exc}"[:500]
 
     async def _record(self, claim: _Claim, error: str | None) -> None:
         now = utcnow()

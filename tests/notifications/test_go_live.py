@@ -127,7 +127,7 @@ async def test_going_live_pushes_each_device_and_mails_who_asked(
     for body in (plain, html):
         assert f"http://shopcast.test/watch/{stream['id']}" in body
         assert "http://shopcast.test/unsubscribe?token=" in body
-    assert "<strong>Ana&#x27;s Pottery</strong>" in html
+    assert "<strong>Ana&#x27;s Pottery is live</strong>" in html
 
     devices = await rows(
         database_url, "SELECT id FROM push_subscriptions WHERE user_id = :u", u=phone_and_laptop.id
@@ -290,7 +290,10 @@ async def test_jobs_of_a_worker_that_died_are_taken_over(
                 insert(Fanout).values(
                     id=fanout,
                     stream_id=stream["id"],
+                    kind="live",
+                    key="live",
                     seller_id=seller.id,
+                    audience={"followers": True, "cells": []},
                     message=message,
                     state="running",
                     cursor="",

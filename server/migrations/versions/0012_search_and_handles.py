@@ -4,7 +4,7 @@ PostgreSQL indexes the words of each row (a GIN index over ``to_tsvector('simple
 SQLite keeps FTS5 tables in step with triggers. Neither is in the models: ``api.search`` owns
 them, and ``server.migrate.tracked`` leaves them out of the comparison with the models. A later
 migration that rebuilds ``streams`` or ``products`` in SQLite's batch mode drops their triggers
-with the old table: it must run ``_sqlite_search`` again.
+with the old table: it must make them again (``server.search_index.sqlite_triggers``).
 
 Revision ID: 0012
 Revises: 0011
@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+from server.search_index import sqlite_table, sqlite_triggers
 
 revision: str = "0012"
 down_revision: str | None = "0011"
@@ -36,30 +38,6 @@ def _handle(name: str, taken: set[str]) -> str:
     return handle
 
 
-def _sqlite_search(table: str) -> None:
-    """The FTS5 table of ``table`` (one of ours: names are never input) and its triggers."""
-    search = f"search_{table}"
-    op.execute(
-        f"CREATE VIRTUAL TABLE {search} USING fts5(title, description, "
-        f"content='{table}', content_rowid='rowid', tokenize='unicode61 remove_diacritics 0')"
-    )
-    new = (
-        f"INSERT INTO {search}(rowid, title, description) "  # noqa: S608
-        "VALUES (new.rowid, new.title, new.description);"
-    )
-    old = (
-        f"INSERT INTO {search}({search}, rowid, title, description) "  # noqa: S608
-        "VALUES ('delete', old.rowid, old.title, old.description);"
-    )
-    op.execute(f"CREATE TRIGGER {search}_insert AFTER INSERT ON {table} BEGIN {new} END")
-    op.execute(f"CREATE TRIGGER {search}_delete AFTER DELETE ON {table} BEGIN {old} END")
-    op.execute(
-        f"CREATE TRIGGER {search}_update AFTER UPDATE OF title, description ON {table} "
-        f"BEGIN {old} {new} END"
-    )
-    op.execute(f"INSERT INTO {search}({search}) VALUES ('rebuild')")  # noqa: S608
-
-
 def upgrade() -> None:
     users = sa.table("users", sa.column("id", sa.String), sa.column("display_name", sa.String))
     with op.batch_alter_table("users") as batch_op:
@@ -76,7 +54,8 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(op.f("uq_users_handle"), ["handle"])
     for table in SEARCHED:
         if bind.dialect.name == "sqlite":
-            _sqlite_search(table)
+            for statement in sqlite_table(table) + sqlite_triggers(table):
+                op.execute(statement)
         else:
             op.execute(
                 f"CREATE INDEX ix_search_{table} ON {table} "
