@@ -44,12 +44,14 @@ from api.shows.schedule import REMINDERS, Reminders
 from api.shows.streams import SUMMARY
 from api.streaming import hls, signaling
 from api.streaming.hls import RECORDINGS, hls_cors
-from api.streaming.observability import HttpMetrics, metrics_route
+from api.streaming.observability import metrics_route
 from api.streaming.signaling import MEDIA, Media, signaling_cors
 from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
+from api.web.metrics import METRICS, Metrics
 from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
+from api.web.request_log import request_ids, send_request_id
 from api.webhooks.webhooks import Dispatcher
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
@@ -73,11 +75,12 @@ def build_app(settings: Settings) -> web.Application:
     """An aiohttp application wired from ``settings``; resources open and close with it."""
     settings.resolved_media_dir.mkdir(parents=True, exist_ok=True)
     proxies = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
-    http = HttpMetrics()
+    metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
-            http.middleware,
+            request_ids,
+            metrics.http_middleware(),
             security_headers,
             signaling_cors,
             hls_cors,
@@ -85,11 +88,13 @@ def build_app(settings: Settings) -> web.Application:
             *([forwarded_for(proxies)] if proxies else []),
         ],
     )
+    app[METRICS] = metrics
+    app.on_response_prepare.append(send_request_id)
     database = _database(app, settings)
     twins = twins_for(settings, node=secrets.token_hex(6))
     app.cleanup_ctx.append(twins.lifespan)
     tokens = TokenIssuer(settings.ensure_jwt_secret(), settings.jwt_ttl_seconds)
-    app[AUCTIONS] = Auctions(twins.limiter, ViewerDelays())
+    app[AUCTIONS] = Auctions(twins.limiter, ViewerDelays(), metrics=metrics)
     realtime = _realtime(app, settings, twins, database, tokens)
     lifecycle = StreamLifecycle(database.sessions, realtime, twins.bus)
     services = _services(app, settings, twins, database, tokens, realtime)
@@ -97,7 +102,7 @@ def build_app(settings: Settings) -> web.Application:
     _commerce(app, settings, database, services)
     _catalog(app, settings, database, twins.store)
     _notifications(app, settings, database)
-    _pages(app, settings, realtime, http)
+    _pages(app, settings, realtime)
     return app
 
 
@@ -181,7 +186,7 @@ def _services(
     )
     app[SERVICES] = services
     app[SUMMARY] = show_analytics
-    app[GATE] = SalesGate(settings.sales_gate_seconds)
+    app[GATE] = SalesGate(settings.sales_gate_seconds, metrics=app[METRICS])
     return services
 
 
@@ -273,8 +278,10 @@ def _commerce(app: web.Application, settings: Settings, db: Database, services: 
     holds = HoldExpiry(
         db.sessions, services.rooms, reads=db.reads, stripe=services.stripe, gate=app[GATE]
     )
-    auctions = Hammer(db.sessions, services.rooms, app[AUCTIONS])
-    dispatcher = Dispatcher(db.sessions, private_networks=settings.webhook_private_networks)
+    auctions = Hammer(db.sessions, services.rooms, app[AUCTIONS], metrics=app[METRICS])
+    dispatcher = Dispatcher(
+        db.sessions, private_networks=settings.webhook_private_networks, metrics=app[METRICS]
+    )
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         await holds.start()
@@ -303,7 +310,7 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
     if settings.media_worker:
-        worker = _video_worker(settings, db, store)
+        worker = _video_worker(settings, db, store, app[METRICS])
 
         async def lifespan(app: web.Application) -> AsyncIterator[None]:
             worker.start()
@@ -352,10 +359,10 @@ def _notifications(app: web.Application, settings: Settings, db: Database) -> No
     app.cleanup_ctx.append(lifespan)
 
 
-def _pages(app: web.Application, settings: Settings, realtime: Realtime, http: HttpMetrics) -> None:
+def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None:
     """The REST API with its OpenAPI document, the metrics, the pages and CORS."""
     token = settings.metrics_token.get_secret_value()
-    app.add_routes([metrics_route(app[MEDIA], realtime, http, token)])
+    app.add_routes([metrics_route(app[MEDIA], realtime, app[METRICS], token)])
     api = rest_api()
     mount(
         app,
@@ -382,7 +389,9 @@ async def run_worker(settings: Settings) -> None:
         await database.dispose()
 
 
-def _video_worker(settings: Settings, db: Database, store: ObjectStore) -> VideoWorker:
+def _video_worker(
+    settings: Settings, db: Database, store: ObjectStore, metrics: Metrics | None = None
+) -> VideoWorker:
     return VideoWorker(
         db.sessions,
         db.reads,
@@ -393,6 +402,7 @@ def _video_worker(settings: Settings, db: Database, store: ObjectStore) -> Video
             timeout_seconds=settings.media_job_timeout_seconds,
             poll_seconds=settings.media_poll_seconds,
         ),
+        metrics=metrics,
     )
 
 

@@ -224,6 +224,10 @@ class Settings(BaseSettings):
         True, description="Require STARTTLS on the SMTP connection (off: plain, for a relay)."
     )
     log_level: str = Field("INFO", description="Logging level.")
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description="`json`: one JSON object per log line; `console`: text for a terminal.",
+    )
 
     @field_validator(
         "cors_origins", "ice_servers", "ice_host_addresses", "trusted_proxies", mode="before"

@@ -39,6 +39,7 @@ from api.catalog.products import SELLERS
 from api.db import utcnow
 from api.web.context import Context
 from api.web.errors import not_found
+from api.web.metrics import Metrics
 from api.web.outbound import Outbound
 from api.web.routing import Api
 from api.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -203,8 +204,10 @@ class Dispatcher:
         every: float = 1.0,
         *,
         private_networks: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sessions = sessions
+        self._metrics = metrics or Metrics()
         self._every = every
         self._private_networks = private_networks
         self._http: Outbound | None = None
@@ -301,11 +304,16 @@ class Dispatcher:
 
     async def _deliver(self, claim: _Claim) -> None:
         try:
-            await self._record(claim, await self._post(claim))
+            started = time.perf_counter()
+            outcome, error = await self._post(claim)
+            self._metrics.webhook_durations.observe(time.perf_counter() - started)
+            self._metrics.webhook_deliveries.labels(outcome).inc()
+            await self._record(claim, error)
         except Exception:
             log.exception("webhook delivery %s failed", claim.id)
 
-    async def _post(self, claim: _Claim) -> str | None:
+    async def _post(self, claim: _Claim) -> tuple[str, str | None]:
+        """The send's outcome (delivered, refused, unreachable) and its error, if any."""
         assert self._http is not None
         body = json.dumps({"id": claim.id, **claim.payload}, separators=(",", ":")).encode()
         timestamp = int(time.time())
@@ -320,9 +328,9 @@ class Dispatcher:
         }
         try:
             status = await self._http.post(claim.url, body, headers)
-            return None if 200 <= status < 300 else f"HTTP {status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}"[:500]
+            return "unreachable", f"{type(exc).__name__}: {exc}"[:500]
+        return ("delivered", None) if 200 <= status < 300 else ("refused", f"HTTP {status}")
 
     async def _record(self, claim: _Claim, error: str | None) -> None:
         now = utcnow()
