@@ -3,11 +3,13 @@ orders, and each figure counts what happened."""
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import shutil
 import subprocess
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -96,3 +98,73 @@ async def test_metrics_pass_promtool_with_a_live_show_and_orders(
     assert routes['method="GET",route="/api/v1/streams/{stream_id}",status="2xx"'] >= 1
     assert routes['method="GET",route="/api/v1/streams/{stream_id}",status="4xx"'] == 1
     assert not any(sid in labels for labels in routes), "ids make no series"
+
+
+DASHBOARD = Path(__file__).parents[2] / "deploy" / "grafana" / "shopcast.json"
+_NOT_METRICS = {"sum", "rate", "increase", "histogram_quantile"}
+_SAMPLES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("_count", "_sum"),
+    "info": ("_info",),
+}
+
+
+def metric_names(expr: str) -> set[str]:
+    """The series names a PromQL expression reads: what is left of it without label matchers,
+    ranges, label lists and function names."""
+    expr = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", expr)
+    expr = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    words = re.findall(r"\b[A-Za-z_:][A-Za-z0-9_:]*\b(?!\s*\()", expr)
+    return set(words) - _NOT_METRICS
+
+
+def exposed(exposition: str) -> dict[str, str]:
+    """Each sample name a scrape declares (samples or not: a labelled counter never counted
+    still has its HELP and TYPE), by its family's name."""
+    return {
+        family.name + suffix: family.name
+        for family in text_string_to_metric_families(exposition)
+        for suffix in _SAMPLES.get(family.type, ("",))
+    }
+
+
+def promql_problems(queries: list[str], directory: Path) -> str:
+    """What ``promtool check rules`` says of ``queries`` as recording rules (Grafana's
+    ``$__rate_interval`` read as 5m); empty when they all parse."""
+    binary = shutil.which("promtool")
+    assert binary, "promtool is needed (Debian package prometheus; .ci/run installs it)"
+    rules = [
+        {"record": f"dashboard:query{index}", "expr": query.replace("$__rate_interval", "5m")}
+        for index, query in enumerate(queries)
+    ]
+    path = directory / "dashboard.rules.json"  # JSON is YAML
+    path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+    checked = subprocess.run(
+        [binary, "check", "rules", str(path)], capture_output=True, text=True, timeout=30
+    )
+    return "" if checked.returncode == 0 else checked.stdout + checked.stderr
+
+
+async def test_the_grafana_dashboard_reads_only_what_metrics_serves(
+    client: Client, tmp_path: Path
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries = [
+        target["expr"]
+        for panel in dashboard["panels"]
+        if panel["type"] != "row"
+        for target in panel["targets"]
+    ]
+    assert promql_problems(queries, tmp_path) == ""
+    used = set().union(*(metric_names(query) for query in queries))
+    served = exposed(await (await client.get("/metrics")).text())
+    assert used - served.keys() == set(), "the dashboard queries names /metrics does not serve"
+    # prometheus_client writes a counter's or histogram's creation time as a gauge of its own.
+    ours = {
+        family
+        for family in served.values()
+        if family.startswith("shopcast_") and not family.endswith("_created")
+    }
+    assert ours - {served[name] for name in used} == set(), "a Shopcast metric has no panel"
+    assert {"process_cpu_seconds_total", "shopcast_ingest_bytes_total"} <= used
