@@ -26,13 +26,21 @@ class Rendition:
     playlist: str  # its media playlist, relative to the master playlist
 
 
-def master_playlist(renditions: list[Rendition]) -> str:
-    """The master playlist, lightest rendition first."""
+def master_playlist(renditions: list[Rendition], audio: str | None = None) -> str:
+    """The master playlist, lightest rendition first. With `audio` (a media playlist), the
+    renditions are pictures only and every one plays that audio rendition beside it."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    group = ""
+    if audio is not None:
+        lines.append(
+            '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,'
+            f'URI="{audio}"'
+        )
+        group = ',AUDIO="audio"'
     for r in sorted(renditions, key=lambda r: r.bandwidth):
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},RESOLUTION={r.width}x{r.height},"
-            f'CODECS="{r.codecs}"'
+            f'CODECS="{r.codecs}"{group}'
         )
         lines.append(r.playlist)
     return "\n".join(lines) + "\n"

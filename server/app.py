@@ -309,6 +309,7 @@ def _catalog(app: web.Application, settings: Settings, db: Database, store: Obje
     app.add_routes(product_media.routes())
     if isinstance(store, LocalStorage):
         app.router.add_static("/media/", store.root, follow_symlinks=False)
+        app.on_response_prepare.append(product_media.store_file_types)
     if settings.media_worker:
         worker = _video_worker(settings, db, store, app[METRICS])
 

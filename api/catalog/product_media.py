@@ -31,6 +31,7 @@ from api.accounts.users import require_user
 from api.catalog.models import JobState, MediaJob, MediaKind, MediaState, Product, ProductMedia
 from api.catalog.products import owned_product
 from api.catalog.schemas import MediaOut
+from api.catalog.video_jobs import CONTENT_TYPES
 from api.identity.models import Role
 from api.web.context import Context
 from api.web.errors import ApiError, forbidden, not_found, within_limit
@@ -109,7 +110,8 @@ class JobOut(Output):
     attempts: int
     error: str | None = Field(description="Why the job failed (or why the last try did)")
     outputs: dict[str, Any] | None = Field(
-        description="When done: master_url, thumbnail_url, metadata, renditions"
+        description="When done: master_url (HLS), dash_url (the DASH MPD), thumbnail_url, "
+        "metadata, renditions"
     )
     created_at: datetime
     updated_at: datetime
@@ -322,6 +324,15 @@ async def job_status(ctx: Context, job_id: str) -> JobOut:
     if job.owner_id != user.id and user.role != Role.ADMIN:
         raise forbidden("Only the seller who started this job can follow it")
     return JobOut.model_validate(job)
+
+
+async def store_file_types(request: web.Request, response: web.StreamResponse) -> None:
+    """The local store's files go out with the types S3 gives them: the static route asks the
+    system's MIME table, which a slim image lacks (a DASH manifest would be octet-stream)."""
+    if isinstance(response, web.FileResponse) and request.path.startswith("/media/"):
+        kind = CONTENT_TYPES.get(Path(request.path).suffix)
+        if kind is not None and response.status in (200, 206):
+            response.content_type = kind
 
 
 async def local_upload(request: web.Request) -> web.Response:

@@ -1,4 +1,5 @@
-"""An uploaded video to an HLS ladder: metadata, a thumbnail, 1080p/720p/480p renditions.
+"""An uploaded video to CMAF tracks played by HLS and DASH: metadata, a thumbnail, 1080p/720p/480p
+pictures and one audio track, under an HLS master playlist and a DASH manifest (MPD).
 
 Runs in a process of its own (`python -m api.catalog.renditions SOURCE OUTPUT`), so a crash or a
 hang inside FFmpeg costs the job, never the worker. Progress goes to standard output as one
@@ -24,6 +25,7 @@ from av.container import InputContainer, OutputContainer
 from av.stream import Stream
 from av.video.frame import PictureType, VideoFrame
 
+from recorder.dash import DASH_MANIFEST, Track, dash_manifest
 from recorder.ladder import MASTER_PLAYLIST as MASTER
 from recorder.ladder import Rendition, master_playlist
 from recorder.poster import encode_jpeg
@@ -32,7 +34,9 @@ SEGMENT_SECONDS = 4
 MAX_SIDE = 4096  # larger sources are refused: decoding them would take too long on a node
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm", "video/x-matroska"})
 THUMBNAIL = "thumbnail.jpg"
+AUDIO = "audio"  # the audio track's folder
 AUDIO_BITRATE = 128_000
+AUDIO_CODECS = "mp4a.40.2"
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class LadderResult:
     metadata: Metadata
     thumbnail: str
     master: str
+    dash: str
     renditions: list[Rendition] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
@@ -135,14 +140,12 @@ def rungs_for(width: int, height: int) -> list[tuple[Rung, int, int]]:
     return out
 
 
-class _Output:
-    """One rendition's encoders and its HLS muxer (fMP4 segments, VOD playlist)."""
+class _Track:
+    """One CMAF track (pictures of one rung, or the audio) and its HLS muxer: fMP4 segments
+    holding that medium alone, as DASH wants them, and a VOD playlist."""
 
-    def __init__(
-        self, directory: Path, rung: Rung, size: tuple[int, int], audio: bool, rate: Fraction
-    ) -> None:
+    def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.rung, self.size = rung, size
         self.container: OutputContainer = av.open(
             str(directory / "index.m3u8"),
             "w",
@@ -155,6 +158,14 @@ class _Output:
                 "hls_segment_filename": str(directory / "segment-%05d.m4s"),
             },
         )
+
+
+class _Pictures(_Track):
+    """One rung's pictures, H.264."""
+
+    def __init__(self, directory: Path, rung: Rung, size: tuple[int, int], rate: Fraction) -> None:
+        super().__init__(directory)
+        self.rung, self.size = rung, size
         self.video = self.container.add_stream("libx264", rate=rate)
         self.video.width, self.video.height = size
         self.video.pix_fmt = "yuv420p"
@@ -163,30 +174,37 @@ class _Output:
         self.video.codec_context.options = {
             "preset": "veryfast",
             "profile": "high",
-            # Keyframes only where we force them (segment starts), the same in every rung.
-            "x264-params": f"level={rung.level}:scenecut=0:keyint=100000:forced-idr=1",
+            # Keyframes only where we force them (segment starts), the same in every rung, and
+            # IDR ones, so each segment starts one (DASH's startWithSAP=1).
+            "forced-idr": "1",
+            "x264-params": f"level={rung.level}:scenecut=0:keyint=100000",
         }
-        self.audio: AudioStream | None = None
-        if audio:
-            stream = self.container.add_stream("aac", rate=48000)
-            stream.codec_context.layout = "stereo"
-            stream.codec_context.bit_rate = AUDIO_BITRATE
-            self.audio = stream
 
-    def add_video(self, frame: VideoFrame, pts: int, keyframe: bool) -> None:
+    def add(self, frame: VideoFrame, pts: int, keyframe: bool) -> None:
         picture = frame.reformat(width=self.size[0], height=self.size[1], format="yuv420p")
         picture.pts, picture.time_base = pts, Fraction(1, 90000)
         picture.pict_type = PictureType.I if keyframe else PictureType.NONE
         self.container.mux(self.video.encode(picture))
 
-    def add_audio(self, frame: AudioFrame | None) -> None:
-        assert self.audio is not None
+    def close(self) -> None:
+        self.container.mux(self.video.encode(None))
+        self.container.close()
+
+
+class _Sound(_Track):
+    """The audio, AAC stereo 48 kHz, once for every rung."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.audio: AudioStream = self.container.add_stream("aac", rate=48000)
+        self.audio.codec_context.layout = "stereo"
+        self.audio.codec_context.bit_rate = AUDIO_BITRATE
+
+    def add(self, frame: AudioFrame | None) -> None:
         self.container.mux(self.audio.encode(frame))
 
     def close(self) -> None:
-        self.container.mux(self.video.encode(None))
-        if self.audio is not None:
-            self.add_audio(None)
+        self.add(None)
         self.container.close()
 
 
@@ -197,60 +215,85 @@ def build_ladder(
     thumbnail_at: float | None = None,
     progress: Callable[[int], None] = lambda _: None,
 ) -> LadderResult:
-    """Transcode `source` into `output`: a master playlist, one folder per rendition."""
+    """Transcode `source` into `output`: a folder per rung and one for the audio, the HLS
+    master playlist and the DASH manifest over them."""
     metadata = probe(source)
     at = thumbnail_at if thumbnail_at is not None else min(1.0, metadata.duration / 10)
     at = min(max(at, 0.0), metadata.duration)
-    rungs = rungs_for(metadata.width, metadata.height)
     rate = Fraction(metadata.frame_rate or 30).limit_denominator(1001)
-    outputs = [
-        _Output(output / r.name, r, (w, h), metadata.audio_codec is not None, rate)
-        for r, w, h in rungs
+    rungs = [
+        _Pictures(output / r.name, r, (w, h), rate)
+        for r, w, h in rungs_for(metadata.width, metadata.height)
     ]
+    sound = _Sound(output / AUDIO) if metadata.audio_codec is not None else None
+    tracks: list[_Pictures | _Sound] = [*rungs, *([sound] if sound else [])]
     thumbnail: bytes | None = None
     try:
         with av.open(str(source)) as container:
-            for frame, pts, keyframe in _timeline(container, outputs, metadata.duration, progress):
+            for frame, pts, keyframe in _timeline(container, sound, metadata.duration, progress):
                 if thumbnail is None and pts >= at * 90000:
                     thumbnail = encode_jpeg(frame)
-                for out in outputs:
-                    out.add_video(frame, pts, keyframe)
+                for rung in rungs:
+                    rung.add(frame, pts, keyframe)
     except av.FFmpegError as error:
         raise BadVideo(f"the video is damaged: {error.strerror or error}") from None
     finally:
-        for out in outputs:
-            out.close()
+        for track in tracks:
+            track.close()
     if thumbnail is None:
         raise BadVideo("no picture could be decoded (truncated file?)")
     (output / THUMBNAIL).write_bytes(thumbnail)
-    audio = ",mp4a.40.2" if metadata.audio_codec is not None else ""
-    renditions = [
-        Rendition(
-            o.rung.name,
-            o.size[0],
-            o.size[1],
-            o.rung.bitrate + (AUDIO_BITRATE if audio else 0),
-            f"avc1.6400{_LEVEL_IDC[o.rung.level]:02x}{audio}",
-            f"{o.rung.name}/index.m3u8",
-        )
-        for o in outputs
-    ]
-    (output / MASTER).write_text(master_playlist(renditions))
+    renditions = _manifests(output, rungs, rate, sound is not None)
     progress(100)
     files = sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file())
-    return LadderResult(metadata, THUMBNAIL, MASTER, renditions, files)
+    return LadderResult(metadata, THUMBNAIL, MASTER, DASH_MANIFEST, renditions, files)
+
+
+def _manifests(
+    output: Path, rungs: list[_Pictures], rate: Fraction, audio: bool
+) -> list[Rendition]:
+    """Write the HLS master playlist and the MPD; the renditions the master lists."""
+    pictures = [
+        Track(
+            r.rung.name,
+            f"avc1.6400{_LEVEL_IDC[r.rung.level]:02x}",
+            r.rung.bitrate,
+            90000,
+            r.size[0],
+            r.size[1],
+            rate,
+        )
+        for r in rungs
+    ]
+    sound = Track(AUDIO, AUDIO_CODECS, AUDIO_BITRATE, 48000) if audio else None
+    # An HLS variant's BANDWIDTH and CODECS count the audio it plays with (RFC 8216 4.3.4.2).
+    renditions = [
+        Rendition(
+            t.folder,
+            t.width,
+            t.height,
+            t.bandwidth + (AUDIO_BITRATE if audio else 0),
+            f"{t.codecs},{AUDIO_CODECS}" if audio else t.codecs,
+            f"{t.folder}/index.m3u8",
+        )
+        for t in pictures
+    ]
+    audio_playlist = f"{AUDIO}/index.m3u8" if audio else None
+    (output / MASTER).write_text(master_playlist(renditions, audio_playlist))
+    (output / DASH_MANIFEST).write_text(dash_manifest(output, pictures, sound))
+    return renditions
 
 
 def _timeline(
     container: InputContainer,
-    outputs: list[_Output],
+    sound: _Sound | None,
     duration: float,
     progress: Callable[[int], None],
 ) -> Iterator[tuple[VideoFrame, int, bool]]:
     """Decoded pictures on a 90 kHz clock, keyframe-forced at segment starts; audio muxed."""
     streams: list[Stream] = [container.streams.video[0]]
     resampler = None
-    if container.streams.audio and outputs[0].audio is not None:
+    if container.streams.audio and sound is not None:
         streams.append(container.streams.audio[0])
         resampler = AudioResampler(format="fltp", layout="stereo", rate=48000, frame_size=1024)
     container.streams.video[0].thread_type = "AUTO"
@@ -258,12 +301,11 @@ def _timeline(
     last_pts, next_key, percent, audio_pts = -1, 0, 0, 0
     for frame in container.decode(*streams):
         if isinstance(frame, AudioFrame):
-            assert resampler is not None
+            assert resampler is not None and sound is not None
             for chunk in resampler.resample(frame):
                 chunk.pts, chunk.time_base = audio_pts, Fraction(1, 48000)
                 audio_pts += chunk.samples
-                for out in outputs:
-                    out.add_audio(chunk)
+                sound.add(chunk)
             continue
         assert isinstance(frame, VideoFrame)
         if frame.pts is None or frame.time_base is None:

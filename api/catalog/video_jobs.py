@@ -35,8 +35,10 @@ from twins.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
-_CONTENT_TYPES = {
+# What the store says each output is (S3 keeps it; the local store's route reads it too).
+CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
     ".m4s": "video/iso.segment",
     ".mp4": "video/mp4",
     ".jpg": "image/jpeg",
@@ -227,12 +229,13 @@ class VideoWorker:
         prefix = f"media/{job.media_id}"
         try:
             for name in result["files"]:
-                content_type = _CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
+                content_type = CONTENT_TYPES.get(Path(name).suffix, "application/octet-stream")
                 await self._store.put_file(f"{prefix}/{name}", output / name, content_type)
         except Exception as error:
             raise JobFailed(f"the outputs could not be stored: {error}", retry=True) from error
         return {
             "master_url": await self._store.url_for(f"{prefix}/{result['master']}"),
+            "dash_url": await self._store.url_for(f"{prefix}/{result['dash']}"),
             "thumbnail_url": await self._store.url_for(f"{prefix}/{result['thumbnail']}"),
             "metadata": result["metadata"],
             "renditions": result["renditions"],
@@ -272,6 +275,7 @@ class VideoWorker:
                 media.state = MediaState.READY
                 media.url, media.thumbnail_url = outputs["master_url"], outputs["thumbnail_url"]
                 media.details = {
+                    "dash_url": outputs["dash_url"],
                     "metadata": outputs["metadata"],
                     "renditions": outputs["renditions"],
                 }

@@ -104,6 +104,20 @@ def _hls(
     }
 
 
+def _product_video(operation_id: str, summary: str, produces: str) -> dict[str, Any]:
+    return {
+        "get": operation(
+            operation_id,
+            summary,
+            tag="files",
+            produces=produces,
+            errors={404: "No such video, or not processed yet"},
+            description="The URL is the video's `url` (HLS) or `details.dash_url` (DASH) once "
+            "its state is `ready`; the tracks it names are in the folders beside it.",
+        )
+    }
+
+
 _PLAYLIST_ERRORS = {
     400: "_HLS_part without _HLS_msn, or a part too far ahead",
     503: "The part asked for is late; see Retry-After",
@@ -163,6 +177,15 @@ STREAMING_PATHS: dict[str, dict[str, Any]] = {
     },
     "/media/{path}": files(
         "store_file", "A file of the local store: product photos, videos and their renditions"
+    ),
+    # A processed product video, from the local store (with S3, the bucket's URLs serve the same).
+    "/media/media/{media_id}/master.m3u8": _product_video(
+        "product_video_hls", "An uploaded video's HLS master playlist", PLAYLIST_TYPE
+    ),
+    "/media/media/{media_id}/manifest.mpd": _product_video(
+        "product_video_dash",
+        "An uploaded video's DASH manifest (MPD), over the same CMAF segments as its HLS",
+        "application/dash+xml",
     ),
     "/metrics": {
         "get": operation(

@@ -429,7 +429,7 @@ async def test_concurrent_attaches_keep_the_limit(client: Client, shop: Shop) ->
 # Videos: a durable job, in-process worker by default.
 
 
-async def test_video_becomes_an_hls_ladder(
+async def test_video_becomes_hls_and_dash(
     fast_jobs: Settings, aiohttp_client: Any, database_url: str, clip: bytes, tmp_path: Path
 ) -> None:
     client = await aiohttp_client(build_app(fast_jobs))
@@ -465,6 +465,18 @@ async def test_video_becomes_an_hls_ladder(
     assert outputs["metadata"]["width"] == 640 and outputs["metadata"]["audio_codec"] == "aac"
     assert [r["name"] for r in outputs["renditions"]] == ["360p"]
     assert await decode_hls(client, outputs["master_url"], tmp_path) == [(640, 360)]
+    # The DASH manifest names the same segments, and goes out with its own type.
+    mpd = await client.get(urlsplit(outputs["dash_url"]).path)
+    assert mpd.status == 200 and mpd.content_type == "application/dash+xml"
+    text = await mpd.text()
+    assert (
+        'media="360p/segment-$Number%05d$.m4s"' in text
+        and 'initialization="audio/init.mp4"' in text
+    )
+    segment = await client.get(
+        urlsplit(outputs["master_url"]).path.replace("master.m3u8", "360p/segment-00000.m4s")
+    )
+    assert segment.content_type == "video/iso.segment"
     thumbnail = await client.get(urlsplit(outputs["thumbnail_url"]).path)
     assert thumbnail.content_type == "image/jpeg"
     listed = await (await client.get(f"/api/v1/products/{product['id']}")).json()
@@ -474,6 +486,7 @@ async def test_video_becomes_an_hls_ladder(
         "ready",
         outputs["master_url"],
     )
+    assert video["details"]["dash_url"] == outputs["dash_url"]
     body = {"product_id": product["id"], "kind": "video", "content_type": "video/mp4", "size": 9}
     async with shop.unchanged():
         refused = await client.post("/api/v1/media/upload-url", json=body, headers=seller.auth)
