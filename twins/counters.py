@@ -7,14 +7,20 @@ falls back to its local twin while Redis is unreachable.
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Generic, Protocol, TypeVar
 
 from twins.redislink import RedisLink
 
 NODE_TTL_SECONDS = 6
 ROOM_TTL_SECONDS = 2 * 24 * 3600
+# A backstop for shows whose end this node never heard of: the local twin keeps at most this
+# many shows' counters, each for at most ROOM_TTL_SECONDS after it was last touched.
+SHOWS_KEPT = 10_000
+SLOW_KEPT = 100_000
+
+V = TypeVar("V")
 
 
 class Counters(Protocol):
@@ -44,13 +50,65 @@ class Counters(Protocol):
         """0 if the user may post now (and start their wait), else seconds left to wait."""
         ...
 
+    async def forget(self, stream_id: str) -> None:
+        """The show is over: drop what this node keeps in memory for it."""
+        ...
+
+
+class ShowValues(Generic[V]):
+    """Values per show key (a stream id, or ``<stream id>/<part>``), the least recently touched
+    dropped once there are more than ``limit`` or one is older than ``max_age`` seconds."""
+
+    def __init__(self, limit: int, max_age: float, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._max_age = max_age
+        self._clock = clock
+        self._values: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def get(self, key: str) -> V | None:
+        kept = self._values.get(key)
+        return None if kept is None else kept[1]
+
+    def touch(self, key: str, new: Callable[[], V]) -> V:
+        """The value for ``key`` (made by ``new`` if there is none), now the most recent."""
+        now = self._clock()
+        kept = self._values.pop(key, None)
+        value = new() if kept is None else kept[1]
+        self._values[key] = (now, value)
+        while len(self._values) > self._limit or (
+            now - next(iter(self._values.values()))[0] > self._max_age
+        ):
+            self._values.popitem(last=False)
+        return value
+
+    def forget(self, stream_id: str) -> None:
+        for key in [k for k in self._values if k.split("/", 1)[0] == stream_id]:
+            del self._values[key]
+
 
 class LocalCounters:
-    def __init__(self) -> None:
-        self._viewers: dict[str, dict[str, int]] = {}
-        self._unique: defaultdict[str, set[str]] = defaultdict(set)
-        self._reactions: dict[str, Counter[str]] = {}
+    """The counters in this process. What a show adds is dropped when it ends (``forget``), or
+    as a backstop when it is the oldest of ``shows`` or untouched for ``max_age`` seconds."""
+
+    def __init__(
+        self,
+        *,
+        shows: int = SHOWS_KEPT,
+        max_age: float = ROOM_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._viewers: dict[str, dict[str, int]] = {}  # by reporter: this node's, two at most
+        self._unique: ShowValues[set[str]] = ShowValues(shows, max_age, clock)
+        self._reactions: ShowValues[Counter[str]] = ShowValues(shows, max_age, clock)
         self._slow: dict[tuple[str, str], float] = {}
+
+    def held(self) -> int:
+        """Entries kept for shows (unique viewer sets, reaction totals, slow-mode waits)."""
+        return len(self._unique) + len(self._reactions) + len(self._slow)
 
     async def report_viewers(self, node: str, counts: Mapping[str, int]) -> None:
         self._viewers[node] = dict(counts)
@@ -59,33 +117,43 @@ class LocalCounters:
         return {s: sum(node.get(s, 0) for node in self._viewers.values()) for s in stream_ids}
 
     async def add_unique(self, stream_id: str, viewer: str) -> int:
-        self._unique[stream_id].add(viewer)
-        return len(self._unique[stream_id])
+        seen = self._unique.touch(stream_id, set)
+        seen.add(viewer)
+        return len(seen)
 
     async def add_reactions(self, stream_id: str, counts: Mapping[str, int]) -> None:
-        self._reactions.setdefault(stream_id, Counter()).update(counts)
+        self._reactions.touch(stream_id, Counter).update(counts)
 
     async def reactions(self, stream_id: str) -> dict[str, int] | None:
         totals = self._reactions.get(stream_id)
         return None if totals is None else dict(totals)
 
     async def seed_reactions(self, stream_id: str, totals: Mapping[str, int]) -> None:
-        self._reactions.setdefault(stream_id, Counter(totals))
+        self._reactions.touch(stream_id, lambda: Counter(totals))
 
     async def slow_mode(self, stream_id: str, user_id: str, seconds: int) -> float:
-        now = time.monotonic()
+        now = self._clock()
         key = (stream_id, user_id)
         left = self._slow.get(key, 0.0) - now
         if left > 0:
             return left
-        if len(self._slow) > 100_000:
+        if len(self._slow) >= SLOW_KEPT:
             self._slow = {k: v for k, v in self._slow.items() if v > now}
         self._slow[key] = now + seconds
         return 0.0
 
+    async def forget(self, stream_id: str) -> None:
+        self._unique.forget(stream_id)
+        self._reactions.forget(stream_id)
+        self._slow = {k: v for k, v in self._slow.items() if k[0] != stream_id}
+
 
 class RedisCounters:
-    """The same counters in Redis, keyed so a dead node's viewers expire with its heartbeat."""
+    """The same counters in Redis, keyed so a dead node's viewers expire with its heartbeat.
+
+    The local twin is written only while Redis is unreachable: it holds what this node counted
+    during an outage (and, for reactions, what it seeded from the database then), nothing more.
+    """
 
     def __init__(self, link: RedisLink, local: LocalCounters | None = None) -> None:
         self._link = link
@@ -93,8 +161,6 @@ class RedisCounters:
         self._local = local or LocalCounters()
 
     async def report_viewers(self, node: str, counts: Mapping[str, int]) -> None:
-        await self._local.report_viewers(node, counts)
-
         async def write() -> None:
             key = f"sc:viewers:{node}"
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -106,7 +172,7 @@ class RedisCounters:
                 pipe.sadd("sc:nodes", node)
                 await pipe.execute()
 
-        await self._link.run(write, _nothing)
+        await self._link.run(write, lambda: self._local.report_viewers(node, counts))
 
     async def viewers(self, stream_ids: Iterable[str]) -> dict[str, int]:
         ids = list(stream_ids)
@@ -138,12 +204,9 @@ class RedisCounters:
                 pipe.pfcount(key)
                 return int((await pipe.execute())[2])
 
-        local = await self._local.add_unique(stream_id, viewer)
-        return await self._link.run(write, lambda: _value(local))
+        return await self._link.run(write, lambda: self._local.add_unique(stream_id, viewer))
 
     async def add_reactions(self, stream_id: str, counts: Mapping[str, int]) -> None:
-        await self._local.add_reactions(stream_id, counts)
-
         async def write() -> None:
             key = f"sc:reactions:{stream_id}"
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -152,7 +215,7 @@ class RedisCounters:
                 pipe.expire(key, ROOM_TTL_SECONDS)
                 await pipe.execute()
 
-        await self._link.run(write, _nothing)
+        await self._link.run(write, lambda: self._local.add_reactions(stream_id, counts))
 
     async def reactions(self, stream_id: str) -> dict[str, int] | None:
         async def read() -> dict[str, int] | None:
@@ -162,8 +225,6 @@ class RedisCounters:
         return await self._link.run(read, lambda: self._local.reactions(stream_id))
 
     async def seed_reactions(self, stream_id: str, totals: Mapping[str, int]) -> None:
-        await self._local.seed_reactions(stream_id, totals)
-
         async def write() -> None:
             key = f"sc:reactions:{stream_id}"
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -173,7 +234,7 @@ class RedisCounters:
                 await pipe.execute()
 
         if totals:
-            await self._link.run(write, _nothing)
+            await self._link.run(write, lambda: self._local.seed_reactions(stream_id, totals))
 
     async def slow_mode(self, stream_id: str, user_id: str, seconds: int) -> float:
         async def gate() -> float:
@@ -186,10 +247,6 @@ class RedisCounters:
             gate, lambda: self._local.slow_mode(stream_id, user_id, seconds)
         )
 
-
-async def _nothing() -> None:
-    return None
-
-
-async def _value(value: int) -> int:
-    return value
+    async def forget(self, stream_id: str) -> None:
+        # Redis's own keys expire with ROOM_TTL_SECONDS; only this node's memory is freed now.
+        await self._local.forget(stream_id)

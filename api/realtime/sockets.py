@@ -503,6 +503,9 @@ class Realtime:
 
     async def _on_status(self, message: StatusChanged) -> None:
         await self._reload_policy(message.stream_id, [])
+        if message.finished:
+            await self._tick_reactions()  # the last reactions counted before they are dropped
+            await self._counters.forget(message.stream_id)
 
     async def _reload_policy(self, stream_id: str, banned: list[str]) -> None:
         """The room's rules changed on some node: read them again; ``banned`` users leave."""
