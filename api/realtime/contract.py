@@ -17,8 +17,7 @@ from api.commerce.schemas import AuctionOut, BidOut, OrderOut
 from api.realtime import payloads
 from api.realtime.schemas import ChatMessageOut
 from api.shows.schemas import PinOut, StreamProductOut
-
-Status = Literal["created", "live", "reconnecting", "ended", "interrupted"]
+from live.states import StreamStatus
 
 
 class Ok(BaseModel):
@@ -27,7 +26,7 @@ class Ok(BaseModel):
 
 class RoomOut(BaseModel):
     id: str
-    status: Status
+    status: StreamStatus
     enable_chat: bool
     slow_mode_seconds: int
 
@@ -92,7 +91,7 @@ class Viewers(BaseModel):
 
 class StatusChange(BaseModel):
     stream_id: str
-    status: Status
+    status: StreamStatus
     preparing: bool | None = Field(None, description="true when the seller sent stream:prepare")
     countdown: int | None = Field(None, description="Seconds, 0 to 10, with `preparing`")
 
