@@ -88,6 +88,22 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("native_us", "python_us", "floor_sendmmsg_us", "native_per_core"),
         )
 
+    def janus(viewers: int) -> Run:
+        return Run(
+            "SFU beside Janus 1.1.2 (streaming plugin: one event loop, default)",
+            f"{viewers} viewers",
+            "bench.janus",
+            ("--viewers", str(viewers), "--seconds", window),
+            (
+                "shopcast_native_us",
+                "shopcast_native_mux_us",
+                "shopcast_python_us",
+                "janus_one_loop_us",
+                "janus_default_us",
+                "shopcast_native_mux_over_janus_best",
+            ),
+        )
+
     def switch(viewers: int) -> Run:
         return Run(
             "Layer switch (PLI, keyframe, fan-out; 50 ms publisher round trip)",
@@ -130,6 +146,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (mux(10 * n), mux(20 * n)),
         (layers(100 * n), layers(200 * n)),
         (fan_out(500 * n), fan_out(1000 * n)),
+        (janus(25 * n), janus(50 * n)),
         (switch(50 * n), switch(100 * n)),
         (chat(125 * n), chat(250 * n)),
         (hls(n), hls(2 * n)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -32,7 +33,15 @@ from aiortc import RTCSessionDescription
 from bench import emit, spawn
 from peers.clip import ClipTrack, ToneTrack, encode_clip
 from peers.webrtc import LOOPBACK, new_pc
-from sfu import ConsumerStats, IceSettings, Sfu, SfuSettings
+from sfu import (
+    ConsumerStats,
+    IceSettings,
+    MediaPorts,
+    PortSettings,
+    Sfu,
+    SfuSettings,
+    serving_media_ports,
+)
 from sfu.aiortc_hooks import disable_decoding, dtls_transports, nominated_pairs, raw_socket
 from sfu.candidates import gathering_on
 from sfu.native import Mode
@@ -101,9 +110,14 @@ async def request(port: int, message: dict[str, Any]) -> dict[str, Any]:
 Op = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-async def run_server(workers: int, ops: dict[str, Op] | None = None, native: Mode = "auto") -> None:
+async def run_server(
+    workers: int, ops: dict[str, Op] | None = None, native: Mode = "auto", mux: bool = False
+) -> None:
     if workers == 1:
         pin({0})
+    ports = PortSettings(udp_mux=mux)  # the mux: one socket, the native path's sendmmsg batches
+    media_ports = contextlib.AsyncExitStack()
+    await media_ports.enter_async_context(serving_media_ports(MediaPorts.for_process(ports, 0)))
     gc_time = [0.0, 0.0]  # seconds spent in the cyclic garbage collector, start of current
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -113,7 +127,7 @@ async def run_server(workers: int, ops: dict[str, Op] | None = None, native: Mod
             gc_time[0] += time.perf_counter() - gc_time[1]
 
     gc.callbacks.append(on_gc)
-    sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK), native=native))
+    sfu = Sfu(SfuSettings(ice=IceSettings(host_addresses=LOOPBACK), ports=ports, native=native))
     await sfu.start_workers(workers - 1)
 
     fan_out = [0.0]  # seconds spent in the producers' fan-out loops
@@ -176,6 +190,7 @@ async def run_server(workers: int, ops: dict[str, Op] | None = None, native: Mod
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     server.close()
     await sfu.close()
+    await media_ports.aclose()
 
 
 # --- publisher ----------------------------------------------------------------------------
@@ -437,11 +452,18 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def orchestrate(
-    viewers: int, seconds: float, per_process: int, workers: int, native: str
+    viewers: int, seconds: float, per_process: int, workers: int, native: str, mux: bool
 ) -> None:
     floor = await kernel_floor(viewers)
     server = await spawn(
-        "bench.sfu", "--role", "server", "--workers", str(workers), "--native", native
+        "bench.sfu",
+        "--role",
+        "server",
+        "--workers",
+        str(workers),
+        "--native",
+        native,
+        *(["--mux"] if mux else []),
     )
     processes = [server]
     try:
@@ -565,6 +587,7 @@ def main() -> None:
     parser.add_argument(
         "--native", choices=["auto", "on", "off"], default="auto", help="SHOPCAST_SFU_NATIVE"
     )
+    parser.add_argument("--mux", action="store_true", help="SHOPCAST_ICE_UDP_MUX=true")
     roles = ["orchestrator", "server", "publisher", "viewers", "floor-rx", "floor-tx"]
     parser.add_argument("--role", choices=roles, default="orchestrator", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -576,11 +599,11 @@ def main() -> None:
             import cProfile
 
             cProfile.run(
-                f"asyncio.run(run_server({args.workers}, native={args.native!r}))",
+                f"asyncio.run(run_server({args.workers}, native={args.native!r}, mux={args.mux}))",
                 os.environ["BENCH_PROFILE"],
             )
         else:
-            asyncio.run(run_server(args.workers, native=args.native))
+            asyncio.run(run_server(args.workers, native=args.native, mux=args.mux))
     elif args.role == "publisher":
         asyncio.run(run_publisher(args.port))
     elif args.role == "floor-rx":
@@ -592,7 +615,12 @@ def main() -> None:
     else:
         asyncio.run(
             orchestrate(
-                args.viewers, min(args.seconds, 600), args.per_process, args.workers, args.native
+                args.viewers,
+                min(args.seconds, 600),
+                args.per_process,
+                args.workers,
+                args.native,
+                args.mux,
             )
         )
 
