@@ -1,5 +1,6 @@
-// The service worker of go-live notifications: shows a push (its payload is the server's JSON:
-// title, body, url, tag, unsubscribe) and opens the show's watch page when it is tapped.
+// The service worker of show notifications: shows a push (its payload is the server's JSON:
+// title, body, at, url, tag, unsubscribe) and opens the show's watch page when it is tapped.
+// `at` is a start time (a reminder, a move): shown in the device's own time zone.
 self.addEventListener("push", (event) => {
   let data = {};
   try {
@@ -8,8 +9,11 @@ self.addEventListener("push", (event) => {
     data = { body: event.data?.text() };
   }
   const actions = data.unsubscribe ? [{ action: "unsubscribe", title: "Turn off" }] : [];
+  const when = data.at
+    ? new Date(data.at).toLocaleString([], { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" })
+    : "";
   event.waitUntil(self.registration.showNotification(data.title || "Shopcast", {
-    body: data.body || "",
+    body: when ? `${data.body || ""} · ${when}` : data.body || "",
     tag: data.tag,
     icon: "/static/icon.svg",
     data: { url: data.url || "/", unsubscribe: data.unsubscribe },

@@ -5,6 +5,7 @@ import { $, api, session } from "./common.js";
 const WORKER = "/static/sw.js";
 const SUBSCRIBE_MS = 15000; // a browser without a push service may never answer
 const state = { seller: null, signIn: null, onFollow: null };
+export const BLOCKED = "Notifications are blocked for this site in the browser's settings.";
 
 function urlBase64ToBytes(text) {
   const padded = (text + "===".slice((text.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
@@ -29,7 +30,7 @@ function within(ms, promise) {
   return Promise.race([promise, late]);
 }
 
-function pushSupported() {
+export function pushSupported() {
   return "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
 }
 
@@ -66,19 +67,25 @@ async function toggleFollow() {
 }
 
 // The browser asks for permission, subscribes with the server's VAPID key, and the server keeps
-// the subscription for this device. Turning it off for one seller: PUT /me/notifications/sellers.
+// the subscription for this device; false when the browser's settings block notifications.
+export async function subscribeThisDevice() {
+  const registration = await activeRegistration();
+  if (await Notification.requestPermission() !== "granted") return false;
+  const { public_key: key } = await api("GET", "/push/vapid-key");
+  const options = { userVisibleOnly: true, applicationServerKey: urlBase64ToBytes(key) };
+  const subscription = await within(SUBSCRIBE_MS, registration.pushManager.subscribe(options));
+  await api("POST", "/me/push-subscriptions", subscription.toJSON());
+  return true;
+}
+
+// Turning it off for one seller: PUT /me/notifications/sellers.
 async function notifyMe() {
   const line = $("#follow-status");
   try {
-    const registration = await activeRegistration();
-    if (await Notification.requestPermission() !== "granted") {
-      line.textContent = "Notifications are blocked for this site in the browser's settings.";
+    if (!await subscribeThisDevice()) {
+      line.textContent = BLOCKED;
       return;
     }
-    const { public_key: key } = await api("GET", "/push/vapid-key");
-    const options = { userVisibleOnly: true, applicationServerKey: urlBase64ToBytes(key) };
-    const subscription = await within(SUBSCRIBE_MS, registration.pushManager.subscribe(options));
-    await api("POST", "/me/push-subscriptions", subscription.toJSON());
     await api("PUT", `/me/notifications/sellers/${encodeURIComponent(state.seller.id)}`, { push: true });
     line.textContent = `You'll get a notification when ${state.seller.display_name} goes live.`;
     $("#notify").setAttribute("aria-pressed", "true");

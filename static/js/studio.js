@@ -4,6 +4,7 @@ import { auctionLine, newer, offsetOf } from "./auction.js";
 import { $, api, authForm, confirmAction, connect, el, emit, money, say, session, thumbnail } from "./common.js";
 import { checkoutChoice, salesDesk } from "./fulfilment.js";
 import { onPictureChange, placeOnPicture, pointOnPicture } from "./picture.js";
+import { plannedShows } from "./planned.js";
 import { iceServersFor, publish, refreshIceServers } from "./webrtc.js";
 import { shareLocation } from "./whereabouts.js";
 
@@ -12,7 +13,7 @@ const preview = $("#preview");
 const RECONNECT_LIMIT = 30;
 const COUNTDOWN = 3;
 const state = {
-  details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user",
+  details: null, stream: null, catalogue: [], chosen: new Set(), media: null, facing: "user", reloadPlanned: null,
   live: null, socket: null, products: new Map(), pins: new Map(), tagging: null, startedAt: null,
   reconnecting: false, ended: false, likes: 0, checkout: "pay_later",
   auctions: new Map(), auctionOffset: 0, // product id -> its latest auction in this show
@@ -55,6 +56,16 @@ function signedIn(user) {
   checkout.set(state.checkout);
   showStep(1);
   offerResume().catch(() => {});
+  plannedShows({ onGoLive: openShow }).then((reload) => { state.reloadPlanned = reload; }).catch(() => {});
+}
+
+// A show that exists already (left running, or planned): straight to the camera step.
+async function openShow(stream) {
+  $("#resume").hidden = true;
+  state.stream = stream;
+  document.body.dataset.streamId = stream.id;
+  showStep(4);
+  await startCamera();
 }
 
 // A show left running (the tab was closed or reloaded): go back to it from the camera step.
@@ -67,13 +78,7 @@ async function offerResume() {
   const [stream] = running;
   $("#resume-text").textContent = `"${stream.title}" is ${stream.status}. Go back to it, or plan a new show below.`;
   $("#resume").hidden = false;
-  $("#resume-button").onclick = async () => {
-    $("#resume").hidden = true;
-    state.stream = stream;
-    document.body.dataset.streamId = stream.id;
-    showStep(4);
-    await startCamera();
-  };
+  $("#resume-button").onclick = () => openShow(stream);
 }
 
 // Step 1: details.
@@ -90,6 +95,7 @@ $("#details").addEventListener("submit", async (event) => {
     notify_followers: form.notify_followers.checked,
     notify_neighborhood: form.notify_neighborhood.checked,
   };
+  $("#save-later").hidden = !state.details.scheduled_at;
   showStep(2);
   await loadCatalogue();
 });
@@ -220,16 +226,19 @@ $("#to-settings").addEventListener("click", async () => {
   showStep(3);
 });
 
-// Step 3: settings, then the show is created.
-$("#settings").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const form = event.target;
-  const body = {
+// Step 3: settings, then the show is created: for now, or saved for later when it has a date.
+function showBody(form) {
+  return {
     ...state.details,
     enable_chat: form.enable_chat.checked,
     enable_comments: form.enable_comments.checked,
     record_stream: form.record_stream.checked,
   };
+}
+
+$("#settings").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = showBody(event.target);
   const productIds = [...state.chosen];
   try {
     if (state.stream) {
@@ -244,6 +253,19 @@ $("#settings").addEventListener("submit", async (event) => {
     await startCamera();
   } catch (error) {
     say(status, `Could not create the show: ${error.message}`, "error");
+  }
+});
+
+$("#save-later").addEventListener("click", async () => {
+  try {
+    const saved = await api("POST", "/streams", { ...showBody($("#settings")), product_ids: [...state.chosen] });
+    $("#details").reset();
+    state.chosen.clear();
+    showStep(1);
+    await state.reloadPlanned?.();
+    say($("#planned-status"), `"${saved.title}" is planned: it is listed as upcoming, and viewers can ask to be reminded.`);
+  } catch (error) {
+    say(status, `Could not save the show: ${error.message}`, "error");
   }
 });
 

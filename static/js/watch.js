@@ -9,6 +9,7 @@ import { followBar, refreshFollow } from "./follow.js";
 import { createHls, loadHls, seekWithin } from "./hlsplayer.js";
 import { onPictureChange, placeOnPicture } from "./picture.js";
 import { askDelivery, deliveryText, holdLine, howToPay, payAction, tickHolds, trackLink } from "./purchase.js";
+import { preShow } from "./preshow.js";
 import { watchReception } from "./reception.js";
 import { iceServersFor, play, refreshIceServers } from "./webrtc.js";
 import { shareLocation } from "./whereabouts.js";
@@ -18,7 +19,7 @@ const video = $("#player");
 const status = $("#status");
 const params = new URLSearchParams(location.search);
 const forceHls = params.has("hls") || params.get("webrtc") === "0";
-const FINISHED = new Set(["ended", "interrupted"]);
+const FINISHED = new Set(["ended", "interrupted", "cancelled"]);
 const REPLAY_POLLS = 200;
 const REWIND_SECONDS = 30;
 const MOMENT_MS = 4000;
@@ -28,7 +29,7 @@ const BUY = embed.hostCart ? "Add to cart" : "Buy now"; // the shop's own cart t
 const state = {
   stream: null, socket: null, playback: null, products: new Map(), pins: new Map(),
   timeline: [], replay: false, waitingForLive: false, ownReactions: {}, rewoundFromWebRtc: false,
-  cards: new Map(), chatRefusal: null, warmingUntil: 0, auctioned: null,
+  cards: new Map(), chatRefusal: null, warmingUntil: 0, auctioned: null, preshow: null,
   orders: new Map(), // product id -> this viewer's latest order of it in this show
 };
 
@@ -39,7 +40,7 @@ function show(text, mode, kind) {
 
 function setStatus(now) {
   document.body.dataset.status = now;
-  const labels = { created: "Soon", live: "LIVE", reconnecting: "Reconnecting", ended: "Ended", interrupted: "Ended" };
+  const labels = { created: "Soon", live: "LIVE", reconnecting: "Reconnecting", ended: "Ended", interrupted: "Ended", cancelled: "Cancelled" };
   $("#state").textContent = labels[now] || now;
   embed.status(now);
 }
@@ -462,6 +463,8 @@ function openSocket() {
     if (change.preparing) return prepare(change.countdown);
     state.stream.status = change.status;
     setStatus(change.status);
+    if (change.status === "live") state.preshow?.leave();
+    if (change.status === "cancelled") return location.reload();
     if (change.status === "live" && state.waitingForLive) startPlayback();
     else if (change.status === "live" && canWebRtc && !webRtcPlaying() && !state.connecting && !document.body.dataset.behind) {
       // The seller is back after a drop that cost us the WebRTC session (HLS took over): retry it.
@@ -624,6 +627,7 @@ async function join() {
   $("#chat").replaceChildren();
   room.chat.forEach(addChat);
   state.products = new Map(room.products.map((item) => [item.product.id, item]));
+  state.preshow?.lineup(room.products);
   state.chatRefusal = null;
   state.chatEnabled = room.stream.enable_chat;
   composer();
@@ -703,6 +707,7 @@ function signedIn() {
   accountButton();
   openSocket();
   refreshFollow();
+  state.preshow?.refresh();
   const then = state.afterSignIn;
   state.afterSignIn = null;
   then?.();
@@ -785,6 +790,13 @@ async function start() {
   document.title = `${state.stream.title} · Shopcast`;
   setStatus(state.stream.status);
   if (forceHls) state.playback = "hls";
+  const planned = state.stream.status === "created" && state.stream.scheduled_at;
+  if (planned || state.stream.status === "cancelled") state.preshow = preShow(state.stream, { signIn: askSignIn });
+  if (state.stream.status === "cancelled") {
+    early?.then((done) => done.stop()).catch(() => {});
+    show("");
+    return;
+  }
   openSocket();
   await startPlayback(early);
 }
