@@ -1,4 +1,4 @@
-"""Media processing speed: seconds of uploaded video turned into an HLS ladder per CPU-second.
+"""Media processing speed: seconds of uploaded video turned into HLS and DASH tracks per CPU-second.
 
 `python -m bench.renditions` encodes a 720p and a 1080p test clip (H.264 + AAC in MP4), runs the
 ladder on each in this process and prints how many seconds of video one CPU-second
