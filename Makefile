@@ -26,13 +26,17 @@ $(STAMP): pyproject.toml $(DEV_LOCK)
 
 # Resolves pyproject.toml again, keeping every pin that still fits (LOCK_FLAGS=--upgrade moves all
 # to their newest releases, LOCK_FLAGS="--upgrade-package NAME" one). The runtime lock is
-# constrained by the dev one, so both pin the same versions.
+# constrained by the dev one, so both pin the same versions. Each is compiled from a copy (uv
+# keeps the pins of its output file) and replaced only if it changed, so an unchanged lock does
+# not make `make install` run again.
 LOCK_FLAGS ?=
 COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 \
 	--generate-hashes --custom-compile-command 'make lock' $(LOCK_FLAGS)
 lock: $(STAMP)
-	$(COMPILE) --extra dev --output-file $(DEV_LOCK)
-	$(COMPILE) --constraints $(DEV_LOCK) --output-file $(LOCK)
+	@set -e; refresh() { out=$$1; shift; cp $$out $$out.new 2>/dev/null || true; \
+		$(COMPILE) "$$@" --output-file $$out.new; \
+		if cmp -s $$out.new $$out; then rm $$out.new; else mv $$out.new $$out; echo "$$out changed"; fi; }; \
+		refresh $(DEV_LOCK) --extra dev; refresh $(LOCK) --constraints $(DEV_LOCK)
 
 $(WEB): static/package.json static/package-lock.json
 	cd static && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
