@@ -19,7 +19,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 SOURCE = Path("sfu") / "_fanout.c"
-FLAGS = ("-O2", "-fPIC", "-shared", "-Wall", "-Werror", "-fno-strict-aliasing")
+# No -Werror: a newer compiler's new warning must not cost a machine its native path.
+FLAGS = ("-O2", "-fPIC", "-shared", "-Wall", "-fno-strict-aliasing")
 
 
 def target() -> Path:
