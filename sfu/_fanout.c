@@ -280,7 +280,9 @@ static PyObject *fan_out(PyObject *module, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t size = PyTuple_GET_SIZE(lanes);
     for (Py_ssize_t i = 0; i < size; i++) {
         PyObject *object = PyTuple_GET_ITEM(lanes, i);
-        if (PyObject_TypeCheck(object, &LaneType) && !((Lane *)object)->gate) {
+        /* A lane whose __init__ did not run has no history: its consumer forwards. */
+        if (PyObject_TypeCheck(object, &LaneType) && ((Lane *)object)->history != NULL &&
+            !((Lane *)object)->gate) {
             if (enqueue((Lane *)object, &entry) < 0)
                 goto failed;
             continue;
@@ -420,8 +422,17 @@ static PyObject *Lane_get_header(Lane *self, void *closure) {
 }
 
 /* send(entry): forward one entry (the consumer's gate is open). */
+static int initialised(Lane *self) {
+    if (self->history != NULL)
+        return 1;
+    PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ was not called");
+    return 0;
+}
+
 static PyObject *Lane_send(Lane *self, PyObject *object) {
     Entry entry;
+    if (!initialised(self))
+        return NULL;
     if (parse_entry(object, &entry) < 0)
         return NULL;
     int failed = enqueue(self, &entry);
@@ -459,6 +470,8 @@ static PyObject *Lane_send_plain(Lane *self, PyObject *packet) {
 }
 
 static PyObject *Lane_entry(Lane *self, PyObject *seq) {
+    if (!initialised(self))
+        return NULL;
     long value = PyLong_AsLong(seq);
     if (value == -1 && PyErr_Occurred())
         return NULL;
@@ -471,6 +484,8 @@ static PyObject *Lane_remember(Lane *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "remember(out_seq, entry)");
         return NULL;
     }
+    if (!initialised(self))
+        return NULL;
     long value = PyLong_AsLong(args[0]);
     if (value == -1 && PyErr_Occurred())
         return NULL;

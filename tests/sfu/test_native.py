@@ -330,3 +330,17 @@ def test_the_setting_chooses_the_path_and_an_unbound_native_lane_drops() -> None
     source.receive(unbound + bytes([0x65, 1, 2, 3]))
     assert viewer.consumer.packets_dropped == 1 and viewer.consumer.packets_sent == 0
     viewer.close()
+
+
+def test_a_lane_whose_init_did_not_run_is_refused_not_followed() -> None:
+    from sfu import _fanout  # here: where it was not built the module is skipped, not broken
+
+    lane = _fanout.Lane.__new__(_fanout.Lane)
+    entry = (1, 0, 0, bytes([0x65]), True, -1, None)
+    with pytest.raises(RuntimeError, match="__init__"):
+        lane.send(entry)
+    with pytest.raises(RuntimeError, match="__init__"):
+        lane.entry(1)
+    forwarded: list[object] = []
+    _fanout.fan_out(entry, (lane,), (forwarded.append,))  # its consumer's forward instead
+    assert forwarded == [entry]
