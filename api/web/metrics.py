@@ -10,7 +10,7 @@ time instead (`api.streaming.observability`).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from aiohttp import web
@@ -35,97 +35,81 @@ class Metrics:
     them with its own)."""
 
     def __init__(self) -> None:
-        self.http_durations = Histogram(
+        self._collectors: list[Collector] = []
+        self.http_durations = self._histogram(
             "shopcast_http_request_duration_seconds",
             "HTTP requests by route template and status class, from arrival to the response "
             "(Socket.IO's long-polls and WebSockets under /socket.io/)",
             ["method", "route", "status"],
-            registry=None,
         )
-        self.orders = Counter(
+        self.orders = self._counter(
             "shopcast_orders",
             "Orders asked for, by outcome: reserved, or the refusal's error code",
-            ["outcome"],
-            registry=None,
+            "outcome",
         )
-        self.order_payments = Counter(
-            "shopcast_order_payments",
-            "Orders paid, by payment method",
-            ["method"],
-            registry=None,
+        self.order_payments = self._counter(
+            "shopcast_order_payments", "Orders paid, by payment method", "method"
         )
-        self.order_cancellations = Counter(
-            "shopcast_order_cancellations",
-            "Orders cancelled, by whom: buyer or seller",
-            ["by"],
-            registry=None,
+        self.order_cancellations = self._counter(
+            "shopcast_order_cancellations", "Orders cancelled, by whom: buyer or seller", "by"
         )
-        self.bids = Counter(
+        self.bids = self._counter(
             "shopcast_auction_bids",
             "Auction bids, by outcome: placed, or the refusal's error code",
-            ["outcome"],
-            registry=None,
+            "outcome",
         )
-        self.auction_closes = Counter(
+        self.auction_closes = self._counter(
             "shopcast_auction_closes",
             "Auctions closed by this node, by outcome: sold or unsold",
-            ["outcome"],
-            registry=None,
+            "outcome",
         )
-        self.webhook_deliveries = Counter(
+        self.webhook_deliveries = self._counter(
             "shopcast_webhook_deliveries",
             "Webhook sends, by outcome: delivered, refused (a non-2xx answer), unreachable",
-            ["outcome"],
-            registry=None,
+            "outcome",
         )
-        self.webhook_durations = Histogram(
+        self.webhook_durations = self._histogram(
             "shopcast_webhook_delivery_duration_seconds",
             "One webhook send, connecting included",
             buckets=_SLOW_BUCKETS,
-            registry=None,
         )
-        self.media_jobs = Counter(
+        self.media_jobs = self._counter(
             "shopcast_media_job_tries",
             "Tries at media jobs, by outcome: done, failed, timed_out, lease_lost, handed_back, "
             "error",
-            ["outcome"],
-            registry=None,
+            "outcome",
         )
-        self.media_job_durations = Histogram(
+        self.media_job_durations = self._histogram(
             "shopcast_media_job_duration_seconds",
             "One try at a media job, download to attach",
             ["outcome"],
             buckets=_SLOW_BUCKETS,
-            registry=None,
         )
-        self.upload_forms = Counter(
-            "shopcast_media_upload_forms",
-            "Upload forms handed to sellers, by media kind",
-            ["kind"],
-            registry=None,
+        self.upload_forms = self._counter(
+            "shopcast_media_upload_forms", "Upload forms handed to sellers, by media kind", "kind"
         )
-        self.media_attached = Counter(
-            "shopcast_media_attached",
-            "Uploaded files attached to products, by media kind",
-            ["kind"],
-            registry=None,
+        self.media_attached = self._counter(
+            "shopcast_media_attached", "Uploaded files attached to products, by media kind", "kind"
         )
 
+    def _counter(self, name: str, documentation: str, label: str) -> Counter:
+        counter = Counter(name, documentation, [label], registry=None)
+        self._collectors.append(counter)
+        return counter
+
+    def _histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    ) -> Histogram:
+        histogram = Histogram(name, documentation, labels, buckets=buckets, registry=None)
+        self._collectors.append(histogram)
+        return histogram
+
     def collectors(self) -> list[Collector]:
-        return [
-            self.http_durations,
-            self.orders,
-            self.order_payments,
-            self.order_cancellations,
-            self.bids,
-            self.auction_closes,
-            self.webhook_deliveries,
-            self.webhook_durations,
-            self.media_jobs,
-            self.media_job_durations,
-            self.upload_forms,
-            self.media_attached,
-        ]
+        return list(self._collectors)
 
     def http_middleware(self) -> Middleware:
         """Times each request by its method, route as declared (placeholders and all, so ids
