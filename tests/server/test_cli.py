@@ -67,7 +67,7 @@ def test_serve_answers_health_and_stops_cleanly(env: dict[str, str]) -> None:
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "serve", "--port", str(port)],
         cwd=ROOT,
-        env=env,
+        env={**env, "SHOPCAST_SFU_WORKERS": "2"},  # the main process and one worker
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -87,10 +87,24 @@ def test_serve_answers_health_and_stops_cleanly(env: dict[str, str]) -> None:
                 time.sleep(0.2)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
             assert response.status == 200
+            request_id = response.headers["X-Request-ID"]
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)
     assert server.returncode == 0, output
+    # Every line is one JSON object (json.loads fails on any other), the workers' too.
+    lines = [json.loads(line) for line in output.splitlines()]
+    (ready,) = [line for line in lines if line.get("path") == "/readyz"]
+    assert (ready["logger"], ready["request_id"], ready["status"]) == (
+        "aiohttp.access",
+        request_id,
+        200,
+    )
+    assert any(line["logger"] == "shopcast" and line["event"] == "serving" for line in lines)
+    workers = [line for line in lines if line["logger"] == "sfu.worker"]
+    assert workers and all(isinstance(line["worker_pid"], int) for line in workers), [
+        (line["logger"], line["event"]) for line in lines
+    ]
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
