@@ -113,7 +113,8 @@ class Metrics:
 
     def http_middleware(self) -> Middleware:
         """Times each request by its method, route as declared (placeholders and all, so ids
-        make no series) and status class; outermost, so errors are timed with their status."""
+        make no series) and status class; outside the error middleware, so errors are timed
+        with their final status."""
 
         @web.middleware
         async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
