@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +36,21 @@ def wait_until(check: object, within: float, what: str) -> None:
         time.sleep(0.1)
 
 
+START_SECONDS = 120  # a loaded machine (the suite beside stress-ng) took over 30 s
+
+
 class Node:
     """``shopcast serve`` in a child process on a free loopback port: this checkout's, or
-    ``command`` run in ``cwd``. A node that does not start is stopped before the error."""
+    ``command`` run in ``cwd``. A node that does not start is stopped before the error.
+
+    Each node leads its own process group (its SFU workers are in it), and stopping or killing
+    it signals the whole group. Every node started is in ``running`` until it is stopped, so a
+    test that fails before its own ``finally`` still leaves nothing behind (``stop_all``, run
+    after each test by ``tests/conftest.py``). Its output goes to ``node.log`` in its data
+    directory, never to a pipe nobody reads.
+    """
+
+    running: ClassVar[set[Node]] = set()
 
     def __init__(
         self,
@@ -56,28 +70,37 @@ class Node:
             "SHOPCAST_LOG_LEVEL": "WARNING",
         }
         env |= {f"SHOPCAST_{k.upper()}": v for k, v in settings.items()}
-        self.process = subprocess.Popen(
-            command or [sys.executable, "-m", "server", "serve"],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = data_dir / "node.log"
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                command or [sys.executable, "-m", "server", "serve"],
+                cwd=cwd,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        Node.running.add(self)
         try:
-            wait_until(self._healthy, 30, f"node on {self.port} did not start")
+            wait_until(self._healthy, START_SECONDS, f"node on {self.port} did not start")
         except BaseException:
             self.stop()
             raise
 
     def _healthy(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(self.process.stdout.read() if self.process.stdout else "died")
+            raise AssertionError(self.log.read_text(errors="replace")[-4000:] or "died")
         with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
             return bool(response.status == 200)
 
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+        """SIGKILL to the node and its workers at once, as when its container dies."""
+        self._signal(signal.SIGKILL)
         self.process.wait(10)
 
     def stop(self) -> None:
@@ -87,8 +110,17 @@ class Node:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
-        if self.process.stdout:
-            self.process.stdout.close()
+        # Workers the node left behind (it was killed, or did not wait for them).
+        self._signal(signal.SIGKILL)
+        Node.running.discard(self)
+
+    @classmethod
+    def stop_all(cls) -> list[int]:
+        """Stop every node still running; their process ids."""
+        left = list(cls.running)
+        for node in left:
+            node.stop()
+        return [node.process.pid for node in left]
 
 
 class RedisServer:

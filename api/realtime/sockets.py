@@ -167,7 +167,7 @@ class Realtime:
             (self._tick_reactions, REACTION_TICK),
             (self._bid_news.tick, BID_TICK),
             (self._tick_viewers, VIEWER_TICK),
-            (self._flush_all, FLUSH_EVERY),
+            (self.flush_all, FLUSH_EVERY),
         ):
             ticker = Periodic(tick, every)
             ticker.start()
@@ -185,7 +185,7 @@ class Realtime:
         await self._tick_chat()
         await self._tick_reactions()
         await self._bid_news.tick()
-        await self._flush_all()
+        await self.flush_all()
 
     # Connection
 
@@ -558,7 +558,8 @@ class Realtime:
     async def _tick_viewers(self) -> None:
         await self._viewers.tick(self.rooms, self.members)
 
-    async def _flush_all(self) -> None:
+    async def flush_all(self) -> None:
+        """Write every room's pending analytics now (what the periodic flush does)."""
         for stream_id, room in list(self.rooms.items()):
             await self._flush_room(room)
             if not room.members and not room.pending and not room.outbox:
