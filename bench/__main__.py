@@ -140,6 +140,15 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
             ("notifications_per_s", "lag_p99_ms", "lag_worst_ms", "idle_p99_ms"),
         )
 
+    def soak(shows: int) -> Run:
+        return Run(
+            "Soak: show and viewer churn (RSS and fds over time)",
+            f"{shows} shows at a time",
+            "bench.soak",
+            ("--shows", str(shows), "--minutes", str(1.5 * n), "--interval", "15"),
+            ("shows", "rss_mb_per_min", "rss_mb_per_show", "fds_per_min", "fds_end"),
+        )
+
     return [
         (sfu(25 * n, 1), sfu(50 * n, 1)),
         (sfu(50 * n, 2), sfu(100 * n, 2)),
@@ -155,6 +164,7 @@ def runs(quick: bool) -> list[tuple[Run, Run]]:
         (auctions("sqlite", 250 * n), auctions("sqlite", 500 * n)),
         (auctions("postgresql", 250 * n), auctions("postgresql", 500 * n)),
         (notifications("sqlite", 5000 * n), notifications("sqlite", 10000 * n)),
+        (soak(n), soak(2 * n)),
     ]
 
 

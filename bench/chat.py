@@ -42,7 +42,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def start_node(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_node(data_dir: Path, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``shopcast serve`` on a free loopback port; ``settings`` are more SHOPCAST_ variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -50,6 +51,7 @@ def start_node(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "SHOPCAST_PORT": str(port),
         "SHOPCAST_LOG_LEVEL": "WARNING",
         "SHOPCAST_AUTH_BURST": "1000",
+        **settings,
     }
     subprocess.run(
         [sys.executable, "-m", "server", "migrate"],
