@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,12 +13,16 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient, TestServer
 
+from api.realtime.payloads import StreamIn
+from api.realtime.sockets import Realtime
+from api.web.context import SERVICES
 from api.web.request_log import AccessLog
 from server.app import build_app
 from server.logs import configure_logging
 from server.settings import Settings
 from tests.api.test_signaling import go_live, publish, wait_status
 from tests.conftest import Shop
+from tests.socket_client import Viewer
 
 Client = TestClient[Any, Any]
 Lines = Callable[[], list[dict[str, Any]]]
@@ -123,3 +128,23 @@ async def test_hls_polls_are_logged_at_debug(client: Client, debug_lines: Lines)
     assert line["level"] == "debug"
     assert line["route"] == "/hls/{stream_id}/index.m3u8"
     assert line["request_id"] == response.headers["X-Request-ID"]
+
+
+async def test_a_socket_event_logs_its_sid_and_stream(client: Client, info_lines: Lines) -> None:
+    realtime = client.app[SERVICES].rooms
+    assert isinstance(realtime, Realtime)
+    viewer = await Viewer().connect(str(client.make_url("/")))
+    try:
+        (sid,) = realtime.members
+
+        async def handler(sid: str, body: StreamIn) -> dict[str, Any]:
+            logging.getLogger("api.realtime.test").info("handled")
+            return {"ok": True}
+
+        event = realtime._guarded(StreamIn, handler)  # the wrapper every event goes through
+        # In a task of its own, as python-socketio runs each event.
+        assert await asyncio.ensure_future(event(sid, {"stream_id": "show-1"})) == {"ok": True}
+    finally:
+        await viewer.close()
+    (line,) = [line for line in info_lines() if line["event"] == "handled"]
+    assert (line["sid"], line["stream_id"]) == (sid, "show-1")
