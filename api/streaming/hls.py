@@ -35,7 +35,7 @@ _REPLAY_FILE = re.compile(r"(?:[A-Za-z0-9_-]{1,16}/)?[A-Za-z0-9_-][A-Za-z0-9._-]
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Headers": "Authorization",
-    "Access-Control-Expose-Headers": "Location, Retry-After",
+    "Access-Control-Expose-Headers": "Location, Retry-After, X-Request-ID",
 }
 
 

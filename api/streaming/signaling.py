@@ -50,7 +50,7 @@ RETRY_FULL = "10"
 PULL_TIMEOUT_SECONDS = 10
 
 log = logging.getLogger(__name__)
-EXPOSED = "Location, ETag, Link, Retry-After, WWW-Authenticate"
+EXPOSED = "Location, ETag, Link, Retry-After, WWW-Authenticate, X-Request-ID"
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     response = await client.get(f"/hls/{sid}/index.m3u8")
     assert response.content_type == "application/vnd.apple.mpegurl"
     assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
     msn = max(
         int(line.split(":")[1])
         for line in live.splitlines()
