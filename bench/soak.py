@@ -173,7 +173,11 @@ class Show:
     async def _join(self, sid: str) -> None:
         client = socketio.AsyncClient(reconnection=False)
         token = self.rng.choice(self.buyers)
-        await client.connect(self.url, transports=["websocket"], auth={"token": token})
+        try:
+            await client.connect(self.url, transports=["websocket"], auth={"token": token})
+        except socketio.exceptions.ConnectionError:  # a loaded node timed out: counted, go on
+            self.tally.refusals += 1
+            return
         await client.call("stream:join", {"stream_id": sid})
         self.sockets.append(client)
         self.tally.socket_joins += 1
@@ -259,7 +263,7 @@ def report(samples: list[Sample], tally: Tally) -> None:
     print(
         f"{tally.shows} shows, {tally.webrtc_joins} WHEP and {tally.socket_joins} Socket.IO "
         f"joins, {tally.chat_lines} chat lines, {tally.reactions} reactions "
-        f"({tally.refusals} refused)\n"
+        f"({tally.refusals} refused or failed)\n"
         f"slope after the first interval: {after_warm_up}\n"
         f"slope over the second half ({late[0].seconds:.0f}-{late[-1].seconds:.0f} s): "
         f"{second_half}",
