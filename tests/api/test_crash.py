@@ -94,7 +94,12 @@ async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_
                 start = datetime.fromisoformat(_first_date(vod))
                 last_media = start + timedelta(seconds=_length(vod))
                 ended = datetime.fromisoformat(data["ended_at"])
-                assert abs((ended - last_media).total_seconds()) < 0.01, (ended, last_media, vod, data)
+                assert abs((ended - last_media).total_seconds()) < 0.01, (
+                    ended,
+                    last_media,
+                    vod,
+                    data,
+                )
                 assert ended < killed_at
                 base = data["vod_url"].rsplit("/", 1)[0]
                 names = ["init.mp4"] + [x for x in vod.splitlines() if x and not x.startswith("#")]
