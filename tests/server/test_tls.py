@@ -1,5 +1,6 @@
 """`shopcast serve --tls`: HTTPS with a self-signed certificate made in the data dir, and HSTS."""
 
+import json
 import os
 import ssl
 import subprocess
@@ -45,4 +46,6 @@ def test_serve_tls_makes_a_certificate_and_sends_hsts(tmp_path: Path, migrated: 
         output, _ = server.communicate(timeout=20)
     assert server.returncode == 0, output
     assert (data / "tls-cert.pem").exists() and (data / "tls-key.pem").exists()
-    assert f"on https://127.0.0.1:{port}" in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    (serving,) = [line for line in lines if line["event"] == "serving"]
+    assert serving["url"].startswith("https://") and serving["url"].endswith(f":{port}"), serving
