@@ -30,20 +30,41 @@ async def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[D
     await opened.dispose()
 
 
-async def _write(db: Database, name: str, hold: float = 0.0) -> None:
+class Hold:
+    """A writer's transaction kept open: ``taken`` once it holds the write lock, released by
+    ``release()``. Tests wait on ``taken`` rather than sleep, which a loaded machine outruns."""
+
+    def __init__(self) -> None:
+        self.taken = asyncio.Event()
+        self._release = asyncio.Event()
+
+    def release(self) -> None:
+        self._release.set()
+
+    async def keep(self) -> None:
+        self.taken.set()
+        async with asyncio.timeout(60):
+            await self._release.wait()
+
+
+async def _write(db: Database, name: str, hold: Hold | None = None) -> None:
     async with db.sessions.begin() as session:
         await session.execute(text("INSERT INTO turns (name) VALUES (:name)"), {"name": name})
-        await asyncio.sleep(hold)
+        if hold is not None:
+            await hold.keep()
 
 
 async def test_writers_wait_past_the_busy_timeout_in_order_of_arrival(db: Database) -> None:
-    first = asyncio.create_task(_write(db, "a", hold=HELD))
-    await asyncio.sleep(0.05)
+    hold = Hold()
+    first = asyncio.create_task(_write(db, "a", hold))
+    await hold.taken.wait()
     later = []
     for name in "bcdef":
         later.append(asyncio.create_task(_write(db, name)))
         await asyncio.sleep(0.01)
-    await asyncio.wait_for(asyncio.gather(first, *later), timeout=10)
+    await asyncio.sleep(HELD)
+    hold.release()
+    await asyncio.wait_for(asyncio.gather(first, *later), timeout=30)
     async with db.reads() as session:
         order = (await session.scalars(text("SELECT name FROM turns ORDER BY rowid"))).all()
     assert "".join(order) == "abcdef"
@@ -51,12 +72,14 @@ async def test_writers_wait_past_the_busy_timeout_in_order_of_arrival(db: Databa
 
 async def test_a_reader_does_not_wait_for_the_writer(db: Database) -> None:
     await _write(db, "committed")
-    writer = asyncio.create_task(_write(db, "pending", hold=HELD))
-    await asyncio.sleep(0.05)
+    hold = Hold()
+    writer = asyncio.create_task(_write(db, "pending", hold))
+    await hold.taken.wait()
     async with db.reads() as session:
         seen = (await session.scalars(text("SELECT name FROM turns"))).all()
     assert not writer.done()
     assert seen == ["committed"]
+    hold.release()
     await writer
 
 
@@ -66,11 +89,13 @@ async def test_a_writer_past_the_queue_timeout_is_refused(
     monkeypatch.setattr(database, "SQLITE_WRITE_QUEUE_SECONDS", 0.1)
     db = open_database(f"sqlite+aiosqlite:///{tmp_path / 'queue.db'}")
     try:
-        holder = asyncio.create_task(_hold_connection(db))
-        await asyncio.sleep(0.05)
+        hold = Hold()
+        holder = asyncio.create_task(_hold_connection(db, hold))
+        await hold.taken.wait()
         with pytest.raises(PoolTimeout):
             async with db.sessions.begin() as session:
                 await session.execute(text("SELECT 1"))
+        hold.release()
         await holder
     finally:
         await db.dispose()
@@ -87,9 +112,13 @@ async def test_a_request_past_the_queue_timeout_is_503_and_changes_nothing(
     client = await aiohttp_client(build_app(settings))
     services = client.app[SERVICES]
     body = {"email": "ann@example.com", "password": "correct horse", "display_name": "Ann"}
-    holder = asyncio.create_task(_hold_connection(Database(services.sessions, services.reads, ())))
-    await asyncio.sleep(0.05)
+    hold = Hold()
+    holder = asyncio.create_task(
+        _hold_connection(Database(services.sessions, services.reads, ()), hold)
+    )
+    await hold.taken.wait()
     response = await client.post("/api/v1/auth/register", json=body)
+    hold.release()
     await expect_error(response, 503, "database_busy")
     assert response.headers["Retry-After"] == "2"
     await holder
@@ -100,7 +129,7 @@ async def test_a_request_past_the_queue_timeout_is_503_and_changes_nothing(
     assert response.status == 201
 
 
-async def _hold_connection(db: Database) -> None:
+async def _hold_connection(db: Database, hold: Hold) -> None:
     async with db.sessions.begin() as session:
         await session.execute(text("SELECT 1"))
-        await asyncio.sleep(HELD)
+        await hold.keep()
