@@ -98,7 +98,7 @@ def own_threads() -> int:
     return sum(not t.name.startswith("asyncio_") for t in threading.enumerate())
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(240)
 async def test_viewer_churn_leaks_nothing(harness: Harness) -> None:
     _, publisher = await harness.live()
     warmup, _ = await harness.view()  # first-use allocations (certificates, codecs) happen here
@@ -112,8 +112,9 @@ async def test_viewer_churn_leaks_nothing(harness: Harness) -> None:
 
     for _batch in range(5):
         viewers = await asyncio.gather(*(harness.view() for _ in range(10)))
+        # Ten DTLS handshakes at once: on a loaded machine the last takes many seconds.
         await asyncio.gather(
-            *(wait_until(lambda v=v: len(v.video_packets()) > 0) for v, _ in viewers)
+            *(wait_until(lambda v=v: len(v.video_packets()) > 0, within=45) for v, _ in viewers)
         )
         for index, (viewer, subscriber) in enumerate(viewers):
             if index % 2:
@@ -122,7 +123,7 @@ async def test_viewer_churn_leaks_nothing(harness: Harness) -> None:
             harness.peers.remove(viewer)
         del viewers, viewer, subscriber  # the loop variables would keep the last pair alive
     room = harness.sfu.room("room")
-    await wait_until(lambda: not room.subscribers, within=10)
+    await wait_until(lambda: not room.subscribers, within=30)
     video = publisher.producers["video"]
     await wait_until(lambda: video.consumers == ())
 
