@@ -222,7 +222,10 @@ async def test_a_show_whose_publisher_moved_survives_its_old_node_restarting(
             await second.accept(await moved.text())
             await _until(lambda: _status(http, show), "live")
             a.stop()
-            a = Node(tmp_path / "a", **settings)  # a's leftover recording of the show is repaired
+            # a's leftover recording of the show is repaired. Its start-up is waited for off the
+            # loop, which sends the phone's media: on a loaded machine a start outlasts the SFU's
+            # media timeout, and a stalled phone would look gone.
+            a = await asyncio.to_thread(Node, tmp_path / "a", **settings)
             await asyncio.sleep(3)
             assert (await _status(http, show))["status"] == "live"
             redirected = await _post_sdp(http, f"{a.url}/whep/{sid}", "v=0\r\n")
