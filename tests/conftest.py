@@ -213,12 +213,10 @@ class Shop:
         return dict(await response.json())
 
     async def execute(self, sql: str, **params: Any) -> None:
-        engine = create_engine(self.database_url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text(sql), params)
-        finally:
-            await engine.dispose()
+        """Run ``sql`` in one of the app's own write transactions: on SQLite it waits its turn
+        in the app's write queue instead of racing it for the file's lock."""
+        async with self.client.app[SERVICES].sessions.begin() as session:
+            await session.execute(text(sql), params)
 
     async def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table but the clock's (``CLOCKED``), without the columns jobs
