@@ -53,6 +53,7 @@ from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
 from api.web.request_log import request_ids, send_request_id
 from api.webhooks.webhooks import Dispatcher
+from live.messages import StatusChanged
 from live.node import LiveNode, LiveSettings
 from recorder import RecorderConfig
 from server.cpus import usable_cpus
@@ -187,6 +188,14 @@ def _services(
     app[SERVICES] = services
     app[SUMMARY] = show_analytics
     app[GATE] = SalesGate(settings.sales_gate_seconds, metrics=app[METRICS])
+
+    async def show_finished(message: StatusChanged) -> None:
+        # What this node remembers of a show's offers and auctions goes with the show.
+        if message.finished:
+            app[GATE].show_finished(message.stream_id)
+            app[AUCTIONS].show_finished(message.stream_id)
+
+    twins.bus.subscribe(StatusChanged, show_finished)
     return services
 
 

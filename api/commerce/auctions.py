@@ -152,6 +152,15 @@ class Auctions:
         else:
             self._known.pop(out.id, None)
 
+    def show_finished(self, stream_id: str) -> None:
+        """The show ended: its auctions are forgotten, wherever they were closed."""
+        for auction_id in [a for a, out in self._known.items() if out.stream_id == stream_id]:
+            del self._known[auction_id]
+
+    def held(self) -> int:
+        """Auctions this node remembers."""
+        return len(self._known)
+
     def placed(self, placed: Placed) -> None:
         """A bid was placed and committed."""
         self.learn(placed.out.auction)

@@ -116,6 +116,16 @@ class SalesGate:
             if not offer.asking:
                 del self._offers[(stream_id, product_id)]
 
+    def show_finished(self, stream_id: str) -> None:
+        """The show ended: its offers are forgotten (a purchase still at the database keeps its
+        own offer until it is done)."""
+        for offer_key in [k for k in self._offers if k[0] == stream_id]:
+            del self._offers[offer_key]
+
+    def held(self) -> int:
+        """Offers this node remembers."""
+        return len(self._offers)
+
     def _changed(self, offer: Offer) -> None:
         offer.changed.set()
         offer.changed = asyncio.Event()

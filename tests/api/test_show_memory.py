@@ -1,13 +1,18 @@
-"""What a show adds to a node's memory goes when the show ends: counters first, rooms once empty."""
+"""What a show adds to a node's memory goes when the show ends: counters, offers and auctions
+first, rooms once empty."""
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from api.commerce.auctions import AUCTIONS
+from api.commerce.gate import GATE
 from api.realtime.sockets import Realtime
 from api.shows.lifecycle import StreamLifecycle
 from api.web.context import SERVICES
+from tests.api.test_auctions import accepted, auction_show
+from tests.api.test_commerce import buy
 from tests.conftest import Shop, eventually
 from tests.socket_client import Viewer
 from twins.counters import LocalCounters
@@ -47,3 +52,15 @@ async def test_shows_that_end_leave_no_counters_and_no_rooms(
     await eventually(lambda: not realtime.rooms, 30, lambda: f"rooms {list(realtime.rooms)}")
     assert not realtime.members
     assert counters.held() == 0
+
+
+async def test_an_ended_show_leaves_no_offer_and_no_auction(client: Client, shop: Shop) -> None:
+    gate, auctions = client.app[GATE], client.app[AUCTIONS]
+    seller, sid, pid, auction = await auction_show(client, shop)
+    buyer, bidder = await shop.account(), await shop.account()
+    assert (await buy(client, sid, buyer, pid)).status == 201
+    await accepted(client, auction["id"], bidder, 1000)
+    assert gate.held() == 1 and auctions.held() == 1
+    ended = await client.post(f"/api/v1/streams/{sid}/end", headers=seller.auth)
+    assert ended.status == 200, await ended.text()
+    assert gate.held() == 0 and auctions.held() == 0
