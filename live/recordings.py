@@ -19,7 +19,7 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -214,7 +214,7 @@ class Recordings:
             if text is not None:
                 await asyncio.to_thread((result.directory / MASTER_PLAYLIST).write_text, text)
                 files.append(MASTER_PLAYLIST)
-        await self._upload(stream_id, result.directory, files, layers, _media_span(result))
+        await self._upload(stream_id, result.directory, files, layers, result.media)
         log.info(
             "recording of %s: %.1f s%s",
             stream_id,
@@ -277,7 +277,7 @@ class Recordings:
             media = None
             if needs_repair(directory):
                 repaired = await asyncio.to_thread(repair, directory)
-                files, media = repaired.files, _media_span(repaired)
+                files, media = repaired.files, repaired.media
                 await cut_short(directory.name)
             # A rendition cut short by the crash is dropped; one whose upload began resumes.
             layers: dict[str, list[str]] = {
@@ -304,13 +304,6 @@ class Recordings:
         if self._work:
             await asyncio.wait(self._work, timeout=30)
         return stopped
-
-
-def _media_span(result: RecordingResult) -> tuple[datetime, datetime] | None:
-    """When the recording's first and last media arrived (its playlists' program date time)."""
-    if result.started_at is None:
-        return None
-    return result.started_at, result.started_at + timedelta(seconds=result.duration)
 
 
 def _audio_to(recorders: Iterable[Recorder]) -> Callable[[str, bytes], None]:

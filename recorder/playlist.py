@@ -84,6 +84,18 @@ class Playlist:
     def duration(self) -> float:
         return sum(segment.duration for segment in self.segments)
 
+    @property
+    def media(self) -> tuple[datetime, datetime] | None:
+        """The program date times of its first media and of the end of its last, if known:
+        what a player of the playlist sees as its time 0 and its end."""
+        if self.start is None or not self.segments:
+            return None
+        first, last = self.segments[0], self.segments[-1]
+        return (
+            self.start + timedelta(seconds=first.start),
+            self.start + timedelta(seconds=last.start + last.duration),
+        )
+
     def has(self, msn: int, part: int | None) -> bool:
         """Whether a blocking request for (_HLS_msn, _HLS_part) can be answered now."""
         if self.ended or msn < self.next_msn:

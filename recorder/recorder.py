@@ -264,7 +264,7 @@ class Recorder:
             segments=len(self.playlist.segments),
             files=files,
             truncated=self.truncated,
-            started_at=self.playlist.start,
+            media=self.playlist.media,
             poster=POSTER if stopped.poster else None,
             error=stopped.error,
         )

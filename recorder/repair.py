@@ -161,6 +161,6 @@ def _result(directory: Path, playlist: Playlist, poster: bool) -> RecordingResul
         segments=len(playlist.segments),
         files=[name for name in names if (directory / name).exists()],
         truncated=True,
-        started_at=playlist.start,
+        media=playlist.media,
         poster=POSTER if poster else None,
     )

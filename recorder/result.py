@@ -20,7 +20,7 @@ class RecordingResult:
     segments: int
     files: list[str] = field(default_factory=list)
     truncated: bool = False
-    started_at: datetime | None = None
+    media: tuple[datetime, datetime] | None = None  # its first and last media (Playlist.media)
     poster: str | None = None
     playlist: str = "index.m3u8"
     vod_playlist: str = "vod.m3u8"

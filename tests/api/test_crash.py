@@ -19,20 +19,23 @@ async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: An
         return await response.json()
 
 
-def _first_date(playlist: str) -> str:
-    return next(
-        line.split(":", 1)[1]
+def program_dates(playlist: str) -> list[datetime]:
+    """Each segment's EXT-X-PROGRAM-DATE-TIME, in order."""
+    return [
+        datetime.fromisoformat(line.split(":", 1)[1])
         for line in playlist.splitlines()
         if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")
-    )
+    ]
 
 
-def _length(playlist: str) -> float:
-    return sum(
+def _end_of_media(playlist: str) -> datetime:
+    """The last segment's program date time plus its duration: where a player's replay ends."""
+    lengths = [
         float(line.split(":", 1)[1].rstrip(",").split(",")[0])
         for line in playlist.splitlines()
         if line.startswith("#EXTINF:")
-    )
+    ]
+    return program_dates(playlist)[-1] + timedelta(seconds=lengths[-1])
 
 
 async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_path: Path) -> None:
@@ -91,8 +94,7 @@ async def test_sigkill_mid_recording_gives_a_playable_replay(migrated: str, tmp_
                     vod = await response.text()
                 assert "#EXT-X-ENDLIST" in vod
                 # The show ended with its last media, not when the node came back.
-                start = datetime.fromisoformat(_first_date(vod))
-                last_media = start + timedelta(seconds=_length(vod))
+                last_media = _end_of_media(vod)
                 ended = datetime.fromisoformat(data["ended_at"])
                 assert abs((ended - last_media).total_seconds()) < 0.01, (
                     ended,

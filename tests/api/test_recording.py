@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from api.tables import Base
 from peers.webrtc import PublisherPeer
-from tests.api.test_crash import _first_date
+from tests.api.test_crash import program_dates
 from tests.conftest import Shop, eventually, expect_error
 
 Client = TestClient[Any, Any]
@@ -101,7 +101,7 @@ async def test_live_hls_and_replay(client: Client, shop: Shop, tmp_path: Path) -
     assert "#EXT-X-ENDLIST" in vod and "#EXT-X-PLAYLIST-TYPE:VOD" in vod
     assert f'X-PRODUCT-ID="{product["id"]}"' in vod
     # The replay's cards are timed on its own clock: 0 is its first media (program date time).
-    replay_start = datetime.fromisoformat(_first_date(vod))
+    replay_start = program_dates(vod)[0]
     timeline = (await (await client.get(f"/api/v1/streams/{sid}/pins")).json())["timeline"]
     [pin] = [cue for cue in timeline if cue["action"] == "pin"]
     on_the_replay = (datetime.fromisoformat(pin["created_at"]) - replay_start).total_seconds()

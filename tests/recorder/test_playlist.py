@@ -116,3 +116,21 @@ def test_cues_older_than_the_window_stay_before_its_first_segment() -> None:
     vod = playlist.render_vod().splitlines()
     vod_early = next(i for i, line in enumerate(vod) if 'ID="pin-early"' in line)
     assert vod.index("segment-00001.m4s") < vod_early < vod.index("segment-00002.m4s")
+
+
+def test_its_media_span_is_what_its_program_dates_say() -> None:
+    playlist = Playlist(RecorderConfig())
+    assert playlist.media is None
+    playlist.start = START
+    # Its first media comes 4.5 s after playlist zero (segments 0-2 lost), and segment 5 is
+    # missing: the span runs from segment 3's date to segment 6's end, not zero plus the sum.
+    for msn in (3, 4, 6):
+        playlist.add_segment(segment(msn, 1.5))
+    first, end = playlist.media  # type: ignore[misc]
+    dates = [
+        datetime.fromisoformat(line.split(":", 1)[1])
+        for line in playlist.render_vod().splitlines()
+        if line.startswith("#EXT-X-PROGRAM-DATE-TIME:")
+    ]
+    assert first == dates[0] == START + timedelta(seconds=4.5)
+    assert end == dates[-1] + timedelta(seconds=1.5) == START + timedelta(seconds=10.5)
