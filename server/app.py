@@ -48,7 +48,7 @@ from api.streaming.observability import metrics_route
 from api.streaming.signaling import MEDIA, Media, signaling_cors
 from api.web.context import SERVICES, Services, StripeAccount
 from api.web.errors import error_middleware
-from api.web.metrics import METRICS, Metrics
+from api.web.metrics import METRICS, Metrics, worker_metrics
 from api.web.pages import mount, security_headers
 from api.web.proxies import forwarded_for
 from api.web.request_log import request_ids, send_request_id
@@ -386,16 +386,24 @@ def _pages(app: web.Application, settings: Settings, realtime: Realtime) -> None
 async def run_worker(settings: Settings) -> None:
     """`shopcast worker`: process media jobs until SIGINT or SIGTERM."""
     database = open_database(settings.resolved_database_url)
-    worker = _video_worker(settings, database, object_store(settings))
+    metrics = Metrics()
+    worker = _video_worker(settings, database, object_store(settings), metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    scraped = web.AppRunner(
+        worker_metrics(metrics, settings.metrics_token.get_secret_value()), access_log=None
+    )
+    await scraped.setup()
+    if settings.worker_metrics_port:
+        await web.TCPSite(scraped, settings.host, settings.worker_metrics_port).start()
     worker.start()
     try:
         await stop.wait()
     finally:
         await worker.close()
+        await scraped.cleanup()
         await database.dispose()
 
 

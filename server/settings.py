@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         20, gt=0, description="WHIP and WHEP offers allowed at once before that rate applies."
     )
     max_body_bytes: int = Field(1024 * 1024, gt=0, description="Largest accepted request body.")
+    worker_metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port a standalone `shopcast worker` serves /metrics on, at the HTTP "
+        "server's host (its media jobs and its process); 0: none.",
+    )
     metrics_token: SecretStr = Field(
         SecretStr(""),
         description="Bearer token /metrics asks of scrapers; empty: /metrics is open and names "

@@ -7,24 +7,12 @@ replay. With a token set, it answers only a scraper that sends it, and names eve
 
 from __future__ import annotations
 
-import hmac
-import platform
 from collections.abc import Collection, Iterator
-from importlib.metadata import version
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    GCCollector,
-    PlatformCollector,
-    ProcessCollector,
-    generate_latest,
-)
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    InfoMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
@@ -39,20 +27,14 @@ from api.streaming.hls import RECORDINGS
 from api.streaming.schemas import StreamHealthOut
 from api.streaming.signaling import MEDIA, Media
 from api.web.context import SERVICES, Context
-from api.web.errors import ApiError, database_unreachable
-from api.web.metrics import Metrics
-from api.web.routing import Api, bearer_token
+from api.web.errors import database_unreachable
+from api.web.metrics import Metrics, check_scraper, exposition
+from api.web.routing import Api
 from live.states import StreamStatus
 from recorder import RecordingTally
 from sfu.stats import ProducerStats
 
 api = Api()
-# Versions as labels of a gauge of 1: a query joins them onto any series, and a change shows.
-BUILD = {
-    "version": version("shopcast"),
-    "aiortc": version("aiortc"),
-    "python": platform.python_version(),
-}
 
 
 @api.route(
@@ -91,13 +73,11 @@ class NodeCollector(Collector):
         self._streams = streams  # the shows the scraper may see named; None: all
 
     def collect(self) -> Iterator[Metric]:
-        build = InfoMetricFamily("shopcast_build", "The running Shopcast")
-        build.add_metric([], BUILD)
         sessions = GaugeMetricFamily("shopcast_webrtc_sessions", "WebRTC sessions on this node")
         sessions.add_metric([], self._media.sfu.session_count())
         sockets = GaugeMetricFamily("shopcast_socket_clients", "Socket.IO clients on this node")
         sockets.add_metric([], len(self._realtime.members))
-        yield from (build, sessions, sockets, *self._ingest(), *_recordings(self._tally))
+        yield from (sessions, sockets, *self._ingest(), *_recordings(self._tally))
 
     def _ingest(self) -> Iterator[Metric]:
         viewers = GaugeMetricFamily("shopcast_webrtc_viewers", "WebRTC viewers", labels=["stream"])
@@ -150,29 +130,10 @@ def _recordings(tally: RecordingTally) -> Iterator[Metric]:
 def metrics_route(media: Media, realtime: Realtime, metrics: Metrics, token: str) -> web.RouteDef:
     async def scrape(request: web.Request) -> web.Response:
         streams: Collection[str] | None = None
-        if token:
-            if not hmac.compare_digest(bearer_token(request) or "", token):
-                raise ApiError(
-                    401,
-                    "unauthorized",
-                    "Send the metrics token",
-                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-                )
-        else:
+        if not check_scraper(request, token):
             streams = await _public(request, list(media.sfu.local_stats()))
-        registry = CollectorRegistry()
         tally = request.app[RECORDINGS].tally
-        registry.register(NodeCollector(media, realtime, tally, streams))
-        for collector in metrics.collectors():
-            registry.register(collector)
-        # The default registry's collectors: this process's (not its SFU workers'), Python's.
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
-        return web.Response(
-            body=generate_latest(registry),
-            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
-        )
+        return exposition([NodeCollector(media, realtime, tally, streams), *metrics.collectors()])
 
     return web.get("/metrics", scrape)
 

@@ -9,17 +9,38 @@ time instead (`api.streaming.observability`).
 
 from __future__ import annotations
 
+import hmac
+import platform
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib.metadata import version
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.web.context import Context
 from api.web.errors import ApiError, Handler
+from api.web.routing import bearer_token
+
+# Versions as labels of a gauge of 1: a query joins them onto any series, and a change shows.
+BUILD = {
+    "version": version("shopcast"),
+    "aiortc": version("aiortc"),
+    "python": platform.python_version(),
+}
 
 # Webhook endpoints and media jobs take from milliseconds to minutes.
 _SLOW_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, float("inf"))
@@ -157,3 +178,54 @@ def after_commit(ctx: Context, counter: Counter, *labels: str) -> None:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+class BuildInfo(Collector):
+    """``shopcast_build_info``: the running release and what it runs on."""
+
+    def collect(self) -> Iterator[Metric]:
+        build = InfoMetricFamily("shopcast_build", "The running Shopcast")
+        build.add_metric([], BUILD)
+        yield build
+
+
+def check_scraper(request: web.Request, token: str) -> bool:
+    """Whether ``/metrics`` may name every show: a token is set and sent (401 if set and not
+    sent); False when no token is set."""
+    if not token:
+        return False
+    if not hmac.compare_digest(bearer_token(request) or "", token):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "Send the metrics token",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    return True
+
+
+def exposition(collectors: Iterable[Collector]) -> web.Response:
+    """A scrape's answer: ``collectors``, then this process's own (``process_*``, Python's),
+    not its SFU workers'."""
+    registry = CollectorRegistry()
+    for collector in (BuildInfo(), *collectors):
+        registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    return web.Response(
+        body=generate_latest(registry),
+        headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"},
+    )
+
+
+def worker_metrics(metrics: Metrics, token: str) -> web.Application:
+    """A standalone ``shopcast worker``'s ``/metrics``: its media jobs and its process."""
+
+    async def scrape(request: web.Request) -> web.Response:
+        check_scraper(request, token)
+        return exposition(metrics.collectors())
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    return app

@@ -23,8 +23,9 @@ from api.catalog.product_media import MEDIA_UPLOADS
 from peers.video import write_test_video
 from server.app import build_app
 from server.settings import Settings
-from tests.api.test_metrics import scraped
+from tests.api.test_metrics import promtool_problems, samples, scraped
 from tests.conftest import Account, Shop, eventually, expect_error
+from tests.nodes import free_port
 from tests.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed, seaweed
 from twins.objectstore import PresignedPost, S3Storage
 
@@ -559,7 +560,9 @@ def workers(fast_jobs: Settings) -> Iterator[list[subprocess.Popen[bytes]]]:
             process.wait(10)
 
 
-def start_worker(settings: Settings, started: list[subprocess.Popen[bytes]]) -> None:
+def start_worker(
+    settings: Settings, started: list[subprocess.Popen[bytes]], metrics_port: int = 0
+) -> None:
     env = {
         **os.environ,
         "SHOPCAST_DATABASE_URL": settings.resolved_database_url,
@@ -567,6 +570,7 @@ def start_worker(settings: Settings, started: list[subprocess.Popen[bytes]]) -> 
         "SHOPCAST_PUBLIC_URL": settings.public_url,
         "SHOPCAST_MEDIA_JOB_LEASE_SECONDS": "2",
         "SHOPCAST_MEDIA_POLL_SECONDS": "0.1",
+        "SHOPCAST_WORKER_METRICS_PORT": str(metrics_port),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "worker"], env=env, cwd=ROOT, start_new_session=True
@@ -605,11 +609,28 @@ async def test_killed_worker_is_resumed_by_another(
     first.wait(10)
     await eventually(lambda: _group_gone(first.pid), 10, "the transcoder outlived its worker")
     assert (await status())["state"] == "running", "nobody noticed yet: the lease still holds"
-    start_worker(fast_jobs, workers)
+    port = free_port()
+    start_worker(fast_jobs, workers, metrics_port=port)
     job = await wait_for_job(client, seller, job_id)
     assert (job["state"], job["attempts"]) == ("done", 2), job
     sizes = [(r["width"], r["height"]) for r in job["outputs"]["renditions"]]
     assert sizes == [(1280, 720), (852, 480)]
+    # The standalone worker that finished it counts it on its own /metrics (once committed).
+    done = ("shopcast_media_job_duration_seconds_count", frozenset({("outcome", "done")}))
+
+    async def counted() -> str | None:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/metrics") as response,
+        ):
+            assert response.status == 200
+            text = await response.text()
+        return text if samples(text).get(done) == 1 else None
+
+    exposition = await eventually(counted, 10, "the worker's /metrics never counted the job")
+    assert promtool_problems(exposition) == ""
+    figures = samples(exposition)
+    assert ("process_open_fds", frozenset()) in figures
 
 
 @pytest.mark.timeout(120)
