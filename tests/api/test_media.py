@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -578,6 +578,29 @@ def start_worker(
     started.append(process)
 
 
+async def _job_for_workers(
+    settings: Settings, aiohttp_client: Any, database_url: str, clip: bytes
+) -> tuple[Client, Account, str, Callable[[], Awaitable[dict[str, Any]]]]:
+    """A node that runs no worker of its own, and a video job of ``clip`` queued on it for
+    standalone workers: (client, seller, job id, the job's status)."""
+    settings.media_worker = False
+    client = await aiohttp_client(build_app(settings))
+    shop = Shop(client, database_url)
+    seller = await shop.account("seller")
+    product = await shop.product(seller)
+    key = await local_upload(client, seller, product["id"], "video", "video/mp4", clip)
+    started = await client.post(
+        "/api/v1/media/video/process", json={"upload_key": key}, headers=seller.auth
+    )
+    job_id = str((await started.json())["id"])
+
+    async def status() -> dict[str, Any]:
+        response = await client.get(f"/api/v1/media/status/{job_id}", headers=seller.auth)
+        return dict(await response.json())
+
+    return client, seller, job_id, status
+
+
 @pytest.mark.timeout(120)
 async def test_killed_worker_is_resumed_by_another(
     fast_jobs: Settings,
@@ -587,21 +610,9 @@ async def test_killed_worker_is_resumed_by_another(
     workers: list[subprocess.Popen[bytes]],
     tmp_path: Path,
 ) -> None:
-    fast_jobs.media_worker = False
-    client = await aiohttp_client(build_app(fast_jobs))
-    shop = Shop(client, database_url)
-    seller = await shop.account("seller")
-    product = await shop.product(seller)
-    key = await local_upload(client, seller, product["id"], "video", "video/mp4", long_clip)
-    started = await client.post(
-        "/api/v1/media/video/process", json={"upload_key": key}, headers=seller.auth
+    client, seller, job_id, status = await _job_for_workers(
+        fast_jobs, aiohttp_client, database_url, long_clip
     )
-    job_id = (await started.json())["id"]
-
-    async def status() -> dict[str, Any]:
-        response = await client.get(f"/api/v1/media/status/{job_id}", headers=seller.auth)
-        return dict(await response.json())
-
     start_worker(fast_jobs, workers)
     await eventually(lambda: _running(status()), 60, "the first worker never reported progress")
     first = workers[0]
@@ -641,21 +652,7 @@ async def test_stopped_worker_hands_its_job_back(
     long_clip: bytes,
     workers: list[subprocess.Popen[bytes]],
 ) -> None:
-    fast_jobs.media_worker = False
-    client = await aiohttp_client(build_app(fast_jobs))
-    shop = Shop(client, database_url)
-    seller = await shop.account("seller")
-    product = await shop.product(seller)
-    key = await local_upload(client, seller, product["id"], "video", "video/mp4", long_clip)
-    started = await client.post(
-        "/api/v1/media/video/process", json={"upload_key": key}, headers=seller.auth
-    )
-    job_id = (await started.json())["id"]
-
-    async def status() -> dict[str, Any]:
-        response = await client.get(f"/api/v1/media/status/{job_id}", headers=seller.auth)
-        return dict(await response.json())
-
+    *_, status = await _job_for_workers(fast_jobs, aiohttp_client, database_url, long_clip)
     start_worker(fast_jobs, workers)
     await eventually(lambda: _running(status()), 60, "the worker never reported progress")
     workers[0].send_signal(signal.SIGTERM)  # a clean stop, as in a deploy
