@@ -26,16 +26,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.catalog.models import JobState, MediaJob, MediaState, ProductMedia
 from api.db import utcnow
+from api.web.errors import database_unreachable
 from api.web.metrics import Metrics
 from twins.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
 # What the store says each output is (S3 keeps it; the local store's route reads it too).
+# How long a stopping worker keeps trying to hand its job back while the database is locked or
+# away (within compose's 45 s stop_grace_period); after that the lease's end hands it back.
+HANDBACK_SECONDS = 25.0
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",
@@ -115,23 +120,34 @@ class VideoWorker:
             self._task = None
 
     async def _release(self, job_id: str) -> None:
-        """Give a job this worker stopped in the middle of back to the queue, at once."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(MediaJob)
-                .where(
-                    MediaJob.id == job_id,
-                    MediaJob.worker == self.name,
-                    MediaJob.state == JobState.RUNNING,
-                )
-                .values(
-                    state=JobState.QUEUED,
-                    attempts=MediaJob.attempts - 1,
-                    progress=0,
-                    worker=None,
-                    lease_expires_at=None,
-                )
-            )
+        """Give a job this worker stopped in the middle of back to the queue, at once: tried
+        again while the database is locked (SQLite shared with a busy node) or away, for
+        ``HANDBACK_SECONDS``."""
+        deadline = time.monotonic() + HANDBACK_SECONDS
+        while True:
+            try:
+                async with self._sessions.begin() as session:
+                    await session.execute(
+                        update(MediaJob)
+                        .where(
+                            MediaJob.id == job_id,
+                            MediaJob.worker == self.name,
+                            MediaJob.state == JobState.RUNNING,
+                        )
+                        .values(
+                            state=JobState.QUEUED,
+                            attempts=MediaJob.attempts - 1,
+                            progress=0,
+                            worker=None,
+                            lease_expires_at=None,
+                        )
+                    )
+                break
+            except DBAPIError as exc:
+                if not database_unreachable(exc) or time.monotonic() >= deadline:
+                    raise
+                log.warning("media job %s: handing back failed (%s); trying again", job_id, exc)
+                await asyncio.sleep(0.5)
         log.info("media job %s: handed back to the queue (worker stopping)", job_id)
 
     async def run(self) -> None:

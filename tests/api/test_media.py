@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -18,10 +19,13 @@ import av
 import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from api.catalog.product_media import MEDIA_UPLOADS
 from peers.video import write_test_video
 from server.app import build_app
+from server.database import SQLITE_BUSY_TIMEOUT_MS, create_engine
 from server.settings import Settings
 from tests.api.test_metrics import promtool_problems, samples, scraped
 from tests.conftest import Account, Shop, eventually, expect_error
@@ -656,7 +660,54 @@ async def test_stopped_worker_hands_its_job_back(
     start_worker(fast_jobs, workers)
     await eventually(lambda: _running(status()), 60, "the worker never reported progress")
     workers[0].send_signal(signal.SIGTERM)  # a clean stop, as in a deploy
-    assert workers[0].wait(30) == 0
+    # Waited for off the loop: the node's writers run on it, and one blocked mid-transaction
+    # would hold SQLite's lock against the worker's hand-back.
+    assert await asyncio.to_thread(workers[0].wait, 60) == 0
+    job = await status()
+    assert (job["state"], job["attempts"], job["progress"]) == ("queued", 0, 0), job
+
+
+@pytest.mark.timeout(180)
+async def test_a_stopping_worker_hands_its_job_back_once_the_database_lets_it(
+    fast_jobs: Settings,
+    aiohttp_client: Any,
+    database_url: str,
+    long_clip: bytes,
+    workers: list[subprocess.Popen[bytes]],
+) -> None:
+    _, _, job_id, status = await _job_for_workers(
+        fast_jobs, aiohttp_client, database_url, long_clip
+    )
+    start_worker(fast_jobs, workers)
+    await eventually(lambda: _running(status()), 60, "the worker never reported progress")
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        # Another process holds SQLite's write lock past the worker's 10 s busy timeout twice
+        # over (its heartbeat's write fails first, then its first try at handing back).
+        holder = sqlite3.connect(str(url.database), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        held = 2 * SQLITE_BUSY_TIMEOUT_MS / 1000 + 2
+    else:
+        # PostgreSQL waits on a row lock instead of failing: the hand-back waits its turn.
+        engine = create_engine(database_url)
+        connection = await engine.connect()
+        await connection.execute(
+            text("SELECT id FROM media_jobs WHERE id = :id FOR UPDATE"), {"id": job_id}
+        )
+        held = 3.0
+    try:
+        workers[0].send_signal(signal.SIGTERM)
+        await asyncio.sleep(held)
+        assert workers[0].poll() is None, "the worker gave up while the database was held"
+    finally:
+        if url.get_backend_name() == "sqlite":
+            holder.rollback()
+            holder.close()
+        else:
+            await connection.rollback()
+            await connection.close()
+            await engine.dispose()
+    assert await asyncio.to_thread(workers[0].wait, 60) == 0
     job = await status()
     assert (job["state"], job["attempts"], job["progress"]) == ("queued", 0, 0), job
 
