@@ -87,14 +87,25 @@ class Wire:
         self.into.close()
 
 
-def wire(kind: str, codec: RTCRtpCodecCapability, *, on_native: bool, seed: int) -> Wire:
+def wire(
+    kind: str,
+    codec: RTCRtpCodecCapability,
+    *,
+    on_native: bool,
+    seed: int,
+    out: socket.socket | None = None,
+    refused: bool = False,
+) -> Wire:
+    """A consumer on ``out`` (a socket of its own by default); ``refused``: it sends to port
+    0, which the kernel refuses (EINVAL)."""
     native.configure("auto" if on_native else "off")
     into = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     into.bind(("127.0.0.1", 0))
     into.settimeout(10)
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    out.bind(("127.0.0.1", 0))
-    out.setblocking(False)
+    if out is None:
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        out.bind(("127.0.0.1", 0))
+        out.setblocking(False)
     random.seed(seed)  # the consumer's first sequence number and timestamp: the same for both
     sender = SimpleNamespace(_ssrc=0x5EED0000 + seed, _rtx_ssrc=0x5EED1000 + seed)
     consumer = Consumer(kind=kind, codec=codec, sender=sender, egress=SimpleNamespace(attach=id))  # type: ignore[arg-type]
@@ -105,7 +116,7 @@ def wire(kind: str, codec: RTCRtpCodecCapability, *, on_native: bool, seed: int)
             context=tx._srtp[0],
             socket=out,
             sendto=out.sendto,
-            address=into.getsockname(),
+            address=("127.0.0.1", 0) if refused else into.getsockname(),
         )
     )
     video = kind == "video"
@@ -314,6 +325,35 @@ def test_no_file_descriptors_or_memory_are_left_after_viewers_churn() -> None:
     # A lane keeping its history would hold 250 viewers x 128 entries of 1 kB: 32 MB.
     assert traced_after - traced < 512 * 1024
     assert rss_after - rss < 4 * 1024 * 1024
+
+
+def test_a_datagram_the_kernel_refuses_is_dropped_and_the_batch_goes_on() -> None:
+    """Three viewers on one socket (the UDP mux's shape: one sendmmsg batch per packet on the
+    native path), the middle one's datagrams refused by the kernel: they are counted as
+    dropped on both paths, and the viewers either side of it get every packet."""
+    for on_native in (False, True):
+        source = Publisher(producer("video", H264), ssrc=0x7070, seq=0, ts=0)
+        shared = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        shared.bind(("127.0.0.1", 0))
+        shared.setblocking(False)
+        viewers = [
+            wire("video", H264, on_native=on_native, seed=n, out=shared, refused=n == 1)
+            for n in range(3)
+        ]
+        try:
+            for each in viewers:
+                each.consumer.bind(source.producer)
+            for _ in range(20):
+                source.send([bytes([0x65]) + os.urandom(500)])
+            first, refused, last = (each.consumer for each in viewers)
+            assert first.packets_sent == last.packets_sent >= 20, on_native
+            assert (refused.packets_sent, refused.packets_dropped) == (0, first.packets_sent)
+            assert first.packets_dropped == last.packets_dropped == 0
+            assert len(viewers[0].read()) == len(viewers[2].read()) == first.packets_sent
+        finally:
+            for each in viewers:
+                each.close()
+    native.configure("auto")
 
 
 def test_the_setting_chooses_the_path_and_an_unbound_native_lane_drops() -> None:
