@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, select, union_all
+from sqlalchemy import and_, case, exists, func, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,6 +91,7 @@ async def queue(session: AsyncSession, notice: Notice, show: Show) -> None:
 
 
 async def _anyone(session: AsyncSession, show: Show, audience: dict[str, Any]) -> bool:
+    """Whether the fan-out would reach anyone: one query over the audience's parts."""
     reminded = exists().where(ShowReminder.stream_id == show.id)
     found = [reminded]
     if audience["followers"]:
@@ -99,7 +100,7 @@ async def _anyone(session: AsyncSession, show: Show, audience: dict[str, Any]) -
         found.append(
             exists().where(User.home_cell.in_(audience["cells"]), User.id != show.seller_id)
         )
-    return any([await session.scalar(select(condition)) for condition in found])
+    return bool(await session.scalar(select(or_(*found))))
 
 
 @dataclass(frozen=True)
