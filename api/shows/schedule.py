@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from pydantic import model_validator
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.accounts.users import STAFF, require_user
@@ -37,7 +38,7 @@ from live.states import StreamStatus
 log = logging.getLogger(__name__)
 api = Api()
 REMIND_BEFORE = timedelta(minutes=15)
-DUE_BATCH = 100  # planned shows looked at per tick
+DUE_BATCH = 100  # planned shows read per page, and reminders queued per tick
 
 
 class ReminderIn(Input):
@@ -172,37 +173,54 @@ class Reminders:
         self.clock = clock
 
     async def tick(self) -> int:
-        """Queue what came due; how many reminders it queued."""
+        """Queue what came due; how many reminders it queued (``DUE_BATCH`` at most)."""
         now = self.clock()
+        todo: list[Stream] = []
+        after: tuple[datetime, str] | None = None
         async with self._reads() as session:
-            due = list(
-                await session.scalars(
-                    select(Stream)
-                    .where(
-                        Stream.status == StreamStatus.CREATED,
-                        Stream.scheduled_at > now,
-                        Stream.scheduled_at <= now + REMIND_BEFORE,
-                        exists().where(ShowReminder.stream_id == Stream.id),
+            # Page through the window in start order: the shows already reminded are skipped
+            # here, so however many of them there are, none keeps a later one waiting.
+            while len(todo) < DUE_BATCH:
+                due = list(await session.scalars(_due(now, after)))
+                if not due:
+                    break
+                rows = await session.execute(
+                    select(Fanout.stream_id, Fanout.key).where(
+                        Fanout.stream_id.in_([s.id for s in due]), Fanout.kind == Notice.REMINDER
                     )
-                    .order_by(Stream.scheduled_at, Stream.id)
-                    .limit(DUE_BATCH)
                 )
-            )
-            if not due:
-                return 0
-            rows = await session.execute(
-                select(Fanout.stream_id, Fanout.key).where(
-                    Fanout.stream_id.in_([s.id for s in due]), Fanout.kind == Notice.REMINDER
-                )
-            )
-            queued = {(row.stream_id, row.key) for row in rows}
-        todo = [s for s in due if (s.id, key_of(Notice.REMINDER, show_of(s))) not in queued]
+                queued = {(row.stream_id, row.key) for row in rows}
+                todo += [
+                    s for s in due if (s.id, key_of(Notice.REMINDER, show_of(s))) not in queued
+                ]
+                last = due[-1]
+                if len(due) < DUE_BATCH or last.scheduled_at is None:
+                    break  # the window's last page
+                after = (last.scheduled_at, last.id)
+        todo = todo[:DUE_BATCH]
         if todo:
             async with self._sessions.begin() as session:
                 for stream in todo:
                     await tell(session, Notice.REMINDER, stream)
             log.info("queued reminders of %d shows", len(todo))
         return len(todo)
+
+
+def _due(now: datetime, after: tuple[datetime, str] | None) -> Any:
+    """A page of the planned shows someone asked to be reminded of that start within
+    ``REMIND_BEFORE`` of ``now``, after ``(scheduled_at, id)`` if given."""
+    query = select(Stream).where(
+        Stream.status == StreamStatus.CREATED,
+        Stream.scheduled_at > now,
+        Stream.scheduled_at <= now + REMIND_BEFORE,
+        exists().where(ShowReminder.stream_id == Stream.id),
+    )
+    if after is not None:
+        at, stream_id = after
+        query = query.where(
+            or_(Stream.scheduled_at > at, and_(Stream.scheduled_at == at, Stream.id > stream_id))
+        )
+    return query.order_by(Stream.scheduled_at, Stream.id).limit(DUE_BATCH)
 
 
 REMINDERS = web.AppKey("reminders", Reminders)

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from api.db import utcnow
@@ -125,6 +126,33 @@ async def test_reminders_come_before_the_start_and_again_after_a_move(
 
     await go_live(client, show["id"])
     await sent(database_url, "live", told)
+
+
+async def test_shows_already_reminded_keep_no_later_one_waiting(
+    client: Client, shop: Shop, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of two: five shows starting together are more than two pages, and the first
+    # shows, once reminded, still come first in start order.
+    monkeypatch.setattr("api.shows.schedule.DUE_BATCH", 2)
+    seller, asked = await shop.account("seller"), await shop.account()
+    start = (utcnow() + timedelta(hours=3)).replace(microsecond=0)
+    shows = [await shop.stream(seller, scheduled_at=at(start)) for _ in range(5)]
+    for show in shows:
+        assert (await remind(client, asked, show["id"], email=True)).status == 200
+    reminders = client.app[REMINDERS]
+    reminders.clock = lambda: start - timedelta(minutes=14)
+
+    async def reminded() -> set[str]:
+        found = await rows(
+            database_url, "SELECT stream_id FROM notification_fanouts WHERE kind = 'reminder'"
+        )
+        return {stream_id for (stream_id,) in found}
+
+    async def all_reminded() -> bool:
+        return await reminded() == {show["id"] for show in shows}
+
+    await eventually(all_reminded, 30, "a show starting with the others was never reminded")
+    assert await reminders.tick() == 0, "each reminded once"
 
 
 async def test_cancelling_tells_who_would_have_watched_and_ends_the_show(
