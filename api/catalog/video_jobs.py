@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Update, and_, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -119,6 +119,12 @@ class VideoWorker:
             await self._task
             self._task = None
 
+    def _running(self, job_id: str) -> Update:
+        """An UPDATE of ``job_id`` while this worker runs it (no row once another has it)."""
+        return update(MediaJob).where(
+            MediaJob.id == job_id, MediaJob.worker == self.name, MediaJob.state == JobState.RUNNING
+        )
+
     async def _release(self, job_id: str) -> None:
         """Give a job this worker stopped in the middle of back to the queue, at once: tried
         again while the database is locked (SQLite shared with a busy node) or away, for
@@ -128,13 +134,7 @@ class VideoWorker:
             try:
                 async with self._sessions.begin() as session:
                     await session.execute(
-                        update(MediaJob)
-                        .where(
-                            MediaJob.id == job_id,
-                            MediaJob.worker == self.name,
-                            MediaJob.state == JobState.RUNNING,
-                        )
-                        .values(
+                        self._running(job_id).values(
                             state=JobState.QUEUED,
                             attempts=MediaJob.attempts - 1,
                             progress=0,
@@ -267,13 +267,7 @@ class VideoWorker:
                 return
             async with self._sessions.begin() as session:
                 renewed = await session.execute(
-                    update(MediaJob)
-                    .where(
-                        MediaJob.id == job_id,
-                        MediaJob.worker == self.name,
-                        MediaJob.state == JobState.RUNNING,
-                    )
-                    .values(
+                    self._running(job_id).values(
                         progress=progress.percent,
                         lease_expires_at=utcnow() + timedelta(seconds=self._config.lease_seconds),
                     )
