@@ -46,8 +46,9 @@ class SfuSettings:
     ports: PortSettings = field(default_factory=PortSettings)
     # A publisher that sent media and then none for this long is gone.
     media_timeout: float = 5.0
-    # A publisher that never sends media is gone after this long.
-    connect_timeout: float = 15.0
+    # A publisher that never sends media is gone after this long: as long as a browser gives
+    # ICE before it calls a connection failed, which a lossy link's DTLS retransmits can need.
+    connect_timeout: float = 30.0
     # At most one keyframe request per producer per interval (viewers' PLIs, joins).
     keyframe_interval: float = 0.3
     # A viewer waiting this long for a keyframe asks again.

@@ -55,11 +55,13 @@ async def test_a_socket_ends_with_its_token(client: Client, shop: Shop, viewers:
     viewer = await shop.account()
     _, sid, _ = await live_show(client, shop)
     tokens = client.app[SERVICES].tokens
-    # A token issued so long ago that it expires a second from now.
-    token = tokens.issue(viewer.id, now=time.time() - tokens.ttl_seconds + 1)
+    # A token issued so long ago that it expires soon: long enough to connect and join on a
+    # loaded machine (a second was not).
+    expires = time.time() + 10
+    token = tokens.issue(viewer.id, now=expires - tokens.ttl_seconds)
     socket = await viewers(token=token)
     assert (await socket.call("stream:join", {"stream_id": sid}))["ok"]
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(expires - time.time() + 0.5)
     chat = await socket.call("stream:chat", {"stream_id": sid, "text": "still here?"})
     assert chat == {"ok": False, "error": "unauthorized", "message": "the token expired"}
     await eventually(lambda: not socket.sio.connected, 5, "the socket outlived its token")
