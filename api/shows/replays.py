@@ -36,15 +36,20 @@ class Replays:
         thumbnail_url: str | None,
         media: tuple[datetime, datetime] | None,
     ) -> None:
+        replay: dict[str, object] = {"vod_url": vod_url, "thumbnail_url": thumbnail_url}
         if media is None:
-            await self._set(stream_id, vod_url=vod_url, thumbnail_url=thumbnail_url)
+            await self._set(stream_id, **replay)
             return
         start, end = media
-        await self._set(
-            stream_id, vod_url=vod_url, thumbnail_url=thumbnail_url, recording_started_at=start
-        )
-        # A show its node's death cut short ended with its last media, not when a node noticed.
+        # One transaction: whoever sees the replay sees the show's end moved with it.
         async with self._sessions.begin() as session:
+            await session.execute(
+                update(Stream)
+                .where(Stream.id == stream_id)
+                .values(**replay, recording_started_at=start)
+            )
+            # A show its node's death cut short ended with its last media, not when a node
+            # noticed.
             await session.execute(
                 update(Stream)
                 .where(Stream.id == stream_id, Stream.status == StreamStatus.INTERRUPTED)
