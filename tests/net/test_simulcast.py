@@ -312,10 +312,13 @@ async def test_a_slow_hls_viewer_plays_a_lighter_rendition(
 
         await eventually(chosen, 60, lambda: f"hls.js did not pick by link: {seen}")
         played = {name: state["played"] for name, state in seen.items()}
-        await asyncio.sleep(5)
+        # Over 15 s, not 5: the lightest rendition peaks near the slow link's rate (361 of 400
+        # kbit/s in one run), so a short stall now and then is the link's; at least half of
+        # real time is playing.
+        await asyncio.sleep(15)
         for name, page in pages.items():
             state = await page.evaluate(HLS_LEVEL)
-            assert state["played"] > played[name] + 2.5, (name, played[name], state, master)
+            assert state["played"] > played[name] + 7.5, (name, played[name], state, master)
             await page.screenshot(path=str(ARTIFACTS / f"simulcast-hls-{name}.png"))
         # The publisher keeps all three layers up: the ladder's work on the SFU's loop no
         # longer reads as congestion on the publisher's link (kernel arrival times).
