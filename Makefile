@@ -54,12 +54,14 @@ test: install lint
 	$(MAKE) test-browser
 
 # Chromium and the server share a network namespace with only a loopback interface, so no
-# test traffic can reach another address. Creating it needs root (CI runs as root).
+# test traffic can reach another address, removed after the run. Creating it needs root (CI runs
+# as root).
 test-browser: install
 	@if [ "$$(id -u)" != 0 ]; then echo "test-browser: needs root for ip netns; skipped"; exit 0; fi; \
 	ip netns add $(NETNS) 2>/dev/null || true; \
 	ip netns exec $(NETNS) ip link set lo up; \
-	ip netns exec $(NETNS) $(PY) -m pytest -m browser tests/browser tests/net
+	ip netns exec $(NETNS) $(PY) -m pytest -m browser tests/browser tests/net; \
+	status=$$?; ip netns del $(NETNS); exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
