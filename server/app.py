@@ -392,18 +392,19 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    scraped = web.AppRunner(
-        worker_metrics(metrics, settings.metrics_token.get_secret_value()), access_log=None
-    )
-    await scraped.setup()
+    scraped: web.AppRunner | None = None
     if settings.worker_metrics_port:
+        token = settings.metrics_token.get_secret_value()
+        scraped = web.AppRunner(worker_metrics(metrics, token), access_log=None)
+        await scraped.setup()
         await web.TCPSite(scraped, settings.host, settings.worker_metrics_port).start()
     worker.start()
     try:
         await stop.wait()
     finally:
         await worker.close()
-        await scraped.cleanup()
+        if scraped is not None:
+            await scraped.cleanup()
         await database.dispose()
 
 

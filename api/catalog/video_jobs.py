@@ -37,10 +37,10 @@ from twins.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 
-# What the store says each output is (S3 keeps it; the local store's route reads it too).
 # How long a stopping worker keeps trying to hand its job back while the database is locked or
 # away (within compose's 45 s stop_grace_period); after that the lease's end hands it back.
 HANDBACK_SECONDS = 25.0
+# What the store says each output is (S3 keeps it; the local store's route reads it too).
 CONTENT_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",

@@ -37,24 +37,19 @@ class Replays:
         media: tuple[datetime, datetime] | None,
     ) -> None:
         replay: dict[str, object] = {"vod_url": vod_url, "thumbnail_url": thumbnail_url}
-        if media is None:
-            await self._set(stream_id, **replay)
-            return
-        start, end = media
+        if media is not None:
+            replay["recording_started_at"] = media[0]
         # One transaction: whoever sees the replay sees the show's end moved with it.
         async with self._sessions.begin() as session:
-            await session.execute(
-                update(Stream)
-                .where(Stream.id == stream_id)
-                .values(**replay, recording_started_at=start)
-            )
-            # A show its node's death cut short ended with its last media, not when a node
-            # noticed.
-            await session.execute(
-                update(Stream)
-                .where(Stream.id == stream_id, Stream.status == StreamStatus.INTERRUPTED)
-                .values(ended_at=end)
-            )
+            await session.execute(update(Stream).where(Stream.id == stream_id).values(**replay))
+            if media is not None:
+                # A show its node's death cut short ended with its last media, not when a node
+                # noticed.
+                await session.execute(
+                    update(Stream)
+                    .where(Stream.id == stream_id, Stream.status == StreamStatus.INTERRUPTED)
+                    .values(ended_at=media[1])
+                )
 
     async def _set(self, stream_id: str, **values: object) -> None:
         async with self._sessions.begin() as session:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from aiohttp import web
 from pydantic import model_validator
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.accounts.users import STAFF, require_user
@@ -206,7 +205,7 @@ class Reminders:
         return len(todo)
 
 
-def _due(now: datetime, after: tuple[datetime, str] | None) -> Any:
+def _due(now: datetime, after: tuple[datetime, str] | None) -> Select[Stream]:
     """A page of the planned shows someone asked to be reminded of that start within
     ``REMIND_BEFORE`` of ``now``, after ``(scheduled_at, id)`` if given."""
     query = select(Stream).where(
